@@ -1,0 +1,405 @@
+"""RCT data model and input checks: the one place where inputs are validated.
+
+Every public entry point of :mod:`sklearn_budget` funnels its RCT inputs
+(treatment, revenue outcome, cost outcome), uplift matrices and budgets
+through the functions here, so error messages are uniform and name the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+
+__all__ = [
+    "RCTData",
+    "rct_target",
+    "is_rct_target",
+    "unpack_target",
+    "check_rct",
+    "check_uplift",
+    "check_budget",
+    "labels_to_arms",
+    "arms_to_labels",
+]
+
+RCT_FIELDS = ("treatment", "revenue", "cost")
+
+
+def _as_1d(values, name):
+    """Return ``values`` as a 1-D numpy array, or raise a ValueError naming it."""
+    if hasattr(values, "detach"):  # torch tensor
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be one-dimensional with one value per user; got shape "
+            f"{arr.shape}. Pass a 1-D array, list or pandas Series."
+        )
+    return arr
+
+
+def _as_finite_float(values, name):
+    arr = _as_1d(values, name)
+    try:
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"`{name}` must be numeric; got dtype {arr.dtype}. Convert it to numbers first."
+        ) from exc
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(
+            f"`{name}` contains {int(bad.sum())} NaN or infinite value(s) (first at "
+            f"index {int(np.flatnonzero(bad)[0])}). Drop or impute those rows before fitting."
+        )
+    return arr
+
+
+def rct_target(treatment, revenue, cost):
+    """Pack RCT outcomes into one ``y`` that scikit-learn can slice.
+
+    Cross-validation splits ``X`` and ``y`` together, but not extra keyword
+    arguments (unless metadata routing is enabled). Packing the observed arm,
+    revenue and cost into a numpy structured array lets ``GridSearchCV``,
+    ``cross_val_score`` and ``Pipeline`` carry them without routing.
+
+    Parameters
+    ----------
+    treatment : array-like of shape (n_samples,)
+        Arm each user was randomised to (any hashable labels).
+    revenue : array-like of shape (n_samples,)
+        Observed revenue outcome.
+    cost : array-like of shape (n_samples,)
+        Observed cost outcome (non-negative).
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+        Structured array with fields ``"treatment"``, ``"revenue"`` and ``"cost"``.
+
+    Examples
+    --------
+    >>> from sklearn_budget import rct_target
+    >>> y = rct_target([0, 1, 2], [1.0, 2.0, 0.0], [0.0, 0.5, 0.0])
+    >>> y["revenue"]
+    array([1., 2., 0.])
+    >>> y[[0, 2]]["treatment"]
+    array([0, 0])
+    """
+    t = _as_1d(treatment, "treatment")
+    r = _as_finite_float(revenue, "revenue")
+    c = _as_finite_float(cost, "cost")
+    _check_lengths(t=t, r=r, c=c)
+    t_dtype = t.dtype if t.dtype.kind in "biuf" else object
+    y = np.empty(len(t), dtype=[("treatment", t_dtype), ("revenue", "f8"), ("cost", "f8")])
+    y["treatment"] = t
+    y["revenue"] = r
+    y["cost"] = c
+    return y
+
+
+def is_rct_target(y):
+    """Return True if ``y`` is a packed target built by :func:`rct_target`."""
+    names = getattr(getattr(y, "dtype", None), "names", None)
+    return names is not None and all(f in names for f in RCT_FIELDS)
+
+
+def unpack_target(y, treatment=None, cost=None):
+    """Return ``(treatment, revenue, cost)`` from a packed ``y`` or from keywords.
+
+    Parameters
+    ----------
+    y : structured ndarray or array-like of shape (n_samples,)
+        Either the output of :func:`rct_target` or the observed revenue.
+    treatment, cost : array-like of shape (n_samples,), default=None
+        Required when ``y`` is the plain revenue; must be omitted otherwise.
+
+    Returns
+    -------
+    treatment, revenue, cost : ndarray
+    """
+    if is_rct_target(y):
+        if treatment is not None or cost is not None:
+            raise ValueError(
+                "`y` is already a packed rct_target (it carries treatment and cost); "
+                "do not pass `treatment=` or `cost=` as well."
+            )
+        return y["treatment"], y["revenue"], y["cost"]
+    if y is None or treatment is None or cost is None:
+        missing = [n for n, v in (("y", y), ("treatment", treatment), ("cost", cost)) if v is None]
+        raise ValueError(
+            f"Missing RCT input(s): {', '.join(missing)}. Call fit(X, y=revenue, "
+            "treatment=..., cost=...) or pack them: fit(X, rct_target(treatment, revenue, cost))."
+        )
+    return treatment, y, cost
+
+
+def _check_lengths(**arrays):
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}={n}" for k, n in lengths.items())
+        raise ValueError(
+            f"Inconsistent numbers of samples ({detail}); every input needs one row per user."
+        )
+
+
+@dataclass(frozen=True)
+class RCTData:
+    """Validated RCT sample.
+
+    Attributes
+    ----------
+    treatment : ndarray of shape (n_samples,)
+        Labels as given.
+    arm : ndarray of shape (n_samples,)
+        Integer codes: 0 for control, ``k`` for ``levels[k - 1]``.
+    revenue, cost : ndarray of shape (n_samples,)
+        Observed outcomes (float64).
+    levels : ndarray of shape (n_levels,)
+        Sorted non-control labels (the column order of uplift matrices).
+    control_name : object
+        The control label.
+    propensity : ndarray of shape (n_samples,)
+        Probability that each user received the arm they were observed in.
+    """
+
+    treatment: np.ndarray
+    arm: np.ndarray
+    revenue: np.ndarray
+    cost: np.ndarray
+    levels: np.ndarray
+    control_name: object
+    propensity: np.ndarray
+
+    @property
+    def n_levels(self):
+        return len(self.levels)
+
+    @property
+    def n_samples(self):
+        return len(self.arm)
+
+    @property
+    def arm_probabilities(self):
+        """Probability of each arm in ``[control, *levels]`` order (mean over users)."""
+        probs = np.zeros(self.n_levels + 1)
+        for k in range(self.n_levels + 1):
+            mask = self.arm == k
+            probs[k] = self.propensity[mask].mean() if mask.any() else 0.0
+        return probs
+
+    def subset(self, index):
+        """Return the RCTData of the rows ``index`` (levels kept)."""
+        return RCTData(
+            self.treatment[index], self.arm[index], self.revenue[index], self.cost[index],
+            self.levels, self.control_name, self.propensity[index],
+        )
+
+
+def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_arm_samples=1,
+              levels=None):
+    """Validate RCT inputs and return an :class:`RCTData`.
+
+    Parameters
+    ----------
+    treatment : array-like of shape (n_samples,)
+        Observed arm labels; ``control_name`` marks the control group.
+    revenue, cost : array-like of shape (n_samples,)
+        Observed outcomes; cost must be non-negative.
+    control_name : hashable, default=0
+        Label of the control arm.
+    propensity : None, dict or array-like of shape (n_samples,), default=None
+        Assignment probabilities. None estimates them from arm frequencies; a
+        dict maps each label to its probability; an array gives each user's
+        probability of the arm they were observed in.
+    min_arm_samples : int, default=1
+        Fewest users every arm must have.
+    levels : array-like, default=None
+        Expected non-control labels (e.g. those seen in ``fit``). Labels outside
+        them raise; levels absent from this sample are allowed.
+
+    Returns
+    -------
+    RCTData
+
+    Examples
+    --------
+    >>> from sklearn_budget._validation import check_rct
+    >>> rct = check_rct(["c", "a", "b", "c"], [1, 2, 3, 4], [0, 1, 1, 0], control_name="c")
+    >>> rct.levels, rct.arm
+    (array(['a', 'b'], dtype='<U1'), array([0, 1, 2, 0]))
+    """
+    t = _as_1d(treatment, "treatment")
+    r = _as_finite_float(revenue, "revenue")
+    c = _as_finite_float(cost, "cost")
+    _check_lengths(treatment=t, revenue=r, cost=c)
+    if len(t) == 0:
+        raise ValueError("The RCT sample is empty; pass at least one user per arm.")
+    if (c < 0).any():
+        raise ValueError(
+            f"`cost` has {int((c < 0).sum())} negative value(s); observed costs must be "
+            ">= 0 (the amount spent on each user). Check the sign or the column."
+        )
+    is_control = t == control_name
+    if not np.any(is_control):
+        raise ValueError(
+            f"No control users: no treatment label equals control_name={control_name!r}. "
+            f"Labels seen: {list(np.unique(t))[:10]}. Set `control_name` to the control label."
+        )
+    seen_levels = np.unique(t[~is_control])
+    if levels is None:
+        levels = seen_levels
+        if len(levels) == 0:
+            raise ValueError(
+                "Only the control arm is present; an RCT needs at least two arms "
+                "(control and one incentive level)."
+            )
+    else:
+        levels = np.asarray(levels)
+        unknown = np.setdiff1d(seen_levels, levels)
+        if len(unknown):
+            raise ValueError(
+                f"Treatment labels {list(unknown)} were not seen when fitting (known: "
+                f"{list(levels)}). Refit on data that contains every arm."
+            )
+    arm = labels_to_arms(t, levels, control_name)
+    counts = np.bincount(arm, minlength=len(levels) + 1)
+    if min_arm_samples > 1 and counts.min() < min_arm_samples:
+        names = [control_name, *levels]
+        small = {names[k]: int(n) for k, n in enumerate(counts) if n < min_arm_samples}
+        raise ValueError(
+            f"Arm(s) with too few users: {small} (need at least {min_arm_samples} each). "
+            "Collect more data, merge rare arms, or drop them."
+        )
+    p = _check_propensity(propensity, t, arm, counts, control_name, levels)
+    return RCTData(t, arm, r, c, levels, control_name, p)
+
+
+def _check_propensity(propensity, t, arm, counts, control_name, levels):
+    n = len(arm)
+    if propensity is None:
+        return (counts / n)[arm]
+    if isinstance(propensity, dict):
+        missing = [lab for lab in [control_name, *levels] if lab not in propensity
+                   and counts[labels_to_arms(np.asarray([lab]), levels, control_name)[0]] > 0]
+        if missing:
+            raise ValueError(
+                f"`propensity` dict has no probability for arm(s) {missing}; give one per label."
+            )
+        p = np.array([float(propensity[lab]) for lab in t])
+    else:
+        p = _as_finite_float(propensity, "propensity")
+        _check_lengths(treatment=t, propensity=p)
+    if (p <= 0).any() or (p > 1).any():
+        raise ValueError(
+            "`propensity` values must lie in (0, 1]; they are each user's probability of "
+            "the arm they were observed in."
+        )
+    return p
+
+
+def labels_to_arms(labels, levels, control_name=0):
+    """Map treatment labels to integer arms: 0 = control, k = ``levels[k - 1]``."""
+    labels = np.asarray(labels)
+    levels = np.asarray(levels)
+    arm = np.zeros(len(labels), dtype=np.int64)
+    is_control = labels == control_name
+    if (~is_control).any():
+        rest = labels[~is_control]
+        pos = np.searchsorted(levels, rest)
+        pos_clipped = np.minimum(pos, len(levels) - 1)
+        if len(levels) == 0 or np.any(levels[pos_clipped] != rest):
+            unknown = np.unique(rest[(pos >= len(levels)) | (levels[pos_clipped] != rest)])
+            raise ValueError(
+                f"Unknown treatment label(s) {list(unknown)[:10]}; known levels are "
+                f"{list(levels)} and control {control_name!r}."
+            )
+        arm[~is_control] = pos_clipped + 1
+    return arm
+
+
+def arms_to_labels(arms, levels, control_name=0):
+    """Inverse of :func:`labels_to_arms`."""
+    arms = np.asarray(arms)
+    names = np.asarray([control_name, *levels], dtype=np.result_type(np.asarray(levels),
+                                                                       np.asarray([control_name])))
+    return names[arms]
+
+
+def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
+    """Validate (n, K) uplift matrices (columns = incentive levels, control excluded).
+
+    Returns numpy float arrays (or the torch tensors themselves when
+    ``allow_torch`` is True and both inputs are tensors).
+    """
+    pair = [revenue_uplift] if cost_uplift is None else [revenue_uplift, cost_uplift]
+    names = ["revenue_uplift", "cost_uplift"]
+    out = []
+    for name, m in zip(names, pair):
+        if hasattr(m, "detach") and allow_torch:
+            import torch
+
+            if m.ndim == 1:
+                m = m[:, None]
+            if m.ndim != 2:
+                raise ValueError(f"`{name}` must be 2-D (n_users, n_levels); got {tuple(m.shape)}.")
+            if not torch.is_floating_point(m):
+                m = m.double()
+            if not bool(torch.isfinite(m).all()):
+                raise ValueError(f"`{name}` contains NaN or infinite values; fix the model's output.")
+            out.append(m)
+            continue
+        if hasattr(m, "detach"):
+            m = m.detach().cpu().numpy()
+        arr = np.asarray(m)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise ValueError(
+                f"`{name}` must be 2-D with one row per user and one column per incentive "
+                f"level (control excluded); got shape {arr.shape}."
+            )
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")
+        if arr.dtype.kind != "f":
+            arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"`{name}` contains NaN or infinite values; fix or drop those users first."
+            )
+        out.append(arr)
+    if len(out) == 2:
+        if type(out[0]) is not type(out[1]):
+            raise TypeError("Pass revenue_uplift and cost_uplift as the same array type.")
+        if tuple(out[0].shape) != tuple(out[1].shape):
+            raise ValueError(
+                f"revenue_uplift {tuple(out[0].shape)} and cost_uplift {tuple(out[1].shape)} "
+                "must have the same shape (n_users, n_levels)."
+            )
+        if out[0].dtype != out[1].dtype:
+            if hasattr(out[0], "detach"):
+                out[1] = out[1].to(out[0].dtype)
+            else:
+                dt = np.result_type(out[0], out[1])
+                out = [o.astype(dt, copy=False) for o in out]
+        return out[0], out[1]
+    return out[0]
+
+
+def check_budget(budget, *, name="budget", allow_none=False):
+    """Return ``budget`` as a float, checking it is finite and non-negative."""
+    if budget is None and allow_none:
+        return None
+    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (Real, np.number)):
+        raise TypeError(f"`{name}` must be a real number; got {type(budget).__name__}.")
+    budget = float(budget)
+    if not np.isfinite(budget) or budget < 0:
+        raise ValueError(
+            f"`{name}` must be finite and >= 0; got {budget}. A budget is an amount of "
+            "cost units (per user or in total)."
+        )
+    return budget
