@@ -189,8 +189,8 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     >>> c = np.array([[1.0, 2.0], [1.0, 2.0]])
     >>> allocate_at_multiplier(r, c, 0.4)
     array([2, 1])
-    >>> allocate_at_multiplier(r, c, 1.5)
-    array([1, 0])
+    >>> allocate_at_multiplier(r, c, 0.8)
+    array([2, 0])
     """
     r, c = check_uplift(revenue_uplift, cost_uplift, allow_torch=True)
     lam = float(multiplier)
@@ -449,8 +449,8 @@ def _solve(xp, r, c, budget, random_state, greedy=True):
         rows = (xp.arange(n, device=solver.dev) if n <= _FULL_GREEDY_SIZE
                 else solver.threshold_rows)
         solver.greedy(rows)
-    return BudgetAllocation(solver.assignment, float(lam_star), solver.spend, solver.value,
-                            solver.dual_bound(lam_star), budget)
+    return BudgetAllocation(solver.assignment, float(lam_star), float(solver.spend),
+                            float(solver.value), float(solver.dual_bound(lam_star)), budget)
 
 
 def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_per_user=None,

@@ -88,7 +88,7 @@ def rct_target(treatment, revenue, cost):
     >>> y["revenue"]
     array([1., 2., 0.])
     >>> y[[0, 2]]["treatment"]
-    array([0, 0])
+    array([0, 2])
     """
     t = _as_1d(treatment, "treatment")
     r = _as_finite_float(revenue, "revenue")

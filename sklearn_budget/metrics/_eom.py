@@ -1,0 +1,427 @@
+"""Expected Outcome Metric (EOM) and the cost curve of a budget policy.
+
+The EOM estimates, from an RCT, the per-user outcome a policy ``pi`` would
+earn: only users whose random arm equals ``pi(x_i)`` count, re-weighted by the
+inverse probability of that arm and self-normalised (Hajek)::
+
+    EOM_y = sum_i y_i [t_i = pi(x_i)] / p_i  /  sum_i [t_i = pi(x_i)] / p_i
+
+"Incremental" subtracts the same estimate for the all-control policy, so the
+policy "everyone control" has incremental revenue and cost exactly 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._solver import allocate_at_multiplier
+from .._validation import check_budget, check_rct, check_uplift, labels_to_arms
+
+__all__ = [
+    "ExpectedOutcome",
+    "CostCurve",
+    "expected_outcome",
+    "cost_curve",
+    "value_at_budget",
+    "multiplier_at_budget",
+]
+
+
+@dataclass(frozen=True)
+class ExpectedOutcome:
+    """Per-user outcomes of a policy estimated on an RCT (see :func:`expected_outcome`).
+
+    Attributes
+    ----------
+    revenue, cost : float
+        Hajek IPW estimates of the mean revenue and cost per user under the policy.
+    incremental_revenue, incremental_cost : float
+        The same minus the estimates for the all-control policy.
+    n_matched : int
+        Number of users whose observed arm equals the policy's arm.
+    """
+
+    revenue: float
+    cost: float
+    incremental_revenue: float
+    incremental_cost: float
+    n_matched: int
+
+
+class _EOMEvaluator:
+    """Pre-computed weights of one RCT sample, to evaluate many policies fast."""
+
+    def __init__(self, rct):
+        self.rct = rct
+        self.weight = 1.0 / rct.propensity
+        self.w_rev = self.weight * rct.revenue
+        self.w_cost = self.weight * rct.cost
+        # the all-control policy, computed exactly like any policy (so it scores 0)
+        w, wr, wc, _ = self.sums(np.zeros_like(rct.arm))
+        self.control_revenue = wr / w
+        self.control_cost = wc / w
+
+    def sums(self, policy_arm):
+        """Return ``(weight, weighted revenue, weighted cost, n_matched)`` sums."""
+        match = policy_arm == self.rct.arm
+        return (self.weight @ match, self.w_rev @ match, self.w_cost @ match,
+                int(np.count_nonzero(match)))
+
+    def evaluate(self, policy_arm):
+        w, wr, wc, n_matched = self.sums(policy_arm)
+        if n_matched == 0:
+            raise ValueError(
+                "No RCT user's observed arm equals the policy's arm, so the expected "
+                "outcome cannot be estimated. Use a larger RCT sample or check that the "
+                "assignment uses the same labels as `treatment`."
+            )
+        rev, cost = wr / w, wc / w
+        return ExpectedOutcome(float(rev), float(cost), float(rev - self.control_revenue),
+                               float(cost - self.control_cost), n_matched)
+
+
+def expected_outcome(assignment, treatment, revenue, cost, propensity=None, control_name=0):
+    """Estimate a policy's per-user revenue and cost on RCT data (Hajek IPW EOM).
+
+    Parameters
+    ----------
+    assignment : array-like of shape (n_samples,)
+        Arm the policy gives each RCT user, in the label space of ``treatment``.
+    treatment : array-like of shape (n_samples,)
+        Arm each user was randomised to.
+    revenue, cost : array-like of shape (n_samples,)
+        Observed outcomes.
+    propensity : None, dict or array-like of shape (n_samples,), default=None
+        Assignment probabilities: None uses the arm frequencies, a dict maps
+        each label to its probability, an array gives each user's probability
+        of their observed arm.
+    control_name : hashable, default=0
+        Label of the control arm.
+
+    Returns
+    -------
+    ExpectedOutcome
+        ``revenue``, ``cost``, ``incremental_revenue``, ``incremental_cost``
+        (minus the control arm's Hajek means) and ``n_matched``.
+
+    Examples
+    --------
+    >>> from sklearn_budget.metrics import expected_outcome
+    >>> treatment = [0, 0, 1, 1]
+    >>> revenue = [1.0, 3.0, 4.0, 6.0]
+    >>> cost = [0.0, 0.0, 1.0, 1.0]
+    >>> eom = expected_outcome([1, 1, 1, 1], treatment, revenue, cost)
+    >>> eom.revenue, eom.incremental_revenue, eom.incremental_cost, eom.n_matched
+    (5.0, 3.0, 1.0, 2)
+    """
+    rct = check_rct(treatment, revenue, cost, control_name=control_name, propensity=propensity)
+    assignment = np.asarray(assignment)
+    if assignment.ndim != 1 or len(assignment) != rct.n_samples:
+        raise ValueError(
+            f"`assignment` must have one arm label per RCT user, shape ({rct.n_samples},); "
+            f"got shape {assignment.shape}."
+        )
+    arms = labels_to_arms(assignment, rct.levels, control_name)
+    return _EOMEvaluator(rct).evaluate(arms)
+
+
+@dataclass(frozen=True, eq=False)
+class CostCurve:
+    """EOM cost curve of a policy family ``a_i(lam)`` (see :func:`cost_curve`).
+
+    Points are ordered by decreasing multiplier, i.e. increasing predicted
+    spend; the EOM cost is then non-decreasing up to sampling noise.
+
+    Attributes
+    ----------
+    multipliers : ndarray of shape (n_points,)
+        Multipliers ``lam`` of the sweep (last one 0: maximal spend).
+    incremental_cost, incremental_revenue : ndarray of shape (n_points,)
+        EOM incremental cost and revenue per user of ``a(lam)``.
+    n_matched : ndarray of shape (n_points,)
+        RCT users matching the policy at each point.
+    """
+
+    multipliers: np.ndarray
+    incremental_cost: np.ndarray
+    incremental_revenue: np.ndarray
+    n_matched: np.ndarray
+
+    def _locate(self, budget):
+        """Return ``(j, t)``: the budget lies at ``(1 - t) * point[j-1] + t * point[j]``."""
+        cost = self.incremental_cost
+        hit = np.flatnonzero(cost >= budget)
+        if len(hit) == 0:  # budget above the maximal spend: stay at the max-spend point
+            return int(np.argmax(cost)), None
+        j = int(hit[0])
+        if j == 0:
+            return 0, None
+        c0, c1 = cost[j - 1], cost[j]
+        return j, float((budget - c0) / (c1 - c0))
+
+    def value_at(self, budget):
+        """EOM incremental revenue per user where the EOM cost first reaches ``budget``.
+
+        Linear interpolation between the two neighbouring points; from the
+        origin (treat nobody) when the first point already exceeds the
+        budget; the value at maximal spend when the budget exceeds it.
+        """
+        budget = check_budget(budget)
+        if budget == 0:
+            return 0.0
+        j, t = self._locate(budget)
+        rev = self.incremental_revenue
+        if t is None:
+            if j == 0 and self.incremental_cost[0] > budget:
+                return float(rev[0] * budget / self.incremental_cost[0])
+            return float(rev[j])
+        return float(rev[j - 1] + t * (rev[j] - rev[j - 1]))
+
+    def multiplier_at(self, budget):
+        """Multiplier where the EOM cost first reaches ``budget`` (linear interpolation).
+
+        The first (largest) multiplier when even it exceeds the budget, the
+        multiplier of the maximal-spend point when the budget exceeds it.
+        """
+        budget = check_budget(budget)
+        j, t = self._locate(budget)
+        lam = self.multipliers
+        if t is None:
+            return float(lam[j])
+        return float(lam[j - 1] + t * (lam[j] - lam[j - 1]))
+
+
+def _multiplier_grid(r, c, n_multipliers):
+    """Multipliers from the quantiles of the users' decision breakpoints.
+
+    Breakpoints are the ``lam`` where a user's best option may change: level
+    ``k`` vs control (``r_k / c_k``) and level ``k`` vs level ``j``
+    (``(r_k - r_j) / (c_k - c_j)``). Returned in decreasing order, starting
+    above the largest breakpoint (nobody with a positive cost is treated) and
+    ending at 0.
+    """
+    n_levels = r.shape[1]
+    cands = []
+    zero = np.zeros((r.shape[0], 1), dtype=r.dtype)
+    R, C = np.hstack([zero, r]), np.hstack([zero, c])
+    for j in range(n_levels):
+        dr = R[:, j + 1:] - R[:, j:j + 1]
+        dc = C[:, j + 1:] - C[:, j:j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = dr / dc
+        cands.append(lam[(dc != 0) & np.isfinite(lam) & (lam > 0)])
+    cands = np.concatenate(cands) if cands else np.zeros(0)
+    if len(cands) == 0:
+        return np.array([1.0, 0.0])
+    top = float(cands.max())
+    qs = np.quantile(cands, np.linspace(0.0, 1.0, max(n_multipliers - 2, 1)))
+    grid = np.unique(np.concatenate([[0.0, top * 1.01 + 1e-12], qs]))
+    return grid[::-1]
+
+
+def _curve(evaluator, r, c, multipliers):
+    rows = []
+    for lam in multipliers:
+        arms = np.asarray(allocate_at_multiplier(r, c, lam))
+        rows.append(evaluator.sums(arms))
+    sums = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    ok = sums[:, 3] > 0
+    if not ok.any():
+        raise ValueError(
+            "No RCT user's observed arm matches the policy at any multiplier, so the "
+            "cost curve cannot be estimated. Use a larger RCT sample."
+        )
+    w = sums[ok, 0]
+    return CostCurve(
+        multipliers=np.asarray(multipliers, dtype=np.float64)[ok],
+        incremental_cost=sums[ok, 2] / w - evaluator.control_cost,
+        incremental_revenue=sums[ok, 1] / w - evaluator.control_revenue,
+        n_matched=sums[ok, 3].astype(np.int64),
+    )
+
+
+def _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity, control_name,
+             levels):
+    rct = check_rct(treatment, revenue, cost, control_name=control_name, propensity=propensity,
+                    levels=levels)
+    r, c = check_uplift(revenue_uplift, cost_uplift)
+    if r.shape[0] != rct.n_samples:
+        raise ValueError(
+            f"The uplift predictions have {r.shape[0]} rows but the RCT has {rct.n_samples} "
+            "users; predict on the same users as `treatment`."
+        )
+    if r.shape[1] != rct.n_levels:
+        raise ValueError(
+            f"The uplift predictions have {r.shape[1]} column(s) but the RCT has "
+            f"{rct.n_levels} incentive level(s) {list(rct.levels)}; pass `levels=` (the "
+            "levels the model was fitted on) when a level is missing from this sample."
+        )
+    return rct, r, c
+
+
+def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propensity=None,
+               control_name=0, multipliers=None, n_multipliers=100, levels=None):
+    """EOM incremental cost and revenue of the budget policy along a multiplier sweep.
+
+    For each multiplier ``lam`` the policy is
+    ``a_i(lam) = argmax_k r_hat[i, k] - lam * c_hat[i, k]`` (control when no
+    score is positive, :func:`~sklearn_budget.allocate_at_multiplier`); its EOM
+    incremental cost and revenue per user are measured on the RCT.
+
+    Parameters
+    ----------
+    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
+        Predicted uplifts of the RCT users, columns in sorted level order.
+    treatment, revenue, cost : array-like of shape (n_samples,)
+        Observed RCT arm and outcomes.
+    propensity : None, dict or array-like of shape (n_samples,), default=None
+        Assignment probabilities (see :func:`expected_outcome`).
+    control_name : hashable, default=0
+        Label of the control arm.
+    multipliers : array-like, default=None
+        Multipliers to evaluate (sorted decreasingly). None builds
+        ``n_multipliers`` of them from the quantiles of the users' decision
+        breakpoints ``r/c`` and ``(r_k - r_j)/(c_k - c_j)``, plus 0 and one
+        above the largest breakpoint (nobody with positive cost treated).
+    n_multipliers : int, default=100
+        Size of the automatic grid.
+    levels : array-like, default=None
+        Non-control labels of the uplift columns (e.g. ``estimator.levels_``);
+        None takes the sorted non-control labels of ``treatment``.
+
+    Returns
+    -------
+    CostCurve
+        ``multipliers``, ``incremental_cost``, ``incremental_revenue`` and
+        ``n_matched``, from the largest multiplier (spend ~0) to 0 (maximal
+        spend). Points where no user matches are dropped. Methods
+        ``value_at(budget)`` and ``multiplier_at(budget)`` read it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_budget.metrics import cost_curve
+    >>> rng = np.random.default_rng(0)
+    >>> n = 2000
+    >>> treatment = rng.integers(0, 2, n)
+    >>> gain = rng.uniform(0, 2, n)            # true revenue uplift
+    >>> revenue = treatment * gain + rng.normal(size=n)
+    >>> cost = treatment * 1.0                 # each treated user costs 1
+    >>> curve = cost_curve(gain[:, None], np.ones((n, 1)), treatment, revenue, cost)
+    >>> lam = curve.multipliers
+    >>> len(lam), bool(lam[0] > gain.max()), float(lam[-1])
+    (100, True, 0.0)
+    >>> curve.incremental_cost[[0, -1]].round(3)        # nobody treated ... everyone treated
+    array([0., 1.])
+    >>> bool(curve.value_at(0.5) > 0.5 * curve.incremental_revenue[-1])
+    True
+    """
+    rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
+                         control_name, levels)
+    if multipliers is None:
+        if int(n_multipliers) < 3:
+            raise ValueError(f"`n_multipliers` must be >= 3; got {n_multipliers}.")
+        multipliers = _multiplier_grid(r, c, int(n_multipliers))
+    else:
+        multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
+        if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
+                (multipliers < 0).any():
+            raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")
+        multipliers = np.sort(multipliers)[::-1]
+    return _curve(_EOMEvaluator(rct), r, c, multipliers)
+
+
+def value_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budget, *,
+                    propensity=None, control_name=0, n_multipliers=100, levels=None):
+    """EOM incremental revenue per user of the policy at a per-user budget.
+
+    Sweeps the multiplier (:func:`cost_curve`) and reads the EOM incremental
+    revenue where the EOM incremental cost first reaches ``budget``, linearly
+    interpolating between the neighbouring points. A budget above the
+    maximal spend gives the value at maximal spend; budget 0 gives 0.
+
+    Parameters
+    ----------
+    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
+        Predicted uplifts of the RCT users.
+    treatment, revenue, cost : array-like of shape (n_samples,)
+        Observed RCT arm and outcomes.
+    budget : float
+        Average incremental cost per user (>= 0).
+    propensity, control_name, n_multipliers, levels
+        See :func:`cost_curve`.
+
+    Returns
+    -------
+    value : float
+        EOM incremental revenue per user.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_budget.metrics import value_at_budget
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000
+    >>> treatment = rng.integers(0, 2, n)
+    >>> gain = rng.uniform(0, 2, n)
+    >>> revenue = treatment * gain + rng.normal(scale=0.1, size=n)
+    >>> cost = treatment * 1.0
+    >>> # best half of the users (gain in [1, 2]) are worth 0.75 per user
+    >>> value = value_at_budget(gain[:, None], np.ones((n, 1)), treatment, revenue, cost, 0.5)
+    >>> bool(abs(value - 0.75) < 0.05)
+    True
+    """
+    budget = check_budget(budget)
+    curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost,
+                       propensity=propensity, control_name=control_name,
+                       n_multipliers=n_multipliers, levels=levels)
+    return curve.value_at(budget)
+
+
+def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budget, *,
+                         propensity=None, control_name=0, n_multipliers=100, levels=None):
+    """Multiplier at which the policy's EOM incremental cost meets a per-user budget.
+
+    Used to calibrate a deployment multiplier on held-out RCT data. The
+    multiplier is linearly interpolated between the two sweep points around
+    the first crossing of ``budget`` (see :func:`cost_curve`); when the budget
+    exceeds the maximal spend it is the multiplier of the maximal-spend point,
+    when even the largest multiplier overspends it is that multiplier.
+
+    Parameters
+    ----------
+    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
+        Predicted uplifts of the RCT users.
+    treatment, revenue, cost : array-like of shape (n_samples,)
+        Observed RCT arm and outcomes.
+    budget : float
+        Average incremental cost per user (>= 0).
+    propensity, control_name, n_multipliers, levels
+        See :func:`cost_curve`.
+
+    Returns
+    -------
+    multiplier : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_budget.metrics import multiplier_at_budget
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000
+    >>> treatment = rng.integers(0, 2, n)
+    >>> gain = rng.uniform(0, 2, n)
+    >>> revenue = treatment * gain
+    >>> cost = treatment * 1.0
+    >>> # treating half of the users: those with gain above ~1
+    >>> lam = multiplier_at_budget(gain[:, None], np.ones((n, 1)), treatment, revenue, cost, 0.5)
+    >>> round(lam, 1)
+    1.0
+    """
+    budget = check_budget(budget)
+    curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost,
+                       propensity=propensity, control_name=control_name,
+                       n_multipliers=n_multipliers, levels=levels)
+    return curve.multiplier_at(budget)
