@@ -1,0 +1,330 @@
+"""Shared fit / calibrate / allocate / score logic of the budget allocators.
+
+Data flow of every allocator::
+
+    fit(X, RCT)  ->  _fit_uplift (subclass: revenue and cost uplift models)
+                 ->  calibrate the deployment multiplier (held-out RCT slice or
+                     predicted costs)
+    predict / predict_cost  ->  _predict_uplift (subclass)
+    allocate  ->  solver (allocate_at_multiplier / solve_budget_allocation)
+    score     ->  metrics.value_at_budget on RCT data
+
+Subclasses implement two private hooks:
+
+- ``_fit_uplift(self, X, rct)``: fit the uplift models on the validated
+  training features ``X`` (ndarray) and :class:`~sklearn_budget._validation.RCTData`
+  ``rct`` (``rct.arm`` holds integer arms 0..K, 0 = control).
+- ``_predict_uplift(self, X)``: return ``(revenue_uplift, cost_uplift)``,
+  float64 arrays of shape (n, K) with columns in ``self.levels_`` order.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._solver import allocate_at_multiplier, solve_budget_allocation
+from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
+from .metrics import cost_curve, value_at_budget
+
+__all__ = ["BaseBudgetAllocator"]
+
+
+class BaseBudgetAllocator(BaseEstimator):
+    """Base class of the budget allocators (two-stage and end-to-end).
+
+    Not meant to be used directly: subclasses implement ``_fit_uplift`` and
+    ``_predict_uplift`` (see the module docstring) and inherit ``fit``,
+    ``predict``, ``predict_cost``, ``allocate`` and ``score``.
+
+    Parameters (shared by the subclasses)
+    -------------------------------------
+    budget : float
+        Average incremental cost per user the allocation may spend (cost
+        units per user; scale-free in the number of users, so it survives
+        cross-validation folds).
+    control_name : hashable
+        Treatment label of the control arm.
+    calibration : {"holdout", "predicted"}
+        How the deployment multiplier is chosen after the uplift models are
+        fitted. ``"holdout"``: a stratified slice of the RCT
+        (``calibration_size``) is kept out of the fit, and the multiplier is
+        the one whose policy's EOM incremental cost on that slice meets
+        ``budget`` (robust to biased cost predictions). ``"predicted"``: all
+        data fits the models and the multiplier is the Lagrange multiplier of
+        :func:`~sklearn_budget.solve_budget_allocation` on the training
+        users' predicted uplifts (trusts the predicted costs).
+    calibration_size : float or int
+        Fraction (float in (0, 1)) or number (int) of RCT users held out for
+        ``calibration="holdout"``; ignored otherwise.
+    random_state : int, RandomState instance or None
+        Seed of the calibration split (and of the subclass's models).
+
+    Attributes
+    ----------
+    levels_ : ndarray of shape (n_levels,)
+        Sorted non-control treatment labels: the columns of ``predict``.
+    n_levels_ : int
+        Number of incentive levels K.
+    treatment_probabilities_ : ndarray of shape (n_levels + 1,)
+        Assignment probability of each arm, control first.
+    multiplier_ : float
+        Calibrated Lagrange multiplier used by :meth:`allocate`.
+    calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`
+        EOM cost curve of the fitted model on the calibration data (the
+        held-out slice, or the training data for ``calibration="predicted"``).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen in ``fit`` (only when ``X`` has string column names).
+    """
+
+    _parameter_constraints: dict = {
+        "budget": [Interval(Real, 0, None, closed="left")],
+        "control_name": "no_validation",
+        "calibration": [StrOptions({"holdout", "predicted"})],
+        "calibration_size": [
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "random_state": ["random_state"],
+    }
+
+    # Points of the multiplier sweep used to calibrate on RCT data.
+    _n_multipliers = 200
+
+    # -- hooks ---------------------------------------------------------------------
+    def _fit_uplift(self, X, rct):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict_uplift(self, X):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- fit -----------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, treatment=None, cost=None, propensity=None):
+        """Fit the uplift models on RCT data and calibrate the multiplier.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the RCT users.
+        y : structured ndarray or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target` (treatment, revenue,
+            cost), or the observed revenue with ``treatment`` and ``cost``
+            as keywords.
+        treatment : array-like of shape (n_samples,), default=None
+            Observed arm labels, when ``y`` is the plain revenue.
+        cost : array-like of shape (n_samples,), default=None
+            Observed cost (>= 0), when ``y`` is the plain revenue.
+        propensity : None, dict or array-like of shape (n_samples,), default=None
+            Known assignment probabilities: a dict ``{label: probability}``
+            or each user's probability of the observed arm. None uses the
+            arm frequencies.
+
+        Returns
+        -------
+        self : object
+            Fitted allocator.
+        """
+        X = validate_data(self, X, reset=True)
+        treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
+        rct = check_rct(treatment, revenue, cost, control_name=self.control_name,
+                        propensity=propensity, min_arm_samples=2)
+        if rct.n_samples != X.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} rows but the RCT outcomes have {rct.n_samples}; pass "
+                "one row of features per RCT user."
+            )
+        self.levels_ = rct.levels
+        self.n_levels_ = rct.n_levels
+        self.treatment_probabilities_ = rct.arm_probabilities
+
+        if self.calibration == "holdout":
+            train, cal = self._calibration_split(rct)
+            X_train, rct_train = X[train], rct.subset(train)
+            X_cal, rct_cal = X[cal], rct.subset(cal)
+        else:
+            X_train, rct_train = X, rct
+            X_cal, rct_cal = X, rct
+
+        self._fit_uplift(X_train, rct_train)
+        r_cal, c_cal = self._checked_uplift(X_cal)
+        self._calibrate(r_cal, c_cal, rct_cal)
+        return self
+
+    def _calibration_split(self, rct):
+        """Train / calibration indices, stratified by arm."""
+        try:
+            train, cal = train_test_split(
+                np.arange(rct.n_samples), test_size=self.calibration_size,
+                stratify=rct.arm, random_state=self.random_state,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"Cannot hold out calibration_size={self.calibration_size} of "
+                f"{rct.n_samples} RCT users with every arm on both sides ({exc}). Use more "
+                "data, another calibration_size, or calibration='predicted'."
+            ) from exc
+        return np.sort(train), np.sort(cal)
+
+    def _calibrate(self, r_cal, c_cal, rct_cal):
+        """Set ``calibration_curve_`` and ``multiplier_`` from calibration predictions."""
+        self._calibration_method = self.calibration
+        self._calibration_uplift = (r_cal, c_cal)
+        self._calibration_rct = rct_cal
+        self.calibration_curve_ = cost_curve(
+            r_cal, c_cal, rct_cal.treatment, rct_cal.revenue, rct_cal.cost,
+            propensity=rct_cal.propensity, control_name=self.control_name,
+            n_multipliers=self._n_multipliers, levels=self.levels_,
+        )
+        self.multiplier_ = self._multiplier_for(check_budget(self.budget))
+
+    def _multiplier_for(self, budget):
+        """Deployment multiplier for a per-user ``budget``, calibrated as in ``fit``."""
+        if self._calibration_method == "holdout":
+            # same reading as metrics.multiplier_at_budget, on the stored curve
+            return self.calibration_curve_.multiplier_at(budget)
+        r, c = self._calibration_uplift
+        return float(solve_budget_allocation(r, c, budget_per_user=budget).multiplier)
+
+    # -- predict -------------------------------------------------------------------
+    def _checked_uplift(self, X):
+        r, c = check_uplift(*self._predict_uplift(X))
+        if r.shape != (X.shape[0], self.n_levels_):
+            raise ValueError(
+                f"{type(self).__name__}._predict_uplift returned shape {r.shape}; expected "
+                f"({X.shape[0]}, {self.n_levels_}) (one column per level {list(self.levels_)})."
+            )
+        return r.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
+
+    def _validated_uplift(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return self._checked_uplift(X)
+
+    def predict(self, X):
+        """Predict the revenue uplift of every incentive level against control.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Users' features.
+
+        Returns
+        -------
+        revenue_uplift : ndarray of shape (n_samples, n_levels)
+            Columns in ``levels_`` order.
+        """
+        return self._validated_uplift(X)[0]
+
+    def predict_cost(self, X):
+        """Predict the cost uplift of every incentive level against control.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Users' features.
+
+        Returns
+        -------
+        cost_uplift : ndarray of shape (n_samples, n_levels)
+            Columns in ``levels_`` order.
+        """
+        return self._validated_uplift(X)[1]
+
+    # -- allocate ------------------------------------------------------------------
+    def allocate(self, X, budget=None, total_budget=None):
+        """Assign each user the control or one incentive level.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Users to allocate.
+        budget : float, default=None
+            Average incremental cost per user. None uses the fitted
+            ``multiplier_`` (calibrated for ``self.budget``); a value
+            re-reads the multiplier for that budget from the calibration
+            data, the same way as in ``fit``.
+        total_budget : float, default=None
+            Total budget in cost units for these users: solves the budget
+            problem on the predicted uplifts of ``X``
+            (:func:`~sklearn_budget.solve_budget_allocation`), so the
+            *predicted* spend is at most ``total_budget``.
+
+        Returns
+        -------
+        assignment : ndarray of shape (n_samples,)
+            Treatment labels (``control_name`` or one of ``levels_``).
+        """
+        if budget is not None and total_budget is not None:
+            raise ValueError(
+                "Give at most one of `budget` (per user, calibrated multiplier) and "
+                "`total_budget` (total, solved on the predictions)."
+            )
+        r, c = self._validated_uplift(X)
+        if total_budget is not None:
+            total_budget = check_budget(total_budget, name="total_budget")
+            arms = solve_budget_allocation(r, c, budget=total_budget).assignment
+        else:
+            multiplier = (self.multiplier_ if budget is None
+                          else self._multiplier_for(check_budget(budget)))
+            arms = self._allocate(r, c, multiplier)
+        return arms_to_labels(np.asarray(arms), self.levels_, self.control_name)
+
+    def _allocate(self, revenue_uplift, cost_uplift, multiplier):
+        """Integer arms 0..K of the policy at ``multiplier``."""
+        return allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier)
+
+    # -- score ---------------------------------------------------------------------
+    def score(self, X, y, treatment=None, cost=None, propensity=None, sample_weight=None):
+        """EOM incremental revenue per user at ``self.budget`` on RCT data.
+
+        The policy family of the predictions is swept over multipliers and
+        read where the EOM incremental cost on these RCT users meets
+        ``budget`` (:func:`~sklearn_budget.metrics.value_at_budget`).
+        Higher is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the RCT users.
+        y : structured ndarray or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target`, or the observed revenue
+            with ``treatment`` and ``cost`` as keywords.
+        treatment, cost : array-like of shape (n_samples,), default=None
+            Observed arm and cost when ``y`` is the plain revenue.
+        propensity : None, dict or array-like of shape (n_samples,), default=None
+            Assignment probabilities (see :meth:`fit`).
+        sample_weight : None
+            Not supported; must stay None. It is in the signature only because
+            ``Pipeline.score`` forwards ``sample_weight=None`` when metadata
+            routing is enabled.
+
+        Returns
+        -------
+        score : float
+            EOM incremental revenue per user.
+        """
+        if sample_weight is not None:
+            raise ValueError(
+                "score() does not support sample_weight: the EOM weights users by their "
+                "inverse assignment probability; pass `propensity=` to change those weights."
+            )
+        r, c = self._validated_uplift(X)
+        treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
+        return value_at_budget(
+            r, c, treatment, revenue, cost, self.budget, propensity=propensity,
+            control_name=self.control_name, levels=self.levels_,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = True
+        return tags

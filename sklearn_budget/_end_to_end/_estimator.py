@@ -1,0 +1,309 @@
+"""EndToEndBudgetAllocator: the scikit-learn face of the end-to-end method."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.dataset import Dataset
+from skorch.helper import SliceDict, predefined_split
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._base import BaseBudgetAllocator
+from ..metrics import multiplier_at_budget, value_at_budget
+from ._goal import GRADIENT_ESTIMATORS
+from ._module import UpliftNetwork
+from ._net import BudgetNet, GoalMultiplier
+
+__all__ = ["EndToEndBudgetAllocator"]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class EndToEndBudgetAllocator(BaseBudgetAllocator):
+    """Budget allocation learned end to end through the marketing goal.
+
+    A torch network (shared trunk, per-arm revenue and cost heads) is trained
+    with skorch on RCT data to minimise::
+
+        loss = L_pred - reg_weight * G
+
+    where ``L_pred`` fits each user's observed arm outcomes (scaled squared or
+    Huber error) and ``G`` is the Lagrangian value of the budget allocation
+    that the model's own predictions define, measured on the RCT batch
+    (Yan et al. 2023). ``G`` is piecewise constant, so its gradient is
+    estimated (``gradient_estimator``). ``reg_weight=0`` is the plain
+    two-stage neural model.
+
+    After training, the deployment multiplier is calibrated on a held-out RCT
+    slice so that the EOM incremental cost meets ``budget``, exactly as in
+    :class:`~sklearn_budget.TwoStageBudgetAllocator`.
+
+    Parameters
+    ----------
+    budget : float, default=1.0
+        Average incremental cost per user the allocation may spend.
+    reg_weight : float, default=1.0
+        Weight of the marketing goal in the loss (0 = prediction loss only).
+    gradient_estimator : {"fd", "es", "softmax"}, default="fd"
+        ``"fd"``: per-user finite differences (lowest variance); ``"es"``:
+        Gaussian smoothing with antithetic pairs (the paper's family);
+        ``"softmax"``: a differentiable relaxation of the argmax.
+    n_perturbations : int, default=16
+        Antithetic pairs per batch for ``"es"``.
+    perturbation_scale : float, default=0.1
+        ``"es"``: noise std relative to the scores' std. ``"fd"``: floor of
+        the flip margin relative to the scores' std.
+    temperature : float, default=0.3
+        ``"softmax"``: temperature relative to the scores' std.
+    goal_multipliers : tuple of float, default=(1.0,)
+        The goal is averaged over these multiples of the current multiplier
+        (a schedule of prices around the budget's one).
+    warmup_epochs : int, default=5
+        Epochs of prediction loss only before the goal is switched on.
+    goal_batch_size : int or None, default=None
+        If set, the goal is measured on a separate random batch of this many
+        training samples each step (EOM needs large batches); None uses the
+        training batch.
+    hidden_layer_sizes : tuple of int, default=(64, 64)
+    monotone_cost : bool, default=True
+        Cost uplift non-negative and non-decreasing in the level by
+        construction (for ordered incentive levels).
+    loss : {"mse", "huber"}, default="mse"
+        Prediction loss on scaled outcomes.
+    lr : float, default=1e-3
+    batch_size : int, default=512
+    max_epochs : int, default=30
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    weight_decay : float, default=1e-4
+    early_stopping : bool, default=True
+        Keep the epoch with the best validation goal (EOM value at the budget
+        on ``validation_fraction`` of the training data), stop after
+        ``patience`` epochs without improvement.
+    validation_fraction : float, default=0.15
+    patience : int, default=8
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available, else CPU.
+    control_name : hashable, default=0
+    calibration : {"holdout", "predicted"}, default="holdout"
+    calibration_size : float, default=0.3
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+        1 prints skorch's epoch table.
+
+    Attributes
+    ----------
+    net_ : BudgetNet
+        The fitted skorch net (``net_.history`` has losses and goals).
+    levels_ : ndarray
+        Non-control treatment labels (column order of ``predict``).
+    multiplier_ : float
+        Calibrated deployment multiplier.
+
+    Examples
+    --------
+    >>> from sklearn_budget import EndToEndBudgetAllocator, rct_target
+    >>> from sklearn_budget.datasets import make_marketing_rct
+    >>> d = make_marketing_rct(n_samples=3000, random_state=0)
+    >>> est = EndToEndBudgetAllocator(budget=1.0, max_epochs=3, warmup_epochs=1,
+    ...                               random_state=0)
+    >>> est = est.fit(d.X, rct_target(d.treatment, d.revenue, d.cost))
+    >>> est.predict(d.X[:2]).shape
+    (2, 3)
+    """
+
+    _parameter_constraints = {
+        **BaseBudgetAllocator._parameter_constraints,
+        "reg_weight": [Interval(Real, 0, None, closed="left")],
+        "gradient_estimator": [StrOptions(set(GRADIENT_ESTIMATORS))],
+        "n_perturbations": [Interval(Integral, 1, None, closed="left")],
+        "perturbation_scale": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "goal_multipliers": [tuple, list],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "goal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_layer_sizes": [tuple, list],
+        "monotone_cost": ["boolean"],
+        "loss": [StrOptions({"mse", "huber"})],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, budget=1.0, reg_weight=1.0, *, gradient_estimator="fd",
+                 n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
+                 goal_multipliers=(1.0,), warmup_epochs=5, goal_batch_size=None,
+                 hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
+                 batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
+                 early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
+                 control_name=0, calibration="holdout", calibration_size=0.3,
+                 random_state=None, verbose=0):
+        self.budget = budget
+        self.reg_weight = reg_weight
+        self.gradient_estimator = gradient_estimator
+        self.n_perturbations = n_perturbations
+        self.perturbation_scale = perturbation_scale
+        self.temperature = temperature
+        self.goal_multipliers = goal_multipliers
+        self.warmup_epochs = warmup_epochs
+        self.goal_batch_size = goal_batch_size
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.monotone_cost = monotone_cost
+        self.loss = loss
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.control_name = control_name
+        self.calibration = calibration
+        self.calibration_size = calibration_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- data --------------------------------------------------------------------------
+    def _scaled_dict(self, X, rct=None):
+        x = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
+        if rct is None:
+            return SliceDict(x=x)
+        return SliceDict(
+            x=x,
+            arm=rct.arm.astype(np.int64),
+            revenue=(rct.revenue / self.revenue_scale_).astype(np.float32),
+            cost=(rct.cost / self.cost_scale_).astype(np.float32),
+            weight=(1.0 / rct.propensity).astype(np.float32),
+        )
+
+    def _forward_scaled(self, x, batch=65536):
+        """Scaled (revenue, cost) uplift predictions, numpy float64."""
+        module = self.net_.module_
+        was_training = module.training
+        module.eval()
+        out_r, out_c = [], []
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                xb = torch.as_tensor(x[s:s + batch], device=self.net_.device)
+                rev, cost = module(xb)
+                out_r.append((rev[:, 1:] - rev[:, :1]).double().cpu().numpy())
+                out_c.append((cost[:, 1:] - cost[:, :1]).double().cpu().numpy())
+        module.train(was_training)
+        k = self.n_levels_
+        if not out_r:
+            return np.zeros((0, k)), np.zeros((0, k))
+        return np.concatenate(out_r), np.concatenate(out_c)
+
+    def _goal_value(self, x, rct, budget):
+        """EOM incremental revenue at ``budget`` of the current predictions."""
+        r, c = self._forward_scaled(x)
+        return value_at_budget(r * self.revenue_scale_, c * self.cost_scale_, rct.arm,
+                               rct.revenue, rct.cost, budget, propensity=rct.propensity,
+                               levels=np.arange(1, self.n_levels_ + 1))
+
+    # -- hooks of BaseBudgetAllocator -----------------------------------------------------
+    def _fit_uplift(self, X, rct):
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        torch.manual_seed(seed)
+        X = np.asarray(X, dtype=np.float64)
+        self.x_mean_ = X.mean(axis=0)
+        self.x_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+        self.revenue_scale_ = float(np.std(rct.revenue)) or 1.0
+        self.cost_scale_ = float(np.std(rct.cost)) or 1.0
+
+        callbacks = [("goal_multiplier", GoalMultiplier(self._make_calibrator(X, rct, rng)))]
+        train_split = None
+        idx_train = np.arange(len(X))
+        if self.early_stopping:
+            idx_train, idx_valid = train_test_split(
+                idx_train, test_size=self.validation_fraction, stratify=rct.arm,
+                random_state=rng.randint(np.iinfo(np.int32).max))
+            valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
+            train_split = predefined_split(Dataset(self._scaled_dict(x_valid, valid_rct)))
+            scaled_valid = self._scaled_dict(x_valid)["x"]
+            callbacks += [
+                ("valid_goal", EpochScoring(
+                    lambda net, X_, y_: self._goal_value(scaled_valid, valid_rct, self.budget),
+                    lower_is_better=False, name="valid_goal", use_caching=False)),
+                ("early_stopping", EarlyStopping(monitor="valid_goal", lower_is_better=False,
+                                                 patience=self.patience, load_best=True,
+                                                 sink=lambda *a: None)),
+            ]
+        train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
+        self.net_ = BudgetNet(
+            UpliftNetwork,
+            module__n_features=X.shape[1],
+            module__n_arms=self.n_levels_ + 1,
+            module__hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+            module__monotone_cost=self.monotone_cost,
+            criterion=torch.nn.MSELoss,  # unused: BudgetNet.get_loss builds the loss
+            optimizer=_OPTIMIZERS[self.optimizer],
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            train_split=train_split,
+            callbacks=callbacks,
+            iterator_train__shuffle=True,
+            device=_resolve_device(self.device),
+            verbose=self.verbose,
+            reg_weight=self.reg_weight,
+            gradient_estimator=self.gradient_estimator,
+            n_perturbations=self.n_perturbations,
+            perturbation_scale=self.perturbation_scale,
+            temperature=self.temperature,
+            loss_type=self.loss,
+            warmup_epochs=self.warmup_epochs,
+            goal_multipliers=tuple(self.goal_multipliers),
+            goal_batch_size=self.goal_batch_size,
+            seed=seed,
+        )
+        self.net_.initialize()
+        if self.goal_batch_size:
+            self.net_.goal_data_ = {k: torch.as_tensor(v, device=self.net_.device)
+                                    for k, v in train_dict.items()}
+        self.net_.partial_fit(train_dict, None)
+        return self
+
+    def _make_calibrator(self, X, rct, rng, max_rows=20000):
+        """Multiplier (scaled units) meeting the budget on the training RCT (EOM)."""
+        rows = np.arange(len(X))
+        if len(rows) > max_rows:
+            rows = np.sort(rng.choice(rows, max_rows, replace=False))
+        sub = rct.subset(rows)
+        x_rows = X[rows]
+
+        def calibrate(net):
+            r, c = self._forward_scaled(self._scaled_dict(x_rows)["x"])
+            lam = multiplier_at_budget(r * self.revenue_scale_, c * self.cost_scale_, sub.arm,
+                                       sub.revenue, sub.cost, self.budget,
+                                       propensity=sub.propensity,
+                                       levels=np.arange(1, self.n_levels_ + 1))
+            return lam * self.cost_scale_ / self.revenue_scale_
+
+        return calibrate
+
+    def _predict_uplift(self, X):
+        x = self._scaled_dict(np.asarray(X, dtype=np.float64))["x"]
+        r, c = self._forward_scaled(x)
+        return r * self.revenue_scale_, c * self.cost_scale_

@@ -1,0 +1,122 @@
+"""skorch driver: the regularised loss and the callbacks that schedule it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+from ._goal import gain_matrix, marketing_goal
+
+__all__ = ["BudgetNet", "GoalMultiplier"]
+
+
+class BudgetNet(NeuralNet):
+    """A skorch ``NeuralNet`` whose loss is ``L_pred - reg_weight * goal``.
+
+    ``X`` is a dict (:class:`skorch.helper.SliceDict`) with the features
+    ``"x"`` and the per-sample RCT fields ``"arm"`` (0 = control),
+    ``"revenue"``, ``"cost"`` (scaled by ``revenue_scale``/``cost_scale``) and
+    ``"weight"`` (inverse propensity); skorch batches all of them together, so
+    the loss sees each user's observed arm and outcomes. ``y`` is unused.
+
+    Extra parameters (besides skorch's) are set as attributes:
+    ``reg_weight``, ``gradient_estimator``, ``n_perturbations``,
+    ``perturbation_scale``, ``temperature``, ``loss_type`` ("mse" or "huber"),
+    ``warmup_epochs``, ``goal_multipliers`` (factors applied to the current
+    multiplier), ``goal_batch_size`` and ``goal_data`` (tensors the larger goal
+    batch is drawn from), ``seed``.
+    """
+
+    def __init__(self, module, *args, reg_weight=1.0, gradient_estimator="fd",
+                 n_perturbations=16, perturbation_scale=0.1, temperature=0.3, loss_type="mse",
+                 warmup_epochs=0, goal_multipliers=(1.0,), goal_batch_size=None, seed=0,
+                 **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.reg_weight = reg_weight
+        self.gradient_estimator = gradient_estimator
+        self.n_perturbations = n_perturbations
+        self.perturbation_scale = perturbation_scale
+        self.temperature = temperature
+        self.loss_type = loss_type
+        self.warmup_epochs = warmup_epochs
+        self.goal_multipliers = goal_multipliers
+        self.goal_batch_size = goal_batch_size
+        self.seed = seed
+        # multiplier of the goal in scaled units, set by the GoalMultiplier callback
+        self.multiplier_ = 0.0
+        self.goal_data_ = None
+
+    def initialize(self):
+        super().initialize()
+        self.generator_ = torch.Generator(device=self.device).manual_seed(self.seed)
+        return self
+
+    # -- loss --------------------------------------------------------------------------
+    def _prediction_loss(self, revenue_pred, cost_pred, batch):
+        arm = batch["arm"][:, None]
+        r_fit = revenue_pred.gather(1, arm)[:, 0]
+        c_fit = cost_pred.gather(1, arm)[:, 0]
+        fn = torch.nn.functional.huber_loss if self.loss_type == "huber" else \
+            torch.nn.functional.mse_loss
+        return fn(r_fit, batch["revenue"]) + fn(c_fit, batch["cost"])
+
+    def goal_active(self):
+        return self.reg_weight > 0 and len(self.history) > self.warmup_epochs
+
+    def _goal(self, revenue_pred, cost_pred, batch):
+        r_up = revenue_pred[:, 1:] - revenue_pred[:, :1]
+        c_up = cost_pred[:, 1:] - cost_pred[:, :1]
+        surrogate, value = 0.0, 0.0
+        for factor in self.goal_multipliers:
+            lam = self.multiplier_ * factor
+            gains = gain_matrix(batch["arm"], batch["revenue"], batch["cost"], batch["weight"],
+                                lam)
+            s, v = marketing_goal(r_up, c_up, gains, lam, estimator=self.gradient_estimator,
+                                  n_perturbations=self.n_perturbations,
+                                  perturbation_scale=self.perturbation_scale,
+                                  temperature=self.temperature, generator=self.generator_)
+            surrogate = surrogate + s / len(self.goal_multipliers)
+            value += v / len(self.goal_multipliers)
+        return surrogate, value
+
+    def _goal_batch(self):
+        """A random batch of ``goal_batch_size`` training samples, forwarded."""
+        data = self.goal_data_
+        n = data["arm"].shape[0]
+        idx = torch.randint(0, n, (min(self.goal_batch_size, n),), generator=self.generator_,
+                            device=self.device)
+        batch = {k: v[idx] for k, v in data.items()}
+        revenue_pred, cost_pred = self.module_(batch["x"])
+        return revenue_pred, cost_pred, batch
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        revenue_pred, cost_pred = y_pred
+        batch = {k: v.to(self.device) for k, v in X.items() if k != "x"}
+        loss = self._prediction_loss(revenue_pred, cost_pred, batch)
+        if training and self.goal_active():
+            if self.goal_batch_size and self.goal_data_ is not None:
+                revenue_pred, cost_pred, batch = self._goal_batch()
+            surrogate, value = self._goal(revenue_pred, cost_pred, batch)
+            self.history.record_batch("goal", value)
+            loss = loss - self.reg_weight * surrogate
+        return loss
+
+
+class GoalMultiplier(Callback):
+    """Re-calibrates the goal's multiplier at the start of every epoch.
+
+    ``calibrate(net)`` returns the multiplier (scaled units) at which the
+    allocation from the current predictions meets the budget on the training
+    RCT data (EOM incremental cost); it is only called once the goal is active.
+    """
+
+    def __init__(self, calibrate):
+        self.calibrate = calibrate
+
+    def on_epoch_begin(self, net, **kwargs):
+        if net.reg_weight > 0 and len(net.history) > net.warmup_epochs:
+            lam = float(self.calibrate(net))
+            net.multiplier_ = lam if np.isfinite(lam) else 0.0
+            net.history.record("goal_multiplier", net.multiplier_)

@@ -1,0 +1,191 @@
+"""Two-stage baseline: any uplift learner (stage 1) + the budget solver (stage 2)."""
+
+from __future__ import annotations
+
+import inspect
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods
+
+from ._base import BaseBudgetAllocator
+
+__all__ = ["TwoStageBudgetAllocator"]
+
+
+def _names(method, name):
+    """Whether ``method`` has a parameter called ``name``."""
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def _accepts(method, name):
+    """Whether ``method`` takes the keyword ``name`` (explicitly or via ``**kwargs``)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signature
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class TwoStageBudgetAllocator(BaseBudgetAllocator):
+    """Two-stage budget allocation: uplift learner, then the budget solver.
+
+    Today's practice, as a drop-in alternative to
+    :class:`~sklearn_budget.EndToEndBudgetAllocator`: stage 1 fits a revenue
+    and a cost uplift model with any uplift learner (causalml meta-learners
+    such as ``BaseTRegressor``, ``BaseXRegressor``, ``BaseRRegressor``,
+    ``BaseDRRegressor``, ``BaseSRegressor``, their classifier twins, or any
+    object with the same contract); stage 2 assigns each user the level
+    maximising ``r_hat - multiplier * c_hat``
+    (:func:`~sklearn_budget.allocate_at_multiplier`), with the multiplier
+    calibrated so that the budget is met.
+
+    Parameters
+    ----------
+    revenue_learner : object, default=None
+        Unfitted uplift learner for the revenue outcome, with
+        ``fit(X=, treatment=, y=[, p=])`` and ``predict(X=[, p=, verbose=])``
+        returning the (n, K) uplift of the non-control arms in sorted order
+        (causalml's contract). It is cloned in ``fit``, never fitted in
+        place; the clone sees integer arms ``0..K`` (0 = control, ``k`` =
+        ``levels_[k - 1]``) and, when it has a ``control_name`` parameter,
+        gets ``control_name=0``. The known RCT assignment probabilities are
+        passed as ``p`` (a dict ``{arm: P(arm | arm or control)}``), so X, R
+        and DR learners fit no propensity model. None builds a causalml
+        ``BaseTRegressor(learner=HistGradientBoostingRegressor())`` (see
+        :func:`sklearn_budget.baselines.make_meta_learner` for others).
+    cost_learner : object, default=None
+        Same for the cost outcome; None uses a clone of ``revenue_learner``.
+    budget : float, default=1.0
+        Average incremental cost per user (cost units per user).
+    control_name : hashable, default=0
+        Treatment label of the control arm.
+    calibration : {"holdout", "predicted"}, default="holdout"
+        ``"holdout"``: fit on ``1 - calibration_size`` of the RCT and choose
+        the multiplier whose EOM incremental cost on the held-out slice meets
+        ``budget``. ``"predicted"``: fit on everything and take the Lagrange
+        multiplier of the budget problem on the training users' predicted
+        uplifts.
+    calibration_size : float or int, default=0.3
+        Fraction or number of RCT users held out (stratified by arm) for
+        ``calibration="holdout"``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the calibration split and of the default learner.
+
+    Attributes
+    ----------
+    revenue_learner_, cost_learner_ : object
+        Fitted clones of the learners.
+    levels_ : ndarray of shape (n_levels,)
+        Sorted non-control treatment labels (the columns of ``predict``).
+    n_levels_ : int
+        Number of incentive levels.
+    treatment_probabilities_ : ndarray of shape (n_levels + 1,)
+        Assignment probability of each arm, control first.
+    multiplier_ : float
+        Calibrated multiplier used by :meth:`allocate`.
+    calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`
+        EOM cost curve of the calibration data.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen in ``fit`` (only when ``X`` has string column names).
+
+    See Also
+    --------
+    sklearn_budget.solve_budget_allocation : Stage 2 on given predictions.
+    sklearn_budget.metrics.value_at_budget : What :meth:`score` returns.
+
+    Examples
+    --------
+    >>> from causalml.inference.meta import BaseTRegressor
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn_budget import rct_target
+    >>> from sklearn_budget._two_stage import TwoStageBudgetAllocator
+    >>> from sklearn_budget.datasets import make_marketing_rct
+    >>> data = make_marketing_rct(n_samples=3000, random_state=0)
+    >>> y = rct_target(data.treatment, data.revenue, data.cost)
+    >>> est = TwoStageBudgetAllocator(BaseTRegressor(learner=Ridge()), budget=1.0,
+    ...                               random_state=0).fit(data.X, y)
+    >>> est.predict(data.X[:5]).shape
+    (5, 3)
+    >>> est.allocate(data.X[:5]).shape
+    (5,)
+    >>> bool(est.score(data.X, y) > 0)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseBudgetAllocator._parameter_constraints,
+        "revenue_learner": [HasMethods(["fit", "predict"]), None],
+        "cost_learner": [HasMethods(["fit", "predict"]), None],
+    }
+
+    def __init__(self, revenue_learner=None, cost_learner=None, *, budget=1.0, control_name=0,
+                 calibration="holdout", calibration_size=0.3, random_state=None):
+        self.revenue_learner = revenue_learner
+        self.cost_learner = cost_learner
+        self.budget = budget
+        self.control_name = control_name
+        self.calibration = calibration
+        self.calibration_size = calibration_size
+        self.random_state = random_state
+
+    # -- stage 1 -------------------------------------------------------------------
+    def _make_learner(self, template):
+        if template is None:
+            from .baselines import _default_learner
+
+            learner = _default_learner(random_state=self.random_state)
+        else:
+            learner = clone(template, safe=False)
+        if hasattr(learner, "get_params") and "control_name" in learner.get_params(deep=False):
+            learner.set_params(control_name=0)  # the learner sees arms 0..K
+        return learner
+
+    def _propensity_dict(self, n):
+        """causalml's ``p``: ``P(arm k | arm k or control)`` per user, for k = 1..K."""
+        probs = self.treatment_probabilities_
+        return {k: np.full(n, probs[k] / (probs[k] + probs[0]))
+                for k in range(1, self.n_levels_ + 1)}
+
+    def _fit_uplift(self, X, rct):
+        revenue_learner = self._make_learner(self.revenue_learner)
+        cost_template = self.revenue_learner if self.cost_learner is None else self.cost_learner
+        cost_learner = self._make_learner(cost_template)
+        p = self._propensity_dict(X.shape[0])
+        for learner, outcome in ((revenue_learner, rct.revenue), (cost_learner, rct.cost)):
+            kwargs = {"X": X, "treatment": rct.arm, "y": outcome}
+            if _accepts(learner.fit, "p"):
+                kwargs["p"] = p
+            if isinstance(self.random_state, Integral) and _names(learner.fit, "seed"):
+                kwargs["seed"] = self.random_state  # DR-learner's cross-fitting folds
+            learner.fit(**kwargs)
+        self.revenue_learner_ = revenue_learner
+        self.cost_learner_ = cost_learner
+
+    def _predict_learner(self, learner, X, name):
+        kwargs = {"X": X}
+        if _accepts(learner.predict, "p"):
+            kwargs["p"] = self._propensity_dict(X.shape[0])
+        if _accepts(learner.predict, "verbose"):
+            kwargs["verbose"] = False
+        uplift = learner.predict(**kwargs)
+        uplift = np.asarray(uplift, dtype=np.float64)
+        if uplift.ndim == 1:
+            uplift = uplift[:, None]
+        if uplift.shape != (X.shape[0], self.n_levels_):
+            raise ValueError(
+                f"{name}.predict returned shape {uplift.shape}; expected ({X.shape[0]}, "
+                f"{self.n_levels_}): one uplift column per non-control level "
+                f"{list(self.levels_)}, in sorted order (causalml's layout)."
+            )
+        return uplift
+
+    def _predict_uplift(self, X):
+        return (self._predict_learner(self.revenue_learner_, X, "revenue_learner"),
+                self._predict_learner(self.cost_learner_, X, "cost_learner"))

@@ -1,0 +1,110 @@
+"""Stage-1 uplift learners for the two-stage baseline (optional causalml extra).
+
+causalml is imported lazily, only when a learner is built, so
+``import sklearn_budget`` works without it. Without the extra, building a
+learner raises an ImportError that says what to install::
+
+    pip install "sklearn-budget[baselines]"
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["make_meta_learner"]
+
+_EXTRA = 'pip install "sklearn-budget[baselines]"'
+
+# kind -> causalml class name stem (Base{stem}{Regressor,Classifier})
+_KINDS = {"S": "S", "T": "T", "X": "X", "R": "R", "DR": "DR"}
+
+
+def _import_causalml_meta():
+    """Return ``causalml.inference.meta`` or raise an ImportError naming the extra."""
+    try:
+        return importlib.import_module("causalml.inference.meta")
+    except ImportError as exc:
+        raise ImportError(
+            "The two-stage baselines use causalml's meta-learners, which are not installed "
+            f"(or failed to import: {exc}). Install the optional extra: {_EXTRA}. "
+            "Alternatively pass your own `revenue_learner` with the causalml "
+            "fit(X=, treatment=, y=) / predict(X=) contract."
+        ) from exc
+
+
+def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=0, **kwargs):
+    """Build an unfitted causalml meta-learner (S, T, X, R or DR).
+
+    A convenience for :class:`~sklearn_budget.TwoStageBudgetAllocator`'s
+    ``revenue_learner`` / ``cost_learner``; any causalml learner built by hand
+    works as well.
+
+    Parameters
+    ----------
+    kind : {"S", "T", "X", "R", "DR"}, default="T"
+        Meta-learner family (``BaseSRegressor``, ``BaseTRegressor``, ...).
+    learner : estimator, default=None
+        Base scikit-learn-compatible model of every nuisance / effect model
+        (of the outcome models only for the X, R and DR classifiers, whose
+        effect models are ``HistGradientBoostingRegressor()`` unless given in
+        ``kwargs``). None uses ``HistGradientBoostingRegressor()``
+        (``HistGradientBoostingClassifier()`` when ``classifier`` is True).
+    classifier : bool, default=False
+        Build the classifier twin (``BaseTClassifier``, ...) for a binary outcome.
+    control_name : hashable, default=0
+        Control label of the learner. :class:`TwoStageBudgetAllocator`
+        overrides it with its own arm coding when it fits a clone.
+    **kwargs
+        Further keyword arguments of the causalml class (e.g. ``n_fold`` of
+        the R-learner).
+
+    Returns
+    -------
+    learner : causalml ``BaseLearner``
+        Unfitted; fit it with keywords ``fit(X=..., treatment=..., y=..., p=...)``.
+
+    Raises
+    ------
+    ImportError
+        If causalml is not installed; the message names the extra to install.
+
+    Examples
+    --------
+    >>> from sklearn_budget.baselines import make_meta_learner
+    >>> type(make_meta_learner("X")).__name__
+    'BaseXRegressor'
+    """
+    stem = _KINDS.get(str(kind).upper())
+    if stem is None:
+        raise ValueError(f"`kind` must be one of {sorted(_KINDS)}; got {kind!r}.")
+    meta = _import_causalml_meta()
+    if learner is None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        learner = HistGradientBoostingClassifier() if classifier else _default_regressor()
+    cls = getattr(meta, f"Base{stem}{'Classifier' if classifier else 'Regressor'}")
+    if classifier and stem in ("X", "R"):
+        # causalml's X and R classifiers take a classifier for the outcomes and a
+        # regressor for the effects, no shared `learner`.
+        kwargs.setdefault("outcome_learner", learner)
+        kwargs.setdefault("effect_learner", _default_regressor())
+        return cls(control_name=control_name, **kwargs)
+    if classifier and stem == "DR":
+        kwargs.setdefault("treatment_effect_learner", _default_regressor())
+    return cls(learner=learner, control_name=control_name, **kwargs)
+
+
+def _default_regressor():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor()
+
+
+def _default_learner(random_state=None):
+    """T-learner with gradient-boosted trees: the default stage 1 of the baseline."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    meta = _import_causalml_meta()
+    return meta.BaseTRegressor(
+        learner=HistGradientBoostingRegressor(max_iter=100, random_state=random_state)
+    )

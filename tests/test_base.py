@@ -1,0 +1,257 @@
+"""Tests of BaseBudgetAllocator through a small causalml-free subclass."""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sklearn_budget import allocate_at_multiplier, rct_target, solve_budget_allocation
+from sklearn_budget._base import BaseBudgetAllocator
+from sklearn_budget.datasets import make_marketing_rct
+from sklearn_budget.metrics import (
+    cost_curve,
+    expected_outcome,
+    make_budget_scorer,
+    multiplier_at_budget,
+    value_at_budget,
+)
+
+
+class RidgeTAllocator(BaseBudgetAllocator):
+    """Ridge T-learner for revenue and cost: the smallest useful subclass."""
+
+    _parameter_constraints = {**BaseBudgetAllocator._parameter_constraints, "alpha": [float]}
+
+    def __init__(self, *, budget=1.0, control_name=0, calibration="holdout",
+                 calibration_size=0.3, random_state=None, alpha=1.0):
+        self.budget = budget
+        self.control_name = control_name
+        self.calibration = calibration
+        self.calibration_size = calibration_size
+        self.random_state = random_state
+        self.alpha = alpha
+
+    def _fit_uplift(self, X, rct):
+        self.seen_n_, self.seen_arms_ = X.shape[0], np.bincount(rct.arm)
+        self.models_ = [
+            [Ridge(alpha=self.alpha).fit(X[rct.arm == k], y[rct.arm == k])
+             for k in range(rct.n_levels + 1)]
+            for y in (rct.revenue, rct.cost)
+        ]
+
+    def _predict_uplift(self, X):
+        out = []
+        for models in self.models_:
+            pred = np.column_stack([m.predict(X) for m in models])
+            out.append(pred[:, 1:] - pred[:, :1])
+        return out[0], out[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_marketing_rct(n_samples=3000, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def y(data):
+    return rct_target(data.treatment, data.revenue, data.cost)
+
+
+@pytest.fixture(scope="module")
+def fitted(data, y):
+    return RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, y)
+
+
+@pytest.fixture
+def routing():
+    sklearn.set_config(enable_metadata_routing=True)
+    try:
+        yield
+    finally:
+        sklearn.set_config(enable_metadata_routing=False)
+
+
+def _relabel(data, mapping):
+    """Relabel the data's integer arms with `mapping` (control = mapping[0])."""
+    return np.array([mapping[t] for t in data.treatment], dtype=object)
+
+
+def test_fit_sets_attributes(fitted, data):
+    assert fitted.levels_.tolist() == [1, 2, 3]
+    assert fitted.n_levels_ == 3
+    assert fitted.n_features_in_ == data.X.shape[1]
+    np.testing.assert_allclose(fitted.treatment_probabilities_.sum(), 1.0)
+    assert np.isfinite(fitted.multiplier_) and fitted.multiplier_ >= 0
+    curve = fitted.calibration_curve_
+    assert curve.multipliers[-1] == 0 and curve.incremental_cost.shape == curve.multipliers.shape
+
+
+def test_init_only_stores_and_clone(fitted):
+    est = RidgeTAllocator(budget=-5.0, calibration="nonsense")  # validated in fit, not here
+    assert est.get_params()["budget"] == -5.0
+    cloned = clone(fitted)
+    assert not hasattr(cloned, "multiplier_")
+    assert cloned.get_params() == fitted.get_params()
+
+
+@pytest.mark.parametrize("params", [
+    {"budget": -1.0}, {"calibration": "both"}, {"calibration_size": 1.5},
+    {"calibration_size": 0}, {"random_state": "seed"},
+])
+def test_parameter_validation(data, y, params):
+    with pytest.raises(InvalidParameterError):
+        RidgeTAllocator(**params).fit(data.X, y)
+
+
+def test_holdout_fits_on_stratified_part(fitted, data):
+    n = len(data.X)
+    assert fitted.seen_n_ == pytest.approx(0.7 * n, abs=2)
+    full = np.bincount(data.treatment)
+    np.testing.assert_allclose(fitted.seen_arms_ / full, 0.7, atol=0.01)  # stratified by arm
+
+
+def test_holdout_multiplier_meets_budget_on_calibration_slice(fitted):
+    # The multiplier is metrics.multiplier_at_budget on the held-out slice.
+    r, c = fitted._calibration_uplift
+    rct = fitted._calibration_rct
+    lam = multiplier_at_budget(r, c, rct.treatment, rct.revenue, rct.cost, fitted.budget,
+                               propensity=rct.propensity, n_multipliers=fitted._n_multipliers)
+    assert fitted.multiplier_ == pytest.approx(lam)
+    # the EOM incremental cost of the deployed policy on that slice is the budget
+    arms = allocate_at_multiplier(r, c, fitted.multiplier_)
+    eom = expected_outcome(arms, rct.arm, rct.revenue, rct.cost, propensity=rct.propensity)
+    assert eom.incremental_cost == pytest.approx(fitted.budget, rel=0.1)
+
+
+def test_predicted_calibration_uses_predicted_costs(data, y):
+    est = RidgeTAllocator(budget=1.0, calibration="predicted").fit(data.X, y)
+    assert est.seen_n_ == len(data.X)
+    r, c = est.predict(data.X), est.predict_cost(data.X)
+    sol = solve_budget_allocation(r, c, budget_per_user=1.0)
+    assert est.multiplier_ == pytest.approx(sol.multiplier)
+    # recalibrating for another budget uses the same rule
+    sol2 = solve_budget_allocation(r, c, budget_per_user=2.0)
+    assert est._multiplier_for(2.0) == pytest.approx(sol2.multiplier)
+    np.testing.assert_array_equal(est.allocate(data.X, budget=2.0),
+                                  allocate_at_multiplier(r, c, sol2.multiplier))
+    # calibration curve is computed on the training data
+    curve = cost_curve(r, c, data.treatment, data.revenue, data.cost, n_multipliers=200)
+    np.testing.assert_allclose(est.calibration_curve_.incremental_cost, curve.incremental_cost)
+
+
+def test_packed_and_keywords_agree(data, y, fitted):
+    est = RidgeTAllocator(budget=1.0, random_state=0).fit(
+        data.X, data.revenue, treatment=data.treatment, cost=data.cost)
+    np.testing.assert_allclose(est.predict(data.X), fitted.predict(data.X))
+    assert est.multiplier_ == fitted.multiplier_
+    with pytest.raises(ValueError, match="already a packed"):
+        RidgeTAllocator().fit(data.X, y, treatment=data.treatment)
+    with pytest.raises(ValueError, match="Missing RCT input"):
+        RidgeTAllocator().fit(data.X, data.revenue)
+
+
+def test_predict_shapes_and_not_fitted(fitted, data):
+    assert fitted.predict(data.X[:7]).shape == (7, 3)
+    assert fitted.predict_cost(data.X[:7]).shape == (7, 3)
+    with pytest.raises(NotFittedError):
+        RidgeTAllocator().predict(data.X)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(data.X[:, :3])
+
+
+def test_allocate(fitted, data):
+    X = data.X
+    default = fitted.allocate(X)
+    assert default.shape == (len(X),) and set(default.tolist()) <= {0, 1, 2, 3}
+    np.testing.assert_array_equal(fitted.allocate(X, budget=fitted.budget), default)
+    # more budget, more predicted spend
+    c = fitted.predict_cost(X)
+    rows = np.arange(len(X))
+
+    def spend(labels):
+        arms = np.asarray(labels, dtype=int)
+        return np.where(arms > 0, c[rows, np.maximum(arms - 1, 0)], 0.0).sum()
+
+    assert spend(fitted.allocate(X, budget=3.0)) > spend(default)
+    total = 0.5 * len(X)
+    assert spend(fitted.allocate(X, total_budget=total)) <= total + 1e-9
+    with pytest.raises(ValueError, match="at most one"):
+        fitted.allocate(X, budget=1.0, total_budget=100.0)
+    with pytest.raises(ValueError, match="budget"):
+        fitted.allocate(X, budget=-1.0)
+
+
+def test_string_labels_and_control_name(data):
+    names = {0: "none", 1: "5off", 2: "10off", 3: "15off"}
+    t = _relabel(data, names)
+    est = RidgeTAllocator(budget=1.0, control_name="none", random_state=0)
+    est.fit(data.X, data.revenue, treatment=t, cost=data.cost)
+    assert est.levels_.tolist() == sorted(["5off", "10off", "15off"])
+    assert set(est.allocate(data.X).tolist()) <= set(names.values())
+    assert np.isfinite(est.score(data.X, data.revenue, treatment=t, cost=data.cost))
+    with pytest.raises(ValueError, match="control"):
+        RidgeTAllocator().fit(data.X, data.revenue, treatment=t, cost=data.cost)
+
+
+def test_score_is_value_at_budget(fitted, data, y):
+    expected = value_at_budget(fitted.predict(data.X), fitted.predict_cost(data.X),
+                               data.treatment, data.revenue, data.cost, fitted.budget)
+    assert fitted.score(data.X, y) == pytest.approx(expected)
+    assert fitted.score(data.X, data.revenue, treatment=data.treatment, cost=data.cost) == \
+        pytest.approx(expected)
+    assert make_budget_scorer(fitted.budget)(fitted, data.X, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fitted.score(data.X, y, sample_weight=np.ones(len(y)))
+
+
+def test_bad_inputs(data, y):
+    with pytest.raises(ValueError, match="rows"):
+        RidgeTAllocator().fit(data.X[:-1], y)
+    few = data.treatment.copy()
+    few[few == 3] = 2
+    few[0] = 3  # a single user in arm 3
+    with pytest.raises(ValueError, match="too few"):
+        RidgeTAllocator().fit(data.X, rct_target(few, data.revenue, data.cost))
+
+
+def test_known_propensity(data, y):
+    p = {k: 0.25 for k in range(4)}
+    est = RidgeTAllocator(random_state=0).fit(data.X, y, propensity=p)
+    np.testing.assert_allclose(est.treatment_probabilities_, 0.25)
+
+
+def test_tags():
+    tags = RidgeTAllocator().__sklearn_tags__()
+    assert tags.target_tags.required
+    assert tags.estimator_type is None
+
+
+def test_pipeline_and_search_packed_target(data, y):
+    pipe = make_pipeline(StandardScaler(), RidgeTAllocator(random_state=0)).fit(data.X, y)
+    assert np.isfinite(pipe.score(data.X, y))
+    search = GridSearchCV(RidgeTAllocator(random_state=0), {"alpha": [0.1, 10.0]}, cv=3)
+    search.fit(data.X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_metadata_routing_pipeline_and_search(data, y, routing):
+    est = RidgeTAllocator(random_state=0).set_fit_request(treatment=True, cost=True)
+    est.set_score_request(treatment=True, cost=True)
+    kw = {"treatment": data.treatment, "cost": data.cost}
+    pipe = make_pipeline(StandardScaler(), est).fit(data.X, data.revenue, **kw)
+    packed = make_pipeline(StandardScaler(), RidgeTAllocator(random_state=0)).fit(data.X, y)
+    assert pipe.score(data.X, data.revenue, **kw) == pytest.approx(packed.score(data.X, y))
+
+    grid = {"ridgetallocator__alpha": [0.1, 10.0]}
+    routed = GridSearchCV(pipe, grid, cv=3).fit(data.X, data.revenue, **kw)
+    sklearn.set_config(enable_metadata_routing=False)
+    plain = GridSearchCV(make_pipeline(StandardScaler(), RidgeTAllocator(random_state=0)),
+                         grid, cv=3).fit(data.X, y)
+    np.testing.assert_allclose(routed.cv_results_["mean_test_score"],
+                               plain.cv_results_["mean_test_score"])
