@@ -1,0 +1,373 @@
+"""Command line: ``sklearn-budget {demo,benchmark,allocate}`` (also ``python -m sklearn_budget``).
+
+``demo``
+    The main job on built-in synthetic data (no files needed): fit the
+    end-to-end allocator, its ``reg_weight=0`` ablation and the causalml
+    baselines, print a comparison table and write it (CSV, Markdown) with a
+    cost-curve plot (PNG) to ``--output``.
+``benchmark``
+    The comparison over data sets (synthetic default/hard, Hillstrom,
+    Criteo), methods, budgets and seeds, with a ``--time-limit``.
+``allocate``
+    Score users from a CSV or Parquet file with a saved (joblib) allocator
+    and write their assignments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+_TABLE_COLUMNS = {
+    "method": "method",
+    "oracle_fraction": "true value / oracle",
+    "equal_spend_fraction": "at equal true spend",
+    "spend_ratio": "true spend / budget",
+    "true_revenue": "true incr. revenue",
+    "eom_revenue": "EOM incr. revenue",
+    "mt_aucc": "MT-AUCC",
+    "fit_time": "fit time (s)",
+}
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+# -- data sets -------------------------------------------------------------------------------
+def _synthetic_factory(setting, n_samples):
+    from .comparison import ComparisonData
+    from .datasets import make_marketing_rct
+
+    def factory(seed):
+        d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
+        return ComparisonData.from_arrays(
+            f"synthetic-{setting}", d.X, d.treatment, d.revenue, d.cost,
+            true_revenue=d.true_revenue, true_cost=d.true_cost, random_state=seed)
+
+    return factory
+
+
+def _public_factory(name, path, n_samples, **kwargs):
+    from .comparison import ComparisonData
+    from .datasets import load_criteo_uplift, load_hillstrom
+
+    loader = load_hillstrom if name.startswith("hillstrom") else load_criteo_uplift
+    try:
+        data = loader(path, **kwargs)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    X = data.X.to_numpy(dtype=float) if hasattr(data.X, "to_numpy") else data.X
+
+    def factory(seed):
+        import numpy as np
+
+        rows = np.arange(len(X))
+        if n_samples and n_samples < len(rows):
+            rows = np.sort(np.random.default_rng(seed).choice(rows, n_samples, replace=False))
+        return ComparisonData.from_arrays(name, X[rows], data.treatment[rows],
+                                          data.revenue[rows], data.cost[rows],
+                                          random_state=seed)
+
+    return factory
+
+
+# -- output ----------------------------------------------------------------------------------
+def _print_table(summary, out=sys.stdout):
+    table = summary.rename(columns=_TABLE_COLUMNS)
+    print(table.to_string(index=False), file=out)
+
+
+def _write_results(result, summary, output, stem):
+    output.mkdir(parents=True, exist_ok=True)
+    result.to_csv(output / f"{stem}.csv", index=False)
+    md = summary.rename(columns=_TABLE_COLUMNS)
+    (output / f"{stem}.md").write_text(_markdown(md))
+    return [output / f"{stem}.csv", output / f"{stem}.md"]
+
+
+def _markdown(frame):
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_cost_curves(result, factory, path, seed, frac):
+    """One panel per data set: cost curves of every method at the first seed/budget."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install 'sklearn-budget[plot]'): "
+              "no plot written.", file=sys.stderr)
+        return None
+    from .plotting import CostCurveDisplay
+
+    predictions = result.attrs.get("predictions", {})
+    data = factory(seed)
+    budget = float(result.loc[result.budget_fraction == frac, "budget"].iloc[0])
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    oracle = data.true_uplift() if data.has_truth else None
+    first = True
+    for (s, f, method), (r, c) in predictions.items():
+        if s != seed or f != frac or method in ("oracle", "random"):
+            continue
+        disp = CostCurveDisplay.from_predictions(
+            r, c, data.treatment_test, data.revenue_test, data.cost_test,
+            levels=list(range(1, data.n_levels + 1)), oracle=oracle if first else None,
+            budget=budget, name=method, ax=ax, random_reference=first)
+        disp.budget_marker_.set_label("_nolegend_")
+        first = False
+    ax.axvline(budget, color="gray", linewidth=0.8, label=f"budget ({budget:.3g} per user)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    ax.set_title(f"{data.name}: EOM cost curves, test split, seed {seed}", fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# -- commands --------------------------------------------------------------------------------
+def _check_methods(methods):
+    from .comparison import ALL_METHODS, TWO_STAGE
+
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise CLIError(f"Unknown method(s) {unknown}; choose from {', '.join(ALL_METHODS)}.")
+    if any(m in TWO_STAGE for m in methods):
+        try:
+            import causalml  # noqa: F401
+            import lightgbm  # noqa: F401
+        except ImportError:
+            raise CLIError(
+                "The causalml baselines (" + ", ".join(m for m in methods if m in TWO_STAGE)
+                + ") need the 'baselines' extra: pip install 'sklearn-budget[baselines]', "
+                "or leave them out with --methods.") from None
+
+
+def _run(args, factories, stem):
+    from .comparison import compare_allocators, summarize
+
+    _check_methods(args.methods)
+    output = Path(args.output)
+    results = []
+    remaining = args.time_limit
+    import time
+
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    complete = True
+    plots = []
+    for name, factory in factories:
+        if remaining is not None:
+            remaining = args.time_limit - (time.perf_counter() - t0)
+            if remaining <= 0:
+                complete = False
+                break
+        res = compare_allocators(factory, args.methods, args.budgets, args.seeds,
+                                 device=args.device, fast=args.fast, time_limit=remaining,
+                                 progress=not args.quiet, keep_predictions=True)
+        complete &= res.attrs["complete"]
+        if not res.empty:
+            results.append(res)
+            output.mkdir(parents=True, exist_ok=True)
+            png = _plot_cost_curves(res, factory, output / f"cost_curves_{name}.png",
+                                    args.seeds[0], args.budgets[0])
+            if png:
+                plots.append(png)
+    result = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
+    summary = summarize(result)
+    if summary.empty:
+        print("No fit finished within the time limit.")
+    else:
+        _print_table(summary)
+    files = _write_results(result, summary, output, stem) + plots
+    print(("Results" if complete else "Partial results (time limit reached)") + " written to: "
+          + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _cmd_demo(args):
+    args.methods = args.methods or (["end-to-end", "end-to-end-rw0", "T", "X", "random",
+                                     "oracle"])
+    try:
+        import causalml  # noqa: F401
+    except ImportError:
+        print("causalml is not installed: the demo runs without the T/X baselines "
+              "(pip install 'sklearn-budget[baselines]' to include them).", file=sys.stderr)
+        args.methods = [m for m in args.methods if m not in ("S", "T", "X", "R", "DR")]
+    n = args.n_samples or (6000 if args.quick else 20000)
+    args.fast = args.quick
+    if not args.quiet:
+        print(f"sklearn-budget demo: synthetic coupon RCT (make_marketing_rct, setting "
+              f"{args.setting!r}, {n} users, 50/50 train/test), budget = "
+              f"{', '.join(f'{b:g}' for b in args.budgets)} x the oracle's full spend, "
+              f"seeds {args.seeds}.")
+    return _run(args, [(f"synthetic-{args.setting}", _synthetic_factory(args.setting, n))],
+                "demo")
+
+
+def _cmd_benchmark(args):
+    factories = []
+    for spec in args.datasets:
+        name, _, path = spec.partition("=")
+        if name in ("synthetic", "synthetic-default", "synthetic-hard"):
+            setting = "hard" if name.endswith("hard") else "default"
+            factories.append((f"synthetic-{setting}",
+                              _synthetic_factory(setting, args.n_samples or 20000)))
+        elif name in ("hillstrom", "hillstrom-visit"):
+            cost = "visit" if name.endswith("visit") else "contact"
+            factories.append((name, _public_factory(name, path or None, args.n_samples,
+                                                    cost=cost)))
+        elif name == "criteo":
+            factories.append((name, _public_factory(name, path or None, args.n_samples)))
+        else:
+            raise CLIError(f"Unknown data set {spec!r}; use synthetic, synthetic-hard, "
+                           "hillstrom[=PATH], hillstrom-visit[=PATH] or criteo[=PATH].")
+    args.methods = args.methods or ["end-to-end", "end-to-end-rw0", "T", "X", "random",
+                                    "oracle"]
+    return _run(args, factories, "benchmark")
+
+
+def _read_table(path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"Input file {str(path)!r} not found.")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise CLIError(f"Reading Parquet needs pyarrow: pip install pyarrow ({exc}).") \
+                from None
+    return pd.read_csv(path)
+
+
+def _cmd_allocate(args):
+    import joblib
+    import numpy as np
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise CLIError(f"Model file {str(model_path)!r} not found (save one with "
+                       "joblib.dump(fitted_allocator, path)).")
+    model = joblib.load(model_path)
+    if not hasattr(model, "allocate"):
+        raise CLIError(f"{str(model_path)!r} holds a {type(model).__name__}, not a fitted "
+                       "budget allocator (an object with `allocate`).")
+    frame = _read_table(args.input)
+    features = getattr(model, "feature_names_in_", None)
+    if features is not None:
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise CLIError(f"Input is missing the model's feature column(s) {missing}.")
+        X = frame[list(features)]
+    else:
+        drop = [c for c in (args.id_column,) if c and c in frame.columns]
+        X = frame.drop(columns=drop)
+        n_in = getattr(model, "n_features_in_", X.shape[1])
+        if X.shape[1] != n_in:
+            raise CLIError(f"Input has {X.shape[1]} feature columns, the model expects "
+                           f"{n_in}.")
+        X = X.to_numpy()
+    if args.total_budget is not None:
+        assignment = model.allocate(X, total_budget=args.total_budget)
+    else:
+        assignment = model.allocate(X, budget=args.budget)
+    out = frame[[args.id_column]].copy() if args.id_column in frame.columns else \
+        frame.iloc[:, :0].copy()
+    out["treatment"] = assignment
+    if args.with_uplift:
+        r, c = model.predict(X), model.predict_cost(X)
+        for k, level in enumerate(model.levels_):
+            out[f"revenue_uplift_{level}"] = r[:, k]
+            out[f"cost_uplift_{level}"] = c[:, k]
+    out_path = Path(args.output)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.suffix.lower() in (".parquet", ".pq"):
+        out.to_parquet(out_path, index=False)
+    else:
+        out.to_csv(out_path, index=False)
+    counts = {str(k): int(v) for k, v in zip(*np.unique(assignment, return_counts=True))}
+    print(f"Allocated {len(out)} users -> {out_path} (users per treatment: {counts}).")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+def _add_comparison_args(p, *, default_output):
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="methods to compare (end-to-end, end-to-end-es, end-to-end-softmax, "
+                        "end-to-end-rw0, S, T, X, R, DR, random, oracle)")
+    p.add_argument("--budgets", nargs="+", type=float, default=[0.4],
+                   help="budgets as fractions of the full spend (default: 0.4)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="random seeds")
+    p.add_argument("--n-samples", type=int, default=None, help="users per data set")
+    p.add_argument("--device", default="auto", help="torch device of the end-to-end model")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds; stop starting new fits after it, keep partial results")
+    p.add_argument("--output", default=default_output, help="folder for tables and plots")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="sklearn-budget",
+        description="Budget allocation for marketing incentives (end-to-end vs two-stage).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="compare allocators on built-in synthetic data")
+    _add_comparison_args(demo, default_output="sklearn_budget_demo")
+    demo.add_argument("--quick", action="store_true",
+                      help="smaller data and models (about a minute on 2 cores)")
+    demo.add_argument("--setting", choices=["default", "hard"], default="default")
+    demo.set_defaults(func=_cmd_demo)
+
+    bench = sub.add_parser("benchmark", help="the full comparison suite")
+    bench.add_argument("--datasets", nargs="+", default=["synthetic"],
+                       help="synthetic, synthetic-hard, hillstrom[=PATH], "
+                            "hillstrom-visit[=PATH], criteo[=PATH]")
+    _add_comparison_args(bench, default_output="sklearn_budget_benchmark")
+    bench.add_argument("--fast", action="store_true", help="smaller models")
+    bench.set_defaults(func=_cmd_benchmark)
+
+    alloc = sub.add_parser("allocate", help="assign treatments with a saved model")
+    alloc.add_argument("--model", required=True, help="joblib file of a fitted allocator")
+    alloc.add_argument("--input", required=True, help="CSV or Parquet file of users")
+    group = alloc.add_mutually_exclusive_group()
+    group.add_argument("--budget", type=float, default=None,
+                       help="average cost per user (default: the model's budget)")
+    group.add_argument("--total-budget", type=float, default=None,
+                       help="total cost over all users in the file")
+    alloc.add_argument("--output", required=True, help="CSV or Parquet file to write")
+    alloc.add_argument("--id-column", default="id",
+                       help="column copied to the output and not used as a feature")
+    alloc.add_argument("--with-uplift", action="store_true",
+                       help="also write predicted revenue and cost uplift per level")
+    alloc.set_defaults(func=_cmd_allocate)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``sklearn-budget``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"sklearn-budget {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Head-to-head comparison of budget allocators: the engine of the demo and benchmarks.
+
+One function, :func:`compare_allocators`, fits every requested method on the
+training part of an RCT and scores its allocation on the test part at one or
+more budgets, over several seeds. On synthetic data (ground truth known) the
+scores are the *true* incremental revenue and spend of the deployed
+allocation, its fraction of the oracle's value and the value at equal true
+spend; on every data set they include the EOM incremental revenue at the
+budget (:func:`~sklearn_budget.metrics.value_at_budget`) and the MT-AUCC.
+
+Methods (names accepted by ``methods``):
+
+``"end-to-end"`` / ``"end-to-end-es"`` / ``"end-to-end-softmax"``
+    :class:`~sklearn_budget.EndToEndBudgetAllocator` with the ``"fd"``,
+    ``"es"`` and ``"softmax"`` gradient estimators.
+``"end-to-end-rw0"``
+    The same network with ``reg_weight=0`` (the ablation: a plain two-stage
+    neural model).
+``"S"``, ``"T"``, ``"X"``, ``"R"``, ``"DR"``
+    :class:`~sklearn_budget.TwoStageBudgetAllocator` with the causalml
+    meta-learner of that family over LightGBM (needs the ``baselines`` extra).
+``"random"``
+    Random scores (synthetic: random users get random levels until the true
+    budget is spent).
+``"oracle"``
+    The true uplifts (synthetic data only).
+
+Budgets are given as fractions: of the oracle's full spend on synthetic data
+(the true incremental cost of treating every user who has a profitable
+level), and of the largest EOM incremental cost of one level on real data
+(for Hillstrom's contact cost, the fraction of users who may be e-mailed).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._solver import allocate_at_multiplier
+from .metrics import (
+    mt_aucc,
+    oracle_allocation,
+    true_value,
+    value_at_budget,
+)
+
+__all__ = [
+    "ALL_METHODS",
+    "DEFAULT_METHODS",
+    "ComparisonData",
+    "compare_allocators",
+    "make_allocator",
+    "summarize",
+]
+
+TWO_STAGE = ("S", "T", "X", "R", "DR")
+END_TO_END = ("end-to-end", "end-to-end-es", "end-to-end-softmax", "end-to-end-rw0")
+ALL_METHODS = (*END_TO_END, *TWO_STAGE, "random", "oracle")
+DEFAULT_METHODS = ("end-to-end", "end-to-end-rw0", "T", "X", "random", "oracle")
+
+_E2E_ESTIMATOR = {"end-to-end": "fd", "end-to-end-es": "es", "end-to-end-softmax": "softmax",
+                  "end-to-end-rw0": "fd"}
+
+
+@dataclass
+class ComparisonData:
+    """An RCT split into train and test parts, with truth when it is known.
+
+    ``true_revenue`` / ``true_cost`` are the (n_test, K + 1) expected outcomes
+    of every arm on the test users (None for real data).
+    """
+
+    name: str
+    X_train: np.ndarray
+    treatment_train: np.ndarray
+    revenue_train: np.ndarray
+    cost_train: np.ndarray
+    X_test: np.ndarray
+    treatment_test: np.ndarray
+    revenue_test: np.ndarray
+    cost_test: np.ndarray
+    true_revenue: np.ndarray | None = None
+    true_cost: np.ndarray | None = None
+
+    @property
+    def has_truth(self):
+        return self.true_revenue is not None
+
+    @property
+    def n_levels(self):
+        return int(np.max(self.treatment_train))
+
+    @classmethod
+    def from_arrays(cls, name, X, treatment, revenue, cost, *, true_revenue=None,
+                    true_cost=None, test_size=0.5, random_state=0):
+        """Split arrays (integer arms 0..K, 0 = control) stratified by arm."""
+        from sklearn.model_selection import train_test_split
+
+        X = np.asarray(X, dtype=np.float64)
+        idx = np.arange(len(X))
+        tr, te = train_test_split(idx, test_size=test_size, stratify=treatment,
+                                  random_state=random_state)
+        truth = {}
+        if true_revenue is not None:
+            truth = {"true_revenue": np.asarray(true_revenue)[te],
+                     "true_cost": np.asarray(true_cost)[te]}
+        t, r, c = (np.asarray(a) for a in (treatment, revenue, cost))
+        return cls(name, X[tr], t[tr], r[tr], c[tr], X[te], t[te], r[te], c[te], **truth)
+
+    def true_uplift(self):
+        r = self.true_revenue[:, 1:] - self.true_revenue[:, :1]
+        c = self.true_cost[:, 1:] - self.true_cost[:, :1]
+        return r, c
+
+    def budget_scale(self):
+        """Per-user budget that a fraction of 1.0 stands for (see module docs)."""
+        if self.has_truth:
+            r, c = self.true_uplift()
+            full = allocate_at_multiplier(r, c, 0.0)
+            return true_value(full, self.true_revenue, self.true_cost).incremental_cost
+        t, cost = self.treatment_train, self.cost_train
+        base = cost[t == 0].mean()
+        return float(max(cost[t == k].mean() - base for k in range(1, self.n_levels + 1)))
+
+
+def make_allocator(method, budget, *, random_state=0, device="auto", fast=False,
+                   n_jobs=1):
+    """An unfitted allocator for a method name of :data:`ALL_METHODS`.
+
+    ``fast`` shrinks the models (for demos and tests). Returns None for
+    ``"random"`` and ``"oracle"``, which need no fitting.
+    """
+    if method in END_TO_END:
+        from ._end_to_end import EndToEndBudgetAllocator
+
+        return EndToEndBudgetAllocator(
+            budget=budget,
+            reg_weight=0.0 if method == "end-to-end-rw0" else 1.0,
+            gradient_estimator=_E2E_ESTIMATOR[method],
+            max_epochs=12 if fast else 30,
+            device=device,
+            random_state=random_state,
+        )
+    if method in TWO_STAGE:
+        from ._two_stage import TwoStageBudgetAllocator
+        from .baselines import make_meta_learner
+
+        try:
+            from lightgbm import LGBMRegressor
+        except ImportError as exc:  # pragma: no cover - lightgbm ships with the extra
+            raise ImportError(
+                "The causalml baselines use LightGBM: pip install 'sklearn-budget[baselines]'"
+            ) from exc
+        learner = LGBMRegressor(n_estimators=50 if fast else 100, learning_rate=0.05,
+                                num_leaves=15, random_state=random_state, verbose=-1,
+                                n_jobs=n_jobs)
+        return TwoStageBudgetAllocator(make_meta_learner(method, learner), budget=budget,
+                                       random_state=random_state)
+    if method in ("random", "oracle"):
+        return None
+    raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
+
+
+def _equal_spend_assignment(r, c, true_r, true_c, budget, iters=60):
+    """Allocation from scores ``r - lam c`` whose TRUE spend meets ``budget``."""
+    def spend(lam):
+        a = allocate_at_multiplier(r, c, lam)
+        return a, _true_cost(a, true_c)
+
+    a, s = spend(0.0)
+    if s <= budget:
+        return a
+    lo, hi = 0.0, 1.0
+    scale = max(np.abs(r).max(), 1e-12) / max(np.abs(c).max(), 1e-12)
+    hi = scale
+    while spend(hi)[1] > budget and hi < 1e12 * scale:
+        lo, hi = hi, hi * 4
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if spend(mid)[1] > budget:
+            lo = mid
+        else:
+            hi = mid
+    return spend(hi)[0]
+
+
+def _true_cost(assignment, true_c):
+    rows = np.arange(len(assignment))
+    return float(np.where(assignment > 0, true_c[rows, np.clip(assignment - 1, 0, None)],
+                          0.0).mean())
+
+
+def _random_assignment(rng, true_c, budget):
+    n, k = true_c.shape
+    order = rng.permutation(n)
+    levels = rng.integers(1, k + 1, n)
+    spent = np.cumsum(true_c[order, levels[order] - 1]) / n
+    out = np.zeros(n, dtype=np.int64)
+    keep = order[spent <= budget]
+    out[keep] = levels[keep]
+    return out
+
+
+def _score(method, data, r, c, assignment, budget, fit_time, oracle_value):
+    t, rev, cost = data.treatment_test, data.revenue_test, data.cost_test
+    levels = np.arange(1, data.n_levels + 1)
+    row = {
+        "method": method,
+        "eom_revenue": value_at_budget(r, c, t, rev, cost, budget, levels=levels),
+        "mt_aucc": mt_aucc(r, c, t, rev, cost, levels=levels),
+        "fit_time": fit_time,
+    }
+    if data.has_truth:
+        tr, tc = data.true_uplift()
+        deployed = true_value(assignment, data.true_revenue, data.true_cost)
+        equal = _equal_spend_assignment(r, c, tr, tc, budget)
+        eq_value = true_value(equal, data.true_revenue, data.true_cost)
+        row.update(
+            true_revenue=deployed.incremental_revenue,
+            true_spend=deployed.incremental_cost,
+            spend_ratio=deployed.incremental_cost / budget,
+            oracle_fraction=deployed.incremental_revenue / oracle_value,
+            equal_spend_fraction=eq_value.incremental_revenue / oracle_value,
+            regret=oracle_value - deployed.incremental_revenue,
+        )
+    return row
+
+
+def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), seeds=(0,), *,
+                       device="auto", fast=False, time_limit=None, progress=True,
+                       n_jobs=1, keep_predictions=False):
+    """Fit and score allocators over budgets and seeds.
+
+    Parameters
+    ----------
+    data_factory : callable
+        ``data_factory(seed) -> ComparisonData``: the train/test data of one seed.
+    methods : sequence of str, default=DEFAULT_METHODS
+        Names from :data:`ALL_METHODS`; ``"oracle"`` is skipped on data
+        without ground truth.
+    budgets : sequence of float, default=(0.4,)
+        Budget fractions (see the module docstring).
+    seeds : sequence of int, default=(0,)
+    device : str, default="auto"
+        Device of the end-to-end models.
+    fast : bool, default=False
+        Smaller models (demo, tests).
+    time_limit : float or None, default=None
+        Seconds; no new fit starts after it, and the rows finished so far are
+        returned (``result.attrs["complete"]`` is False).
+    progress : bool, default=True
+        Show a tqdm progress bar.
+    n_jobs : int, default=1
+        Threads of the LightGBM baselines.
+    keep_predictions : bool, default=False
+        Also return the test predictions ``{(seed, budget, method): (r, c)}``
+        in ``result.attrs["predictions"]`` (for cost-curve plots).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (seed, budget, method); see the module docstring. The
+        column ``budget`` is the per-user budget, ``budget_fraction`` the
+        fraction it was derived from.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    methods = list(methods)
+    for m in methods:
+        if m not in ALL_METHODS:
+            raise ValueError(f"Unknown method {m!r}; choose from {', '.join(ALL_METHODS)}.")
+    start = time.perf_counter()
+    rows, predictions, complete = [], {}, True
+    bar = tqdm(total=len(seeds) * len(budgets) * len(methods), disable=not progress,
+               desc="fitting", unit="fit")
+    try:
+        for seed in seeds:
+            data = data_factory(seed)
+            scale = data.budget_scale()
+            for frac in budgets:
+                budget = float(frac * scale)
+                oracle_value = None
+                if data.has_truth:
+                    tr, tc = data.true_uplift()
+                    oracle = oracle_allocation(data.true_revenue, data.true_cost, budget)
+                    oracle_value = true_value(oracle, data.true_revenue,
+                                              data.true_cost).incremental_revenue
+                for method in methods:
+                    if time_limit is not None and time.perf_counter() - start > time_limit:
+                        complete = False
+                        raise _TimeUp
+                    bar.set_postfix_str(f"{data.name} seed={seed} budget={frac:g} {method}")
+                    if method == "oracle" and not data.has_truth:
+                        bar.update()
+                        continue
+                    row = _run_one(method, data, budget, seed, device, fast, n_jobs,
+                                   oracle_value)
+                    r_c = row.pop("_pred")
+                    if keep_predictions:
+                        predictions[(seed, frac, method)] = r_c
+                    rows.append({"dataset": data.name, "seed": seed, "budget_fraction": frac,
+                                 "budget": budget, **row})
+                    bar.update()
+    except _TimeUp:
+        pass
+    finally:
+        bar.close()
+    result = pd.DataFrame(rows)
+    result.attrs["complete"] = complete
+    result.attrs["elapsed"] = time.perf_counter() - start
+    if keep_predictions:
+        result.attrs["predictions"] = predictions
+    return result
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def _run_one(method, data, budget, seed, device, fast, n_jobs, oracle_value):
+    n_test = len(data.X_test)
+    t0 = time.perf_counter()
+    if method == "oracle":
+        r, c = data.true_uplift()
+        assignment = oracle_allocation(data.true_revenue, data.true_cost, budget)
+    elif method == "random":
+        rng = np.random.default_rng(seed)
+        r = rng.random((n_test, data.n_levels))
+        c = np.ones((n_test, data.n_levels))
+        if data.has_truth:
+            assignment = _random_assignment(rng, data.true_uplift()[1], budget)
+        else:
+            assignment = None
+    else:
+        est = make_allocator(method, budget, random_state=seed, device=device, fast=fast,
+                             n_jobs=n_jobs)
+        from ._validation import rct_target
+
+        est.fit(data.X_train, rct_target(data.treatment_train, data.revenue_train,
+                                         data.cost_train))
+        r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
+        assignment = est.allocate(data.X_test) if data.has_truth else None
+    fit_time = time.perf_counter() - t0
+    row = _score(method, data, r, c, assignment, budget, fit_time, oracle_value)
+    row["_pred"] = (r, c)
+    return row
+
+
+_SUMMARY_COLUMNS = ("oracle_fraction", "equal_spend_fraction", "spend_ratio", "true_revenue",
+                    "eom_revenue", "mt_aucc", "fit_time")
+
+
+def summarize(result, columns=_SUMMARY_COLUMNS):
+    """Mean and standard deviation over seeds, one row per dataset x budget x method.
+
+    Returns a DataFrame of strings ``"mean ± std"`` (std omitted with one
+    seed), ordered like the methods in ``result``.
+    """
+    import pandas as pd
+
+    if result.empty:
+        return pd.DataFrame()
+    cols = [c for c in columns if c in result]
+    keys = ["dataset", "budget_fraction", "method"]
+    grouped = result.groupby(keys, sort=False)[cols]
+    mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    out = pd.DataFrame(index=mean.index)
+    for col in cols:
+        digits = 1 if col == "fit_time" else 3
+        out[col] = [
+            f"{m:.{digits}f}" if (n < 2 or not np.isfinite(s)) else f"{m:.{digits}f} ± {s:.{digits}f}"
+            for m, s, n in zip(mean[col], std[col], count[col])
+        ]
+    out.insert(0, "seeds", grouped.size().values)
+    return out.reset_index()
