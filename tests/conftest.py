@@ -1,0 +1,33 @@
+"""Shared pytest configuration of the sklearn_budget test suite."""
+
+import os
+
+# Native thread pools read these when they start, so set them before numpy,
+# torch or LightGBM are imported by any test module (setdefault: an explicit
+# choice of the caller wins).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    """One thread for BLAS / OpenMP pools and torch, for the whole session.
+
+    The test machines have few, shared cores: oversubscribed OpenMP learners
+    (HistGradientBoosting, LightGBM) and torch's intra-op pool are much slower
+    than one thread, and one thread makes torch's CPU results reproducible.
+    """
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        torch = None
+    previous = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    if torch is not None:
+        torch.set_num_threads(previous)

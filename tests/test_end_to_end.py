@@ -1,0 +1,655 @@
+"""Tests of EndToEndBudgetAllocator and of its marketing-goal gradient estimators.
+
+The estimator tests train for a handful of epochs on a few thousand synthetic
+RCT users, so the file runs in well under a minute on one CPU core.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget._end_to_end import GRADIENT_ESTIMATORS, UpliftNetwork, marketing_goal
+from sklearn_budget._end_to_end._goal import decide, gain_matrix
+from sklearn_budget.datasets import make_marketing_rct
+
+FAST = {"max_epochs": 4, "warmup_epochs": 1, "hidden_layer_sizes": (32, 32)}
+
+
+def make_est(**params):
+    return EndToEndBudgetAllocator(**{"budget": 1.0, "random_state": 0, **FAST, **params})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_marketing_rct(n_samples=2000, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def y(data):
+    return rct_target(data.treatment, data.revenue, data.cost)
+
+
+@pytest.fixture(scope="module")
+def fitted(data, y):
+    return make_est().fit(data.X, y)
+
+
+@pytest.fixture
+def routing():
+    sklearn.set_config(enable_metadata_routing=True)
+    try:
+        yield
+    finally:
+        sklearn.set_config(enable_metadata_routing=False)
+
+
+def _predicted_spend(labels, cost_uplift):
+    arms = np.asarray(labels, dtype=int)
+    rows = np.arange(len(arms))
+    return np.where(arms > 0, cost_uplift[rows, np.maximum(arms - 1, 0)], 0.0).sum()
+
+
+# -- fit / predict / allocate / score ---------------------------------------------------
+
+
+def test_fit_predict_allocate_score(fitted, data, y):
+    n = len(data.X)
+    assert fitted.levels_.tolist() == [1, 2, 3] and fitted.n_levels_ == 3
+    assert fitted.n_features_in_ == data.X.shape[1]
+    r, c = fitted.predict(data.X), fitted.predict_cost(data.X)
+    assert r.shape == c.shape == (n, 3)
+    assert r.dtype == c.dtype == np.float64
+    assert np.isfinite(r).all() and np.isfinite(c).all()
+    labels = fitted.allocate(data.X)
+    assert labels.shape == (n,) and set(labels.tolist()) <= {0, 1, 2, 3}
+    assert len(set(labels.tolist())) > 1  # a non-trivial policy
+    score = fitted.score(data.X, y)
+    assert isinstance(score, float) and np.isfinite(score)
+    assert np.isfinite(fitted.multiplier_) and fitted.multiplier_ >= 0
+
+
+def test_packed_target_and_keywords_give_identical_models(fitted, data):
+    est = make_est().fit(data.X, data.revenue, treatment=data.treatment, cost=data.cost)
+    np.testing.assert_array_equal(est.predict(data.X), fitted.predict(data.X))
+    np.testing.assert_array_equal(est.predict_cost(data.X), fitted.predict_cost(data.X))
+    assert est.multiplier_ == fitted.multiplier_
+    assert est.score(data.X, data.revenue, treatment=data.treatment, cost=data.cost) == \
+        fitted.score(data.X, rct_target(data.treatment, data.revenue, data.cost))
+
+
+def test_string_labels_columns_follow_sorted_levels(data):
+    # "a" is the most expensive coupon (arm 3): the columns are the sorted labels.
+    names = {0: "ctrl", 1: "c", 2: "b", 3: "a"}
+    t = np.array([names[k] for k in data.treatment], dtype=object)
+    # monotone_cost assumes the sorted labels are the incentive order, which they are
+    # not here, so it is switched off.
+    est = make_est(control_name="ctrl", monotone_cost=False, max_epochs=6)
+    est.fit(data.X, data.revenue, treatment=t, cost=data.cost)
+    assert est.levels_.tolist() == ["a", "b", "c"]
+    assert est.predict_cost(data.X).mean(axis=0).argmax() == 0
+    assert set(est.allocate(data.X).tolist()) <= {"ctrl", "a", "b", "c"}
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.2, 1.0, 10.0])
+def test_allocate_total_budget_never_overspends_predicted_cost(fitted, data, fraction):
+    c = fitted.predict_cost(data.X)
+    total = fraction * len(data.X)
+    labels = fitted.allocate(data.X, total_budget=total)
+    assert set(labels.tolist()) <= {0, 1, 2, 3}
+    assert _predicted_spend(labels, c) <= total + 1e-9
+
+
+def test_allocate_per_user_budget(fitted, data):
+    c = fitted.predict_cost(data.X)
+    default = fitted.allocate(data.X)
+    np.testing.assert_array_equal(fitted.allocate(data.X, budget=fitted.budget), default)
+    assert _predicted_spend(fitted.allocate(data.X, budget=4.0), c) >= _predicted_spend(default, c)
+
+
+def test_learns_the_uplift():
+    """10 epochs on 4000 users: predictions correlate with the true uplifts.
+
+    Measured (seeds 0..3, fresh test users): revenue-uplift correlation 0.64-0.78
+    per level for reg_weight=0 and 0.47-0.66 for reg_weight=1; cost-uplift
+    correlation 0.85-0.89 and 0.55-0.77.
+    """
+    train = make_marketing_rct(n_samples=4000, random_state=0)
+    test = make_marketing_rct(n_samples=4000, random_state=1)
+    true_r = test.true_revenue[:, 1:] - test.true_revenue[:, :1]
+    true_c = test.true_cost[:, 1:] - test.true_cost[:, :1]
+    for reg_weight in (0.0, 1.0):
+        est = make_est(reg_weight=reg_weight, max_epochs=10, lr=3e-3, early_stopping=False,
+                       hidden_layer_sizes=(64, 64))
+        est.fit(train.X, rct_target(train.treatment, train.revenue, train.cost))
+        r, c = est.predict(test.X), est.predict_cost(test.X)
+        for k in range(3):
+            assert np.corrcoef(r[:, k], true_r[:, k])[0, 1] > 0.3, (reg_weight, k)
+            assert np.corrcoef(c[:, k], true_c[:, k])[0, 1] > 0.4, (reg_weight, k)
+
+
+# -- determinism, clone, pickle ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator", GRADIENT_ESTIMATORS)
+def test_deterministic_on_cpu(data, y, estimator):
+    fits = [make_est(gradient_estimator=estimator, device="cpu").fit(data.X, y)
+            for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].predict(data.X), fits[1].predict(data.X))
+    np.testing.assert_array_equal(fits[0].predict_cost(data.X), fits[1].predict_cost(data.X))
+    assert fits[0].multiplier_ == fits[1].multiplier_
+    other = make_est(gradient_estimator=estimator, device="cpu", random_state=1).fit(data.X, y)
+    assert not np.array_equal(other.predict(data.X), fits[0].predict(data.X))
+
+
+def test_gradient_estimators_train_differently(data, y):
+    # after warmup the goal's gradient changes the weights, and each estimator its own way
+    preds = [make_est(gradient_estimator=e).fit(data.X, y).predict(data.X)
+             for e in GRADIENT_ESTIMATORS]
+    for i in range(len(preds)):
+        for j in range(i):
+            assert not np.allclose(preds[i], preds[j])
+
+
+def test_random_state_instance(data, y):
+    est = make_est(random_state=np.random.RandomState(0)).fit(data.X, y)
+    assert np.isfinite(est.predict(data.X)).all()
+
+
+def test_clone(fitted):
+    cloned = clone(fitted)
+    assert cloned.get_params() == fitted.get_params()
+    assert not hasattr(cloned, "net_") and not hasattr(cloned, "multiplier_")
+    with pytest.raises(NotFittedError):
+        cloned.predict(np.zeros((2, fitted.n_features_in_)))
+
+
+def test_init_only_stores_parameters():
+    est = EndToEndBudgetAllocator(reg_weight=-3.0, gradient_estimator="nonsense")
+    assert est.get_params()["reg_weight"] == -3.0
+    assert est.get_params()["gradient_estimator"] == "nonsense"
+
+
+@pytest.mark.xfail(strict=True, raises=(AttributeError, pickle.PicklingError), reason=(
+    "Bug: a fitted EndToEndBudgetAllocator cannot be pickled: net_'s callbacks hold "
+    "local closures (_estimator.py: GoalMultiplier(self._make_calibrator(...)) -> local "
+    "`calibrate`, EpochScoring(lambda ...), EarlyStopping(sink=lambda ...))."))
+def test_pickle_round_trip(fitted, data):
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(data.X), fitted.predict(data.X))
+    np.testing.assert_array_equal(restored.predict_cost(data.X), fitted.predict_cost(data.X))
+    np.testing.assert_array_equal(restored.allocate(data.X), fitted.allocate(data.X))
+
+
+def test_deepcopy_round_trip(fitted, data):
+    import copy
+
+    restored = copy.deepcopy(fitted)
+    np.testing.assert_array_equal(restored.predict(data.X), fitted.predict(data.X))
+
+
+# -- training history: warmup, goal, early stopping ------------------------------------
+
+
+def _train_batches(history):
+    return [[b for b in epoch["batches"] if "train_loss" in b] for epoch in history]
+
+
+def test_no_goal_when_reg_weight_is_zero(data, y):
+    est = make_est(reg_weight=0.0).fit(data.X, y)
+    history = est.net_.history
+    assert len(history) >= 1
+    assert all("goal" not in b for batches in _train_batches(history) for b in batches)
+    assert all("goal_multiplier" not in epoch for epoch in history)
+
+
+def test_goal_recorded_after_warmup(fitted):
+    history = fitted.net_.history
+    assert len(history) == FAST["max_epochs"]  # patience 8 > 4 epochs: no early stop
+    warmup = FAST["warmup_epochs"]
+    for i, (epoch, batches) in enumerate(zip(history, _train_batches(history))):
+        assert batches
+        if i < warmup:
+            assert all("goal" not in b for b in batches)
+            assert "goal_multiplier" not in epoch
+        else:
+            goals = [b["goal"] for b in batches]
+            assert len(goals) == len(batches) and np.isfinite(goals).all()
+            assert np.isfinite(epoch["goal_multiplier"]) and epoch["goal_multiplier"] >= 0
+    # validation batches never carry the goal
+    valid = [b for epoch in history for b in epoch["batches"] if "valid_loss" in b]
+    assert valid and all("goal" not in b for b in valid)
+
+
+def test_warmup_longer_than_training_means_no_goal(data, y):
+    est = make_est(max_epochs=2, warmup_epochs=5).fit(data.X, y)
+    assert all("goal" not in b for batches in _train_batches(est.net_.history)
+               for b in batches)
+
+
+def test_goal_batch_size(data, y):
+    est = make_est(goal_batch_size=256, max_epochs=3).fit(data.X, y)
+    goals = est.net_.history[-1, "batches", :, "goal"]
+    assert len(goals) > 0 and np.isfinite(goals).all()
+
+
+def test_early_stopping_records_valid_goal(fitted, data, y):
+    valid_goal = fitted.net_.history[:, "valid_goal"]
+    assert len(valid_goal) == len(fitted.net_.history) and np.isfinite(valid_goal).all()
+    est = make_est(early_stopping=False, max_epochs=2).fit(data.X, y)
+    assert all("valid_goal" not in epoch for epoch in est.net_.history)
+    assert all("valid_loss" not in b for epoch in est.net_.history for b in epoch["batches"])
+
+
+def test_early_stopping_keeps_the_best_epoch(data, y):
+    # patience=1: training stops at the first epoch whose validation goal is not a new
+    # best (the goal is noisy, so within 25 epochs), and the best epoch's weights are kept
+    est = make_est(max_epochs=25, patience=1, lr=1e-2).fit(data.X, y)
+    history = est.net_.history
+    goals = history[:, "valid_goal"]
+    assert len(history) < 25
+    assert not history[-1, "valid_goal_best"]
+    # the callback's scoring function re-measures the validation goal of the final weights
+    scoring = dict(est.net_.callbacks_)["valid_goal"].scoring
+    assert scoring(est.net_, None, None) == pytest.approx(max(goals))
+
+
+@pytest.mark.parametrize("params", [
+    {"loss": "huber"}, {"optimizer": "sgd", "lr": 1e-2}, {"optimizer": "adamw"},
+    {"goal_multipliers": (0.5, 1.0, 2.0)}, {"calibration": "predicted"},
+    {"warmup_epochs": 0, "max_epochs": 2}, {"gradient_estimator": "es", "n_perturbations": 4},
+    {"batch_size": 64, "max_epochs": 2}, {"hidden_layer_sizes": (8,)},
+])
+def test_options_fit(data, y, params):
+    est = make_est(**params).fit(data.X, y)
+    assert np.isfinite(est.predict(data.X[:50])).all()
+    assert np.isfinite(est.score(data.X, y))
+
+
+def test_binary_treatment():
+    d = make_marketing_rct(n_samples=2000, n_treatments=1, random_state=0)
+    est = make_est().fit(d.X, rct_target(d.treatment, d.revenue, d.cost))
+    assert est.levels_.tolist() == [1]
+    assert est.predict(d.X).shape == (2000, 1)
+    assert set(est.allocate(d.X).tolist()) <= {0, 1}
+
+
+def test_known_propensity(data, y):
+    est = make_est().fit(data.X, y, propensity={k: 0.25 for k in range(4)})
+    np.testing.assert_allclose(est.treatment_probabilities_, 0.25)
+
+
+# -- monotone cost -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_monotone_cost_of_fitted_model(fitted, data, scale):
+    rng = np.random.default_rng(0)
+    X = np.vstack([data.X, rng.normal(size=data.X.shape) * 3]) * scale
+    c = fitted.predict_cost(X)
+    assert np.isfinite(c).all()
+    assert (c >= 0).all()
+    assert (np.diff(c, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_monotone_cost_network_for_any_weights(seed):
+    torch.manual_seed(seed)
+    net = UpliftNetwork(n_features=5, n_arms=4, hidden_layer_sizes=(16,), monotone_cost=True)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(5.0)  # far from a trained state
+        x = torch.randn(500, 5) * torch.tensor([1.0, 10.0, 100.0, 1e3, 1e4])
+        _, cost = net(x)
+    uplift = cost[:, 1:] - cost[:, :1]
+    assert (cost >= 0).all()
+    assert (uplift >= 0).all() and (uplift.diff(dim=1) >= 0).all()
+
+
+def test_monotone_cost_false_can_decrease():
+    # without the constraint the levels are free (the data's cost does increase, but the
+    # network's raw heads start unordered)
+    torch.manual_seed(0)
+    net = UpliftNetwork(n_features=8, n_arms=4, hidden_layer_sizes=(16,), monotone_cost=False)
+    with torch.no_grad():
+        _, cost = net(torch.randn(2000, 8) * 10)
+    assert (cost >= 0).all()
+    assert ((cost[:, 1:] - cost[:, :1]).diff(dim=1) < 0).any()
+
+
+# -- the goal and its gradient estimators ------------------------------------------------
+
+
+def _np_decide(scores):
+    """Reference policy: control (0) unless a level's score is positive, then the best."""
+    full = np.concatenate([np.zeros(scores.shape[:-1] + (1,)), scores], axis=-1)
+    return full.argmax(axis=-1)
+
+
+def _toy(seed, n=8, k=2):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, k))
+    arm = rng.integers(0, k + 1, n)
+    value = rng.normal(size=n)
+    gains = np.zeros((n, k + 1))
+    gains[np.arange(n), arm] = value
+    return scores, gains
+
+
+def _estimate(scores, gains, estimator, cost=None, multiplier=0.0, **kwargs):
+    """Estimated gradient of the goal w.r.t. (revenue, cost) uplift and its value."""
+    r = torch.tensor(scores, requires_grad=True)
+    c = torch.tensor(np.zeros_like(scores) if cost is None else cost, requires_grad=True)
+    surrogate, value = marketing_goal(r, c, torch.tensor(gains), multiplier,
+                                      estimator=estimator, **kwargs)
+    surrogate.backward()
+    return r.grad.numpy(), c.grad.numpy(), value, float(surrogate.detach())
+
+
+def _smoothed_gradient(scores, gains, sigma, n_samples=100_000, seed=0):
+    """Brute force: central differences of the Monte Carlo Gaussian-smoothed goal.
+
+    The goal is a mean of per-user terms that depend only on that user's scores, so
+    shifting column j of every user at once gives each user's own partial derivative.
+    """
+    rng = np.random.default_rng(seed)
+    n, k = scores.shape
+    h = 0.25 * sigma
+    eps = rng.standard_normal((n_samples, n, k))  # common random numbers
+    rows = np.arange(n)
+    grad = np.zeros((n, k))
+    for j in range(k):
+        shift = np.zeros(k)
+        shift[j] = h
+        g_plus = gains[rows, _np_decide(scores + shift + sigma * eps)].mean(axis=0)
+        g_minus = gains[rows, _np_decide(scores - shift + sigma * eps)].mean(axis=0)
+        grad[:, j] = (g_plus - g_minus) / (2 * h) / n
+    return grad
+
+
+def _cosine(a, b):
+    return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_decide_matches_reference():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(500, 3))
+    scores[:50] = -np.abs(scores[:50])  # all levels unprofitable: control
+    np.testing.assert_array_equal(decide(torch.tensor(scores)).numpy(), _np_decide(scores))
+    assert (_np_decide(scores[:50]) == 0).all()
+
+
+def test_gain_matrix_is_the_centred_ipw_lagrangian_value():
+    rng = np.random.default_rng(0)
+    n, lam = 50, 0.7
+    arm = rng.integers(0, 4, n)
+    revenue, cost, weight = rng.gamma(2.0, size=n), rng.gamma(1.0, size=n), rng.uniform(2, 5, n)
+    gains = gain_matrix(*(torch.tensor(v) for v in (arm, revenue, cost, weight)), lam).numpy()
+    value = revenue - lam * cost
+    expected = np.zeros((n, 4))
+    expected[np.arange(n), arm] = (value - value.mean()) * weight
+    np.testing.assert_allclose(gains, expected)
+
+
+@pytest.mark.parametrize("estimator", GRADIENT_ESTIMATORS)
+def test_goal_value_is_brute_force_goal(estimator):
+    """``value`` is the docstring's G, computed here from raw RCT arrays by hand."""
+    rng = np.random.default_rng(1)
+    n, k, lam = 300, 3, 0.4
+    arm = rng.integers(0, k + 1, n)
+    revenue, cost = rng.gamma(2.0, size=n), rng.gamma(1.0, size=n)
+    propensity = np.full(n, 0.25)
+    r_up, c_up = rng.normal(size=(n, k)), rng.gamma(1.0, size=(n, k))
+    gains = gain_matrix(torch.tensor(arm), torch.tensor(revenue), torch.tensor(cost),
+                        torch.tensor(1 / propensity), lam)
+    surrogate, value = marketing_goal(torch.tensor(r_up), torch.tensor(c_up), gains, lam,
+                                      estimator=estimator,
+                                      generator=torch.Generator().manual_seed(0))
+    policy = _np_decide(r_up - lam * c_up)
+    b = np.mean(revenue - lam * cost)
+    expected = np.mean((policy == arm) * (revenue - lam * cost - b) / propensity)
+    assert value == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    if estimator != "softmax":  # the hard estimators' surrogate is the goal itself
+        assert float(surrogate) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_goal_with_missing_top_arm_in_batch():
+    # gain_matrix has max(arm) + 1 columns; marketing_goal pads them to K + 1
+    arm = torch.tensor([0, 1, 0, 1])
+    gains = gain_matrix(arm, torch.tensor([1.0, 2.0, 0.0, 3.0]), torch.zeros(4),
+                        torch.ones(4), 0.0)
+    assert gains.shape == (4, 2)
+    scores = torch.tensor([[-1.0, -1.0, 2.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                           [0.0, 0.0, 5.0]], requires_grad=True)
+    for estimator in GRADIENT_ESTIMATORS:
+        surrogate, value = marketing_goal(scores, torch.zeros(4, 3), gains, 0.0,
+                                          estimator=estimator)
+        # centred values (-0.5, 0.5, -1.5, 1.5); decisions 3, 1, 0 (no positive score), 3
+        assert value == pytest.approx(np.mean([0.0, 0.5, -1.5, 0.0]))
+        (grad,) = torch.autograd.grad(surrogate, scores)
+        assert grad.shape == (4, 3) and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_es_gradient_matches_smoothed_finite_differences(seed):
+    scores, gains = _toy(seed)
+    scale = 0.5
+    sigma = scale * scores.std(ddof=1)  # torch's std is the unbiased one
+    reference = _smoothed_gradient(scores, gains, sigma)
+    grad, _, _, _ = _estimate(scores, gains, "es", n_perturbations=20_000,
+                              perturbation_scale=scale,
+                              generator=torch.Generator().manual_seed(seed))
+    assert _cosine(grad, reference) > 0.95
+    np.testing.assert_allclose(grad, reference, atol=0.15 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fd_and_softmax_gradients_point_like_the_smoothed_gradient(seed):
+    scores, gains = _toy(seed)
+    reference = _smoothed_gradient(scores, gains, 0.5 * scores.std(ddof=1))
+    fd, _, _, _ = _estimate(scores, gains, "fd", perturbation_scale=0.1)
+    assert np.isfinite(fd).all()
+    assert _cosine(fd, reference) > 0.5
+    soft, _, _, _ = _estimate(scores, gains, "softmax", temperature=0.5)
+    assert np.isfinite(soft).all()
+    assert _cosine(soft, reference) > 0.5
+
+
+def test_es_is_deterministic_given_the_generator():
+    scores, gains = _toy(0)
+    a = _estimate(scores, gains, "es", generator=torch.Generator().manual_seed(3))[0]
+    b = _estimate(scores, gains, "es", generator=torch.Generator().manual_seed(3))[0]
+    c = _estimate(scores, gains, "es", n_perturbations=64,
+                  generator=torch.Generator().manual_seed(4))[0]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("estimator", GRADIENT_ESTIMATORS)
+def test_cost_gradient_is_minus_multiplier_times_revenue_gradient(estimator):
+    rng = np.random.default_rng(0)
+    r, c = rng.normal(size=(30, 3)), rng.gamma(1.0, size=(30, 3))
+    _, gains = _toy(0, n=30, k=3)
+    lam = 0.8
+    g_r, g_c, _, _ = _estimate(r, gains, estimator, cost=c, multiplier=lam,
+                               generator=torch.Generator().manual_seed(0))
+    assert np.abs(g_r).max() > 0
+    np.testing.assert_allclose(g_c, -lam * g_r, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", GRADIENT_ESTIMATORS)
+def test_gradient_ascent_on_scores_increases_the_goal(estimator):
+    """Toy instance: every user has a known best arm (its observed arm if its gain is
+    +1, any other arm if -1); ascending the estimated gradient improves the goal."""
+    rng = np.random.default_rng(0)
+    n, k = 40, 2
+    arm = rng.integers(0, k + 1, n)
+    gains = np.zeros((n, k + 1))
+    gains[np.arange(n), arm] = rng.choice([-1.0, 1.0], n)
+    optimum = gains.max(axis=1).mean()
+    scores = rng.normal(size=(n, k))
+    kwargs = {"es": {"n_perturbations": 512, "perturbation_scale": 0.5}}.get(estimator, {})
+
+    def goal(s):
+        return gains[np.arange(n), _np_decide(s)].mean()
+
+    history = [goal(scores)]
+    for step in range(40):
+        grad, _, value, _ = _estimate(scores, gains, estimator,
+                                      generator=torch.Generator().manual_seed(step), **kwargs)
+        assert value == pytest.approx(history[-1])
+        assert np.abs(grad).max() > 0
+        scores = scores + 0.2 * grad / np.abs(grad).max()
+        history.append(goal(scores))
+    assert history[1] > history[0]  # the first step already helps
+    assert history[-1] >= 0.75 * optimum > history[0]
+
+
+def test_unknown_estimator_raises():
+    scores, gains = _toy(0)
+    with pytest.raises(ValueError, match="Unknown gradient estimator"):
+        marketing_goal(torch.tensor(scores), torch.zeros(8, 2), torch.tensor(gains), 0.0,
+                       estimator="adjoint")
+
+
+# -- scikit-learn integration ------------------------------------------------------------
+
+
+def test_grid_search_pipeline_packed_target(data, y):
+    pipe = Pipeline([("scale", StandardScaler()),
+                     ("alloc", make_est(max_epochs=3))])
+    search = GridSearchCV(pipe, {"alloc__reg_weight": [0.0, 1.0]}, cv=2).fit(data.X, y)
+    assert search.best_params_["alloc__reg_weight"] in (0.0, 1.0)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.predict(data.X[:5]).shape == (5, 3)
+
+
+def test_grid_search_pipeline_metadata_routing(data, y, routing):
+    kw = {"treatment": data.treatment, "cost": data.cost}
+    est = make_est(max_epochs=3).set_fit_request(treatment=True, cost=True)
+    est.set_score_request(treatment=True, cost=True)
+    pipe = Pipeline([("scale", StandardScaler()), ("alloc", est)])
+    grid = {"alloc__reg_weight": [0.0, 1.0]}
+    routed = GridSearchCV(pipe, grid, cv=2).fit(data.X, data.revenue, **kw)
+    assert "alloc__reg_weight" in routed.best_params_
+    assert np.isfinite(routed.score(data.X, data.revenue, **kw))
+    sklearn.set_config(enable_metadata_routing=False)
+    plain = GridSearchCV(Pipeline([("scale", StandardScaler()), ("alloc", make_est(max_epochs=3))]),
+                         grid, cv=2).fit(data.X, y)
+    np.testing.assert_allclose(routed.cv_results_["mean_test_score"],
+                               plain.cv_results_["mean_test_score"])
+
+
+def test_predictions_evaluate_with_causalml_per_arm(fitted):
+    pd = pytest.importorskip("pandas")
+    metrics = pytest.importorskip("causalml.metrics")
+    test = make_marketing_rct(n_samples=3000, random_state=1)
+    r = fitted.predict(test.X)
+    for col, level in enumerate(fitted.levels_):
+        keep = (test.treatment == fitted.control_name) | (test.treatment == level)
+        df = pd.DataFrame({"y": test.revenue[keep],
+                           "w": (test.treatment[keep] == level).astype(int),
+                           "score": r[keep, col]})
+        auuc = metrics.auuc_score(df, outcome_col="y", treatment_col="w")
+        qini = metrics.qini_score(df, outcome_col="y", treatment_col="w")
+        assert np.isfinite(auuc["score"]) and np.isfinite(qini["score"])
+
+
+# -- input and parameter validation ------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [
+    {"budget": -1.0}, {"reg_weight": -0.1}, {"reg_weight": np.inf},
+    {"gradient_estimator": "adjoint"}, {"n_perturbations": 0}, {"perturbation_scale": 0.0},
+    {"temperature": -1.0}, {"goal_multipliers": 1.0}, {"warmup_epochs": -1},
+    {"goal_batch_size": 0}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
+    {"loss": "l1"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
+    {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},
+    {"validation_fraction": 1.0}, {"patience": 0}, {"device": 0}, {"calibration": "both"},
+    {"calibration_size": 1.5}, {"random_state": "seed"}, {"verbose": "loud"},
+])
+def test_parameter_validation(data, y, params):
+    with pytest.raises(InvalidParameterError):
+        make_est(**params).fit(data.X, y)
+
+
+@pytest.mark.parametrize("params", [
+    pytest.param({"hidden_layer_sizes": (-5,)}, id="negative_width"),
+    pytest.param({"goal_multipliers": ()}, id="empty_goal_multipliers"),
+    pytest.param({"goal_multipliers": (-1.0,)}, id="negative_goal_multiplier"),
+    pytest.param({"device": "tpu"}, id="unknown_device"),
+])
+@pytest.mark.xfail(strict=True, reason=(
+    "Bug: _parameter_constraints only check the container type of hidden_layer_sizes / "
+    "goal_multipliers and that device is a str: negative widths and unknown devices end "
+    "in torch RuntimeErrors, an empty or negative goal_multipliers is silently accepted "
+    "(empty = the goal is switched off, negative = the goal rewards spending)."))
+def test_parameter_validation_of_sequences_and_device(data, y, params):
+    with pytest.raises((ValueError, TypeError)):
+        make_est(max_epochs=2, **params).fit(data.X, y)
+
+
+def test_bad_inputs(data, y):
+    X = data.X.copy()
+    X[5, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        make_est().fit(X, y)
+    X[5, 2] = np.inf
+    with pytest.raises(ValueError):
+        make_est().fit(X, y)
+    with pytest.raises(ValueError, match="rows"):
+        make_est().fit(data.X[:-1], y)
+    with pytest.raises(ValueError, match="Missing RCT input"):
+        make_est().fit(data.X, data.revenue)
+    with pytest.raises(ValueError, match="negative"):
+        make_est().fit(data.X, data.revenue, treatment=data.treatment, cost=-data.cost - 1)
+
+
+def test_predict_before_fit_and_bad_predict_inputs(fitted, data):
+    est = make_est()
+    for method in (est.predict, est.predict_cost, est.allocate):
+        with pytest.raises(NotFittedError):
+            method(data.X)
+    X = data.X[:10].copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict(X)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(data.X[:, :3])
+    with pytest.raises(ValueError, match="at most one"):
+        fitted.allocate(data.X, budget=1.0, total_budget=10.0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fitted.score(data.X, rct_target(data.treatment, data.revenue, data.cost),
+                     sample_weight=np.ones(len(data.X)))
+
+
+# -- device --------------------------------------------------------------------------------
+
+
+def test_device_auto_resolves_and_cpu_works(fitted, data, y):
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert fitted.device == "auto"  # the parameter is left alone
+    assert fitted.net_.device == expected
+    est = make_est(device="cpu", max_epochs=2).fit(data.X, y)
+    assert est.net_.device == "cpu"
+    assert all(p.device.type == "cpu" for p in est.net_.module_.parameters())
+    assert np.isfinite(est.predict(data.X[:5])).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit(data, y):
+    est = make_est(device="cuda").fit(data.X, y)
+    assert est.net_.device == "cuda"
+    assert all(p.device.type == "cuda" for p in est.net_.module_.parameters())
+    r = est.predict(data.X)
+    assert isinstance(r, np.ndarray) and np.isfinite(r).all()
+    assert np.isfinite(est.score(data.X, y))
