@@ -13,7 +13,11 @@ Subclasses implement two private hooks:
 
 - ``_fit_uplift(self, X, rct)``: fit the uplift models on the validated
   training features ``X`` (ndarray) and :class:`~sklearn_budget._validation.RCTData`
-  ``rct`` (``rct.arm`` holds integer arms 0..K, 0 = control).
+  ``rct`` (``rct.arm`` holds integer arms 0..K, 0 = control). A subclass
+  that sets ``_validates_on_holdout = True`` is called as
+  ``_fit_uplift(X, rct, validation=(X_cal, rct_cal))`` instead, with the
+  held-out calibration slice (None for ``calibration="predicted"``), e.g.
+  for early stopping on held-out RCT data.
 - ``_predict_uplift(self, X)``: return ``(revenue_uplift, cost_uplift)``,
   float64 arrays of shape (n, K) with columns in ``self.levels_`` order.
 """
@@ -153,7 +157,11 @@ class BaseBudgetAllocator(BaseEstimator):
             X_train, rct_train = X, rct
             X_cal, rct_cal = X, rct
 
-        self._fit_uplift(X_train, rct_train)
+        if getattr(self, "_validates_on_holdout", False):
+            validation = (X_cal, rct_cal) if self.calibration == "holdout" else None
+            self._fit_uplift(X_train, rct_train, validation=validation)
+        else:
+            self._fit_uplift(X_train, rct_train)
         r_cal, c_cal = self._checked_uplift(X_cal)
         self._calibrate(r_cal, c_cal, rct_cal)
         return self

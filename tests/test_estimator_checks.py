@@ -272,11 +272,6 @@ def test_nan_inf(estimator, data, y, bad):
 
 def _pickle_param(est):
     marks = []
-    if isinstance(est, EndToEndBudgetAllocator):
-        marks = pytest.mark.xfail(strict=True, raises=(AttributeError, pickle.PicklingError),
-                                  reason="Bug: the fitted net_ holds local closures and "
-                                         "lambdas in its callbacks (see test_end_to_end."
-                                         "test_pickle_round_trip)")
     return pytest.param(est, marks=marks, id=type(est).__name__)
 
 

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import SliceDict, predefined_split
 from sklearn.model_selection import train_test_split
@@ -87,10 +87,16 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     weight_decay : float, default=1e-4
     early_stopping : bool, default=True
-        Keep the epoch with the best validation goal (EOM value at the budget
-        on ``validation_fraction`` of the training data), stop after
-        ``patience`` epochs without improvement.
+        Keep the epoch with the best validation goal (EOM incremental revenue
+        at the budget on held-out RCT data), stop after ``patience`` epochs
+        without improvement. With ``calibration="holdout"`` the validation
+        data is the calibration slice (both choices are made on the same
+        held-out users, so no training data is lost to a second split; an
+        EOM on ~1000 users is too noisy to select epochs); with
+        ``calibration="predicted"`` it is ``validation_fraction`` of the
+        training data.
     validation_fraction : float, default=0.15
+        Used only with ``calibration="predicted"`` (see ``early_stopping``).
     patience : int, default=8
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU.
@@ -99,7 +105,8 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     calibration_size : float, default=0.3
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
-        1 prints skorch's epoch table.
+        1 prints skorch's epoch table (losses, training goal, validation
+        goal, duration); 2 adds skorch's per-batch progress bar.
 
     Attributes
     ----------
@@ -218,10 +225,14 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         r, c = self._forward_scaled(x)
         return value_at_budget(r * self.revenue_scale_, c * self.cost_scale_, rct.arm,
                                rct.revenue, rct.cost, budget, propensity=rct.propensity,
-                               levels=np.arange(1, self.n_levels_ + 1))
+                               levels=np.arange(1, self.n_levels_ + 1),
+                               n_multipliers=self._n_multipliers)
 
     # -- hooks of BaseBudgetAllocator -----------------------------------------------------
-    def _fit_uplift(self, X, rct):
+    _validates_on_holdout = True
+
+    def _fit_uplift(self, X, rct, validation=None):
+        device = self._check_params()
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         torch.manual_seed(seed)
@@ -235,10 +246,13 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         train_split = None
         idx_train = np.arange(len(X))
         if self.early_stopping:
-            idx_train, idx_valid = train_test_split(
-                idx_train, test_size=self.validation_fraction, stratify=rct.arm,
-                random_state=rng.randint(np.iinfo(np.int32).max))
-            valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
+            if validation is not None:
+                x_valid, valid_rct = np.asarray(validation[0], dtype=np.float64), validation[1]
+            else:
+                idx_train, idx_valid = train_test_split(
+                    idx_train, test_size=self.validation_fraction, stratify=rct.arm,
+                    random_state=rng.randint(np.iinfo(np.int32).max))
+                valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
             train_split = predefined_split(Dataset(self._scaled_dict(x_valid, valid_rct)))
             scaled_valid = self._scaled_dict(x_valid)["x"]
             callbacks += [
@@ -249,6 +263,8 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
                                                  patience=self.patience, load_best=True,
                                                  sink=lambda *a: None)),
             ]
+        if self.verbose >= 2:
+            callbacks.append(("progress", ProgressBar()))
         train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
         self.net_ = BudgetNet(
             UpliftNetwork,
@@ -265,7 +281,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
             train_split=train_split,
             callbacks=callbacks,
             iterator_train__shuffle=True,
-            device=_resolve_device(self.device),
+            device=device,
             verbose=self.verbose,
             reg_weight=self.reg_weight,
             gradient_estimator=self.gradient_estimator,
@@ -283,7 +299,46 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
             self.net_.goal_data_ = {k: torch.as_tensor(v, device=self.net_.device)
                                     for k, v in train_dict.items()}
         self.net_.partial_fit(train_dict, None)
+        self._strip_training_state()
         return self
+
+    def _strip_training_state(self):
+        """Drop what only training needs (closures over the data, goal tensors, RNG).
+
+        Keeps the fitted estimator small and picklable (``joblib.dump``); the
+        history (losses, goals, multipliers) stays in ``net_.history``.
+        """
+        net = self.net_
+        net.callbacks = []
+        net.callbacks_ = []
+        net.train_split = None
+        net.goal_data_ = None
+        net.generator_ = None
+
+    def _check_params(self):
+        sizes = tuple(self.hidden_layer_sizes)
+        if not sizes or not all(isinstance(h, Integral) and h > 0 for h in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be a non-empty tuple of positive ints, got "
+                f"{self.hidden_layer_sizes!r}; e.g. (64, 64).")
+        mult = tuple(self.goal_multipliers)
+        if not mult or not all(isinstance(m, Real) and np.isfinite(m) and m > 0 for m in mult):
+            raise ValueError(
+                f"goal_multipliers must be a non-empty tuple of positive finite factors of "
+                f"the budget's multiplier, got {self.goal_multipliers!r}; e.g. (1.0,) or "
+                "(0.5, 1.0, 2.0).")
+        device = _resolve_device(self.device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device={self.device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
+                f"'cuda:N' ({exc}).") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available here; use device='auto' "
+                "(CUDA when available, else CPU) or 'cpu'.")
+        return device
 
     def _make_calibrator(self, X, rct, rng, max_rows=20000):
         """Multiplier (scaled units) meeting the budget on the training RCT (EOM)."""
