@@ -71,9 +71,10 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         (a schedule of prices around the budget's one).
     warmup_epochs : int, default=5
         Epochs of prediction loss only before the goal is switched on.
-    goal_batch_size : int or None, default=None
-        If set, the goal is measured on a separate random batch of this many
-        training samples each step (EOM needs large batches); None uses the
+    goal_batch_size : int or None, default=4096
+        The goal is measured on a separate random batch of this many
+        training samples each step (all of them when fewer): an EOM over
+        the 512 users of a prediction batch is mostly noise. None uses the
         training batch.
     hidden_layer_sizes : tuple of int, default=(64, 64)
     monotone_cost : bool, default=True
@@ -156,7 +157,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
 
     def __init__(self, budget=1.0, reg_weight=1.0, *, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
-                 goal_multipliers=(1.0,), warmup_epochs=5, goal_batch_size=None,
+                 goal_multipliers=(1.0,), warmup_epochs=5, goal_batch_size=4096,
                  hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
                  early_stopping=True, validation_fraction=0.15, patience=8, device="auto",

@@ -1,0 +1,220 @@
+"""Training cost and gradient estimators of the end-to-end allocator.
+
+Two parts, on ``make_marketing_rct`` (ground truth known):
+
+1. **Fits.** For each seed, ``EndToEndBudgetAllocator`` with default settings
+   at ``reg_weight=0`` (the ablation) and ``reg_weight=1`` with each gradient
+   estimator (``fd``, ``es``, ``softmax``). Reported: the epoch time with the
+   regulariser divided by the epoch time without it (median of skorch's
+   per-epoch ``dur`` over the epochs after the warm-up, and total fit time per
+   epoch), the number of epochs early stopping ran, the true incremental
+   revenue of the deployed allocation as a fraction of the oracle's (and at
+   equal true spend), and the deployed true spend / budget.
+2. **Estimator noise.** On the fitted ``reg_weight=0`` model and one goal
+   batch of training users: each estimator's gradient of the batch goal with
+   respect to the scores, drawn ``--repeats`` times (new perturbations /
+   new batch), its time per call, its relative variance
+   ``E||g - mean g||^2 / ||mean g||^2`` and its cosine with a reference
+   gradient (Gaussian smoothing with 4,000 antithetic pairs, the smoothed
+   goal that ``es`` estimates).
+
+Usage (repository root)::
+
+    python benchmarks/bench_training.py                 # 3 seeds, n = 20000, ~10 min on 2 cores
+    python benchmarks/bench_training.py --quick         # 1 seed, n = 8000
+    python benchmarks/bench_training.py --output DIR    # default benchmarks/results
+
+Writes ``training.md`` and ``training.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget._end_to_end._goal import gain_matrix, marketing_goal
+from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
+from sklearn_budget.datasets import make_marketing_rct
+from sklearn_budget.metrics import oracle_allocation, true_value
+
+CONFIGS = {
+    "reg_weight=0": dict(reg_weight=0.0),
+    "fd": dict(reg_weight=1.0, gradient_estimator="fd"),
+    "es": dict(reg_weight=1.0, gradient_estimator="es"),
+    "softmax": dict(reg_weight=1.0, gradient_estimator="softmax"),
+}
+
+
+def _hardware():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {torch.get_num_threads()} torch threads, {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def fit_part(seeds, n_samples, budget_frac):
+    rows, fitted = [], {}
+    for seed in seeds:
+        d = make_marketing_rct(n_samples=n_samples, random_state=seed)
+        data = ComparisonData.from_arrays("synthetic-default", d.X, d.treatment, d.revenue,
+                                          d.cost, true_revenue=d.true_revenue,
+                                          true_cost=d.true_cost, random_state=seed)
+        budget = budget_frac * data.budget_scale()
+        oracle = oracle_allocation(data.true_revenue, data.true_cost, budget)
+        oracle_value = true_value(oracle, data.true_revenue, data.true_cost).incremental_revenue
+        y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
+        for name, cfg in CONFIGS.items():
+            est = EndToEndBudgetAllocator(budget=budget, random_state=seed, **cfg)
+            t0 = time.perf_counter()
+            est.fit(data.X_train, y)
+            fit_time = time.perf_counter() - t0
+            hist = est.net_.history
+            warm = est.warmup_epochs
+            durs = np.array(hist[:, "dur"])
+            r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
+            deployed = true_value(est.allocate(data.X_test), data.true_revenue, data.true_cost)
+            tr, tc = data.true_uplift()
+            eq = true_value(_equal_spend_assignment(r, c, tr, tc, budget), data.true_revenue,
+                            data.true_cost)
+            rows.append(dict(
+                seed=seed, method=name, epochs=len(hist),
+                epoch_dur_after_warmup=float(np.median(durs[warm:])) if len(durs) > warm
+                else float("nan"),
+                fit_time_per_epoch=fit_time / len(hist), fit_time=fit_time,
+                best_valid_goal=float(max(hist[:, "valid_goal"])),
+                oracle_fraction=deployed.incremental_revenue / oracle_value,
+                equal_spend_fraction=eq.incremental_revenue / oracle_value,
+                spend_ratio=deployed.incremental_cost / budget,
+            ))
+            print(f"seed {seed} {name:13s} epochs {len(hist):3d}  fit {fit_time:6.1f}s  "
+                  f"oracle frac {rows[-1]['oracle_fraction']:.3f}  equal-spend "
+                  f"{rows[-1]['equal_spend_fraction']:.3f}  spend/budget "
+                  f"{rows[-1]['spend_ratio']:.3f}", flush=True)
+            if name == "reg_weight=0" and seed == seeds[0]:
+                fitted = dict(est=est, data=data)
+    fits = pd.DataFrame(rows)
+    base = fits[fits.method == "reg_weight=0"].set_index("seed")
+    fits["epoch_ratio"] = [
+        r.epoch_dur_after_warmup / base.loc[r.seed, "epoch_dur_after_warmup"]
+        for r in fits.itertuples()]
+    fits["fit_time_per_epoch_ratio"] = [
+        r.fit_time_per_epoch / base.loc[r.seed, "fit_time_per_epoch"] for r in fits.itertuples()]
+    return fits, fitted
+
+
+def noise_part(fitted, repeats, batch_size, seed=0):
+    est, data = fitted["est"], fitted["data"]
+    gen = torch.Generator().manual_seed(seed)
+    x = ((data.X_train - est.x_mean_) / est.x_scale_).astype(np.float32)
+    from sklearn_budget._validation import check_rct
+
+    rct = check_rct(data.treatment_train, data.revenue_train, data.cost_train)
+    with torch.no_grad():
+        rev, cost = est.net_.module_(torch.as_tensor(x))
+    r_all = (rev[:, 1:] - rev[:, :1]).double()
+    c_all = (cost[:, 1:] - cost[:, :1]).double()
+    arm = torch.as_tensor(rct.arm)
+    revenue = torch.as_tensor(rct.revenue / est.revenue_scale_)
+    cost_obs = torch.as_tensor(rct.cost / est.cost_scale_)
+    weight = torch.as_tensor(1.0 / rct.propensity)
+    lam = est.multiplier_ * est.cost_scale_ / est.revenue_scale_
+    idx = torch.randperm(len(arm), generator=gen)[:batch_size]
+    gains = gain_matrix(arm[idx], revenue[idx], cost_obs[idx], weight[idx], lam)
+
+    def grad(estimator, n_pert=16, generator=None):
+        r = r_all[idx].clone().requires_grad_(True)
+        s, _ = marketing_goal(r, c_all[idx], gains, lam, estimator=estimator,
+                              n_perturbations=n_pert, generator=generator)
+        s.backward()
+        return r.grad.clone()
+
+    reference = grad("es", n_pert=4000, generator=torch.Generator().manual_seed(123))
+    rows = []
+    for estimator in ("fd", "es", "softmax"):
+        draws, times = [], []
+        for rep in range(repeats):
+            g = torch.Generator().manual_seed(1000 + rep)
+            t0 = time.perf_counter()
+            draws.append(grad(estimator, generator=g))
+            times.append(time.perf_counter() - t0)
+        G = torch.stack(draws).flatten(1)
+        mean = G.mean(0)
+        rel_var = float(((G - mean) ** 2).sum(1).mean() / (mean ** 2).sum().clamp_min(1e-30))
+        cos = torch.nn.functional.cosine_similarity(G, reference.flatten()[None], dim=1)
+        rows.append(dict(estimator=estimator, batch=len(idx), time_ms=1e3 * np.median(times),
+                         relative_variance=rel_var, cosine_with_reference=float(cos.mean())))
+        print(f"{estimator:8s} time {rows[-1]['time_ms']:.2f} ms  rel. variance {rel_var:.3g}  "
+              f"cosine vs smoothed reference {rows[-1]['cosine_with_reference']:.3f}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def _md(frame, digits=3):
+    cols = list(frame.columns)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        out.append("| " + " | ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+                                     for v in row) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--n-samples", type=int, default=None)
+    parser.add_argument("--budget", type=float, default=0.4,
+                        help="budget as a fraction of the oracle's full spend")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    n = args.n_samples or (8000 if args.quick else 20000)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    hw = _hardware()
+    print(f"Hardware: {hw}")
+    t0 = time.perf_counter()
+    fits, fitted = fit_part(seeds, n, args.budget)
+    noise = noise_part(fitted, args.repeats, batch_size=4096)
+    summary = fits.groupby("method", sort=False).agg(
+        epoch_ratio=("epoch_ratio", "mean"),
+        fit_time_per_epoch_ratio=("fit_time_per_epoch_ratio", "mean"),
+        epochs=("epochs", "mean"),
+        oracle_fraction=("oracle_fraction", "mean"),
+        oracle_fraction_std=("oracle_fraction", "std"),
+        equal_spend_fraction=("equal_spend_fraction", "mean"),
+        equal_spend_fraction_std=("equal_spend_fraction", "std"),
+        spend_ratio=("spend_ratio", "mean"),
+    ).reset_index()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    fits.assign(part="fit").to_csv(out / "training.csv", index=False)
+    noise.to_csv(out / "training_estimators.csv", index=False)
+    cmd = "python benchmarks/bench_training.py" + (" --quick" if args.quick else "")
+    text = "\n\n".join([
+        f"# End-to-end training benchmark\n\nCommand: `{cmd}`; hardware: {hw}; "
+        f"{len(seeds)} seed(s), n = {n} (half for training), budget = {args.budget:g} x "
+        f"the oracle's full spend; {time.perf_counter() - t0:.0f} s in all.",
+        "## Fits (mean over seeds; ratios vs reg_weight=0 on the same seed)",
+        _md(summary),
+        "## Gradient estimators on one goal batch of the reg_weight=0 model",
+        _md(noise),
+    ]) + "\n"
+    (out / "training.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
