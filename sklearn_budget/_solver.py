@@ -11,20 +11,40 @@ Method (exact Lagrangian + greedy completion):
    positive); the spend ``S(lam)`` is a non-increasing step function whose
    steps sit at the breakpoints ``(r_j - r_k) / (c_j - c_k)`` of each user's
    upper envelope.
-2. The smallest ``lam*`` with ``S(lam*) <= B`` is found by a bisection that
-   narrows onto breakpoints: it keeps a bracket ``S(lo) > B >= S(hi)`` and the
-   set of *active* users whose decision changes inside it, pivots on the median
-   of their crossing points, and settles every user whose decision no longer
-   changes. When few users remain active their breakpoints are enumerated and
-   searched exactly. For large ``n`` the first bracket comes from the same
-   solve on a random subsample, so the full data is read only once or twice.
-3. The budget left at ``lam*`` is spent greedily, best revenue per cost first,
-   on upgrades of the users near the threshold (of all users for small
-   problems). This is the classical LP rounding: the result is feasible and
-   within ``max_i max_k r[i, k]`` of the integer optimum.
+2. The smallest ``lam*`` with ``S(lam*) <= B`` is found by narrowing a bracket
+   ``S(lo) > B >= S(hi)`` onto breakpoints. Only the *active* users, whose
+   decision changes inside the bracket, are kept (as compact copies); every
+   user whose decision no longer changes is settled. While many are active,
+   the spend drops at a sample of their crossing points place the budget
+   between two pivots; then the pivot is the median crossing point. When few
+   users remain active their breakpoints are enumerated and searched exactly.
+3. For large ``n`` the first bracket comes from the same solve on a random
+   subsample (itself bracketed the same way when large): around the
+   subsample's multiplier, each subsampled user's next breakpoint above and
+   below bounds the subsample's spend curve, and the bracket is where that
+   bound is ``_BRACKET_Z`` standard errors above and below the (scaled)
+   budget. The full data is then read once: one blocked pass finds every
+   user's choice at ``hi`` and settles those whose choice also attains the
+   best score at ``lo`` (scores are linear in the multiplier, so that choice
+   holds on all of ``(lo, hi]``); a few percent stay active. A bracket that
+   misses ``lam*`` is detected exactly and costs one more pass.
+4. The budget left at ``lam*`` is spent greedily, best revenue per cost first,
+   on upgrades of the users near the threshold (those with an upgrade earning
+   within ``_GREEDY_BAND`` of ``lam*`` per unit of cost; every user for small
+   problems), stopping as soon as no remaining candidate fits. This is the
+   classical LP rounding: the result is feasible and within
+   ``max_i max_k r[i, k]`` of the integer optimum. It does not depend on the
+   subsample (``random_state``), except that among levels whose scores tie
+   at ``lam*`` only up to rounding a user may get either.
 
-Works on numpy arrays and on torch tensors (CPU or CUDA) without copying them
-to numpy, through the array API standard (``array_api_compat``).
+Speed: a pass over the data works on blocks of a few thousand users in reused
+buffers, transposed to (K, rows) for numpy so that the max over levels is a
+vectorised reduction over contiguous memory (numpy's reductions and argmax
+along a short trailing axis are not). The solve costs about two ``np.argmax``
+passes over the (n, K) score matrix, and its peak memory is a fraction of the
+input's (the int64 assignment, the active users' rows and the subsample's).
+Torch tensors (CPU or CUDA) are processed in torch on
+their device with the same kernels, never copied to numpy.
 """
 
 from __future__ import annotations
@@ -40,13 +60,31 @@ from ._validation import check_budget, check_uplift
 __all__ = ["BudgetAllocation", "allocate_at_multiplier", "solve_budget_allocation"]
 
 # Problems up to this many users are solved directly (no subsample bracket).
-_DIRECT_SIZE = 50_000
+_DIRECT_SIZE = 20_000
+# Size of the subsample that brackets the multiplier of larger problems (at
+# most 1/8 of the users; a subsample above _DIRECT_SIZE is bracketed in turn).
+_SUBSAMPLE_SIZE = 50_000
+# Half-width of the bracket in standard errors of the subsample's spend (a
+# bracket that misses costs one more pass, with the margin widened by the miss).
+_BRACKET_Z = 3.5
 # Active users at or below which breakpoints are enumerated exactly.
 _ENUMERATE_SIZE = 1_024
-# Elements per chunk of the full passes (keeps the temporaries in cache).
-_CHUNK_ELEMENTS = 1 << 17
-# Users upgraded greedily: all of them up to this size, else the threshold set.
-_FULL_GREEDY_SIZE = 1_000_000
+# Crossing points sampled to place the budget among them (narrowing).
+_NARROW_SAMPLE = 4_096
+# Bytes of one block of the blocked passes: numpy (fits in L2) and torch on
+# CPU (larger blocks: torch's per-call overhead is higher, and it splits
+# large operations between threads).
+_BLOCK_BYTES = 1 << 19
+_TORCH_CPU_BLOCK_BYTES = 1 << 22
+# Elements of one block on a CUDA device (large: kernels are launched per block).
+_CUDA_BLOCK_ELEMENTS = 1 << 24
+# Upgrades the greedy completion considers: all of them for problems up to
+# this many users, else those whose revenue per extra cost is within
+# _GREEDY_BAND (relative) below lam* (the users near the threshold).
+_FULL_GREEDY_SIZE = 20_000
+_GREEDY_BAND = 2.0**-10
+# Candidates ranked per round of the greedy completion (partial selection).
+_GREEDY_BATCH = 1_024
 
 
 @dataclass(frozen=True)
@@ -84,85 +122,413 @@ class BudgetAllocation:
         return 0.0 if denom == 0 else (self.dual_bound - self.value) / denom
 
 
-def _sum64(xp, x):
-    return float(xp.sum(x, dtype=xp.float64)) if x.shape[0] else 0.0
+# -- array backends ---------------------------------------------------------------------
+# Both backends work on blocks of a few thousand users (numpy) or more (torch)
+# and expose the same kernels. numpy's blocks are transposed to (K, rows) in
+# reused buffers, so that the max over levels is a vectorised reduction over
+# contiguous rows (numpy's reductions and argmax along a short trailing axis
+# are not vectorised); torch's are row-major views (its reductions over a
+# short trailing dimension are). The first maximising level is found as
+# ``K - max_k(w_k * [s_k == max])`` with weights ``w = K, K-1, ..., 1``
+# (exact: it compares each score with the maximum of the same scores). The
+# score is always ``r + (-lam) * c``, which equals ``r - lam * c`` exactly in
+# IEEE arithmetic, in every code path, so all paths agree on every choice.
 
 
-def _choose(xp, r, c, lam):
-    """Return ``(arm, chosen r, chosen c)`` of every row at multiplier ``lam``.
+class _NumpyOps:
+    """Blocked kernels on numpy arrays (work buffers reused across blocks)."""
 
-    Ties between a level and control go to control; ``lam = inf`` takes the
-    cheapest option (highest revenue among equally cheap ones).
-    """
-    zero = xp.zeros((), dtype=r.dtype)
-    if math.isinf(lam):
-        cmin = xp.min(c, axis=1)
-        s = xp.where(c == cmin[:, None], r, xp.asarray(-xp.inf, dtype=r.dtype))
-        idx = xp.argmax(s, axis=1)
-        best_r = xp.take_along_axis(r, idx[:, None], axis=1)[:, 0]
-        take = (cmin < zero) | ((cmin == zero) & (best_r > zero))
-    else:
-        s = r - lam * c
-        idx = xp.argmax(s, axis=1)
-        take = xp.take_along_axis(s, idx[:, None], axis=1)[:, 0] > zero
-    arm = xp.where(take, idx + 1, xp.zeros_like(idx))
-    rc = xp.where(take, xp.take_along_axis(r, idx[:, None], axis=1)[:, 0], zero)
-    cc = xp.where(take, xp.take_along_axis(c, idx[:, None], axis=1)[:, 0], zero)
-    return arm, rc, cc
+    is_numpy = True
 
+    def __init__(self, dtype, k):
+        self.dtype, self.k = np.dtype(dtype), k
+        self.block_rows = max(256, _BLOCK_BYTES // (max(k, 1) * self.dtype.itemsize))
+        self.weights = np.arange(k, 0, -1, dtype=np.min_scalar_type(max(k, 1)))[:, None]
+        self._buffers = {}
+        self._cols = np.arange(self.block_rows)
+        self._base = self._cols + k * self.block_rows  # (see pass_block)
 
-def _choose_block(xp, r, c, lams):
-    """:func:`_choose` at several multipliers over one block of rows."""
-    return [_choose(xp, r, c, lam) for lam in lams]
+    # buffers and blocks
+    def _buf(self, name, m, dtype):
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = np.empty(self.k * self.block_rows, dtype=dtype)
+        return buf[: self.k * m].reshape(self.k, m)
 
+    def blocks(self, n):
+        step = self.block_rows
+        return [(a, min(a + step, n)) for a in range(0, n, step)]
 
-def _choose_block_numpy(xp, r, c, lams):
-    """Fast numpy path of :func:`_choose_block` (finite multipliers).
+    def load(self, r, c, a, b):
+        """Rows ``a:b`` of ``r`` and ``c`` transposed into the work buffers."""
+        rt, ct = self._buf("rt", b - a, self.dtype), self._buf("ct", b - a, self.dtype)
+        np.copyto(rt, r[a:b].T)
+        np.copyto(ct, c[a:b].T)
+        return rt, ct
 
-    The block is transposed once to (K, rows) so that the argmax runs across
-    contiguous rows, which numpy vectorises; this is what keeps a full pass
-    within a small multiple of one ``np.argmax`` over the score matrix.
-    """
-    rt, ct = np.ascontiguousarray(r.T), np.ascontiguousarray(c.T)
-    k, m = rt.shape
-    cols = np.arange(m)
-    weights = np.arange(k, 0, -1, dtype=np.min_scalar_type(k))[:, None]  # first max wins
-    out = []
-    for i, lam in enumerate(lams):
-        s = ct * -lam
-        s += rt
-        # argmax over levels via max + first match: numpy's max reduction is
-        # SIMD-vectorised, its argmax along a short axis is not (about 20x slower)
-        best = s.max(axis=0)
-        idx = k - (np.equal(s, best) * weights).max(axis=0).astype(np.int64)
-        take = best > 0
+    def _first_max(self, s, best):
+        eq = np.equal(s, best, out=self._buf("eq", s.shape[1], bool))
+        w = np.multiply(eq, self.weights, out=self._buf("w", s.shape[1], self.weights.dtype))
+        return self.k - w.max(axis=0).astype(np.intp)
+
+    def choose(self, rt, ct, lam, values=True):
+        """``(arm, chosen r, chosen c)`` of a transposed block at multiplier ``lam``.
+
+        Ties go to the first level, and between a level and control to control;
+        ``lam = inf`` takes the cheapest option (highest revenue among equally
+        cheap ones).
+        """
+        k, m = rt.shape
+        s = self._buf("s", m, self.dtype)
+        if math.isinf(lam):
+            cmin = ct.min(axis=0)
+            s.fill(-np.inf)
+            np.copyto(s, rt, where=ct == cmin)
+            best = s.max(axis=0)
+            take = (cmin < 0) | ((cmin == 0) & (best > 0))
+        else:
+            np.multiply(ct, -lam, out=s)
+            s += rt
+            best = s.max(axis=0)
+            take = best > 0
+        idx = self._first_max(s, best)
         arm = np.where(take, idx + 1, 0)
-        # revenue is needed for the last multiplier only (the settled choice)
-        flat = idx * m + cols
-        rr = np.where(take, rt.reshape(-1)[flat], 0) if i == len(lams) - 1 else None
-        out.append((arm, rr, np.where(take, ct.reshape(-1)[flat], 0)))
+        if not values:
+            return arm, None, None
+        flat = idx * m + self._cols[:m]
+        rv = np.where(take, rt.reshape(-1)[flat], 0)
+        cv = np.where(take, ct.reshape(-1)[flat], 0)
+        return arm, rv, cv
+
+    def pass_block(self, rt, ct, lo, hi):
+        """One block of the full pass: choices at ``hi``, and the users they do not settle.
+
+        Returns ``(arm_hi, r_hi, c_hi, d, arm_lo, r_lo, c_lo)`` where ``d``
+        lists the columns whose choice at ``hi`` does not attain the maximum
+        at ``lo`` (with the values at ``lo`` of those columns only). A choice
+        that attains the maximum at both ends is the choice on all of
+        ``(lo, hi]`` (scores are linear in the multiplier), so only the
+        maximum at ``lo`` is needed, not its first maximising level. Written
+        for few calls per block: per-call overhead, not the (K, m) arithmetic,
+        is what a block of a few thousand users costs.
+        """
+        k, m = rt.shape
+        s = self._buf("s", m, self.dtype)
+        np.multiply(ct, -hi, out=s)
+        s += rt
+        best = s.max(axis=0)
+        take = best > 0
+        eq = np.equal(s, best, out=self._buf("eq", m, bool))
+        w = np.multiply(eq, self.weights, out=self._buf("w", m, self.weights.dtype))
+        wmax = w.max(axis=0)  # K - first maximising level
+        flat = wmax.astype(np.intp)
+        flat *= -m
+        flat += self._base if m == self.block_rows else self._cols[:m] + k * m
+        # flat = (K - wmax) * m + column: the first maximising level's entry
+        r_hi = rt.reshape(-1).take(flat)
+        r_hi *= take
+        c_hi = ct.reshape(-1).take(flat)
+        c_hi *= take
+        arm_hi = np.subtract(k + 1, wmax, dtype=np.int64)
+        arm_hi *= take
+        # at lo: the best score, and the score of the choice at hi, which is
+        # c_hi * -lo + r_hi exactly (control: +-0)
+        np.multiply(ct, -lo, out=s)
+        s += rt
+        best = s.max(axis=0)
+        at = c_hi * -lo
+        at += r_hi
+        d = np.flatnonzero(at != np.maximum(best, 0))
+        if d.shape[0] == 0:
+            return arm_hi, r_hi, c_hi, d, None, None, None
+        sd, bd = s[:, d], best[d]
+        idx = self._first_max(sd, bd)
+        take = bd > 0
+        flat = idx * m + d
+        return (arm_hi, r_hi, c_hi, d, np.where(take, idx + 1, 0),
+                np.where(take, rt.reshape(-1)[flat], 0), np.where(take, ct.reshape(-1)[flat], 0))
+
+    def pick(self, rt, ct, arm, cols=None):
+        """Revenue and cost of option ``arm`` (0 = control) of block columns ``cols``."""
+        m = rt.shape[1]
+        cols = self._cols[:m] if cols is None else cols
+        on = arm > 0
+        flat = np.maximum(arm - 1, 0) * m + cols
+        return (np.where(on, rt.reshape(-1)[flat], 0), np.where(on, ct.reshape(-1)[flat], 0))
+
+    def upgrades(self, rt, ct, arm, left, lam_ref):
+        """Upgrades that gain revenue, cost at most ``left`` and earn ``lam_ref`` per cost.
+
+        Returns ``(row, level, gain, extra)`` of the block, or None.
+        """
+        r_cur, c_cur = self.pick(rt, ct, arm)
+        dr = rt - r_cur
+        dc = ct - c_cur
+        ok = (dr > 0) & (dc <= left)
+        if lam_ref > 0:
+            ok &= dr >= dc * lam_ref
+        if not ok.any():
+            return None
+        level, row = ok.nonzero()
+        # gain and extra cost in float64 from the stored values (exact for float32)
+        r_cur, c_cur = r_cur[row].astype(np.float64), c_cur[row].astype(np.float64)
+        return row, level, rt[ok] - r_cur, ct[ok] - c_cur
+
+    # small helpers
+    @staticmethod
+    def sum64(x):
+        return x.sum(dtype=np.float64)
+
+    @staticmethod
+    def std64(x):
+        return x.std(dtype=np.float64)
+
+    @staticmethod
+    def to_float(x):
+        return float(x)
+
+    @staticmethod
+    def nonzero(mask):
+        return np.flatnonzero(mask)
+
+    @staticmethod
+    def concat(parts):
+        return np.concatenate(parts)
+
+    @staticmethod
+    def take_rows(x, rows):
+        return x[rows]
+
+    @staticmethod
+    def median(x):
+        h = x.shape[0] // 2
+        return float(np.partition(x, h)[h])
+
+    @staticmethod
+    def to_numpy(x):
+        return np.asarray(x)
+
+    def asarray(self, x, dtype=None):
+        return np.asarray(x, dtype=dtype)
+
+    def zeros_int(self, n):
+        return np.zeros(n, dtype=np.int64)
+
+    def arange(self, n):
+        return np.arange(n)
+
+
+class _TorchOps:
+    """The same kernels in torch, on the tensors' device.
+
+    Torch vectorises reductions over a short trailing dimension, so its
+    blocks stay row-major (m, K) views of the input: no transposed copies.
+    """
+
+    is_numpy = False
+
+    def __init__(self, torch, dtype, k, device):
+        self.torch, self.dtype, self.k, self.device = torch, dtype, k, device
+        item = torch.empty((), dtype=dtype).element_size()
+        if device.type == "cpu":
+            rows = _TORCH_CPU_BLOCK_BYTES // (max(k, 1) * item)
+        else:
+            rows = _CUDA_BLOCK_ELEMENTS // max(k, 1)
+        self.block_rows = max(256, rows)
+        wdtype = torch.uint8 if k < 256 else torch.int32
+        self.weights = torch.arange(k, 0, -1, device=device).to(wdtype)
+        self._buffers = {}
+
+    def _buf(self, name, m, dtype):
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = self.torch.empty(self.k * self.block_rows, dtype=dtype,
+                                                         device=self.device)
+        return buf[: self.k * m].view(m, self.k)
+
+    def blocks(self, n):
+        step = self.block_rows
+        return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+    @staticmethod
+    def load(r, c, a, b):
+        return r[a:b], c[a:b]
+
+    def _first_max(self, s, best):
+        t = self.torch
+        m = s.shape[0]
+        eq = t.eq(s, best[:, None], out=self._buf("eq", m, t.bool))
+        w = t.mul(eq, self.weights, out=self._buf("w", m, self.weights.dtype))
+        return self.k - t.amax(w, dim=1).long()
+
+    def choose(self, rb, cb, lam, values=True):
+        """See :meth:`_NumpyOps.choose` (blocks are row-major here)."""
+        t = self.torch
+        m = rb.shape[0]
+        s = self._buf("s", m, self.dtype)
+        if math.isinf(lam):
+            cmin = t.amin(cb, dim=1)
+            s.copy_(t.where(cb == cmin[:, None], rb, t.full((), -math.inf, dtype=self.dtype,
+                                                              device=self.device)))
+            best = t.amax(s, dim=1)
+            take = (cmin < 0) | ((cmin == 0) & (best > 0))
+        else:
+            t.mul(cb, -lam, out=s)
+            s.add_(rb)
+            best = t.amax(s, dim=1)
+            take = best > 0
+        idx = self._first_max(s, best)
+        arm = (idx + 1) * take
+        if not values:
+            return arm, None, None
+        col = idx[:, None]
+        return arm, t.gather(rb, 1, col)[:, 0] * take, t.gather(cb, 1, col)[:, 0] * take
+
+    def pass_block(self, rb, cb, lo, hi):
+        """See :meth:`_NumpyOps.pass_block`."""
+        t = self.torch
+        arm_hi, r_hi, c_hi = self.choose(rb, cb, hi)
+        s = self._buf("s", rb.shape[0], self.dtype)
+        t.mul(cb, -lo, out=s)
+        s.add_(rb)
+        best = t.amax(s, dim=1)
+        at = c_hi * -lo
+        at += r_hi
+        d = t.nonzero(at != t.clamp(best, min=0))[:, 0]
+        if d.shape[0] == 0:
+            return arm_hi, r_hi, c_hi, d, None, None, None
+        bd = best[d]
+        idx = self._first_max(s[d], bd)
+        take = bd > 0
+        return (arm_hi, r_hi, c_hi, d, (idx + 1) * take, rb[d, idx] * take, cb[d, idx] * take)
+
+    def pick(self, rb, cb, arm, rows=None):
+        """Revenue and cost of option ``arm`` (0 = control) of block rows ``rows``."""
+        t = self.torch
+        on = arm > 0
+        lvl = t.clamp(arm - 1, min=0)
+        if rows is None:
+            return (t.gather(rb, 1, lvl[:, None])[:, 0] * on,
+                    t.gather(cb, 1, lvl[:, None])[:, 0] * on)
+        return rb[rows, lvl] * on, cb[rows, lvl] * on
+
+    def upgrades(self, rb, cb, arm, left, lam_ref):
+        """Upgrades that gain revenue, cost at most ``left`` and earn ``lam_ref`` per cost.
+
+        Returns numpy ``(row, level, gain, extra)`` of the block, or None.
+        """
+        r_cur, c_cur = self.pick(rb, cb, arm)
+        dr = rb - r_cur[:, None]
+        dc = cb - c_cur[:, None]
+        ok = (dr > 0) & (dc <= left)
+        if lam_ref > 0:
+            ok &= dr >= dc * lam_ref
+        if not bool(ok.any()):
+            return None
+        row, level = ok.nonzero().T
+        # gain and extra cost in float64 from the stored values (exact for float32)
+        f64 = self.torch.float64
+        return (self.to_numpy(row), self.to_numpy(level),
+                self.to_numpy(rb[ok].to(f64) - r_cur[row].to(f64)),
+                self.to_numpy(cb[ok].to(f64) - c_cur[row].to(f64)))
+
+    def sum64(self, x):
+        return x.sum(dtype=self.torch.float64)
+
+    def std64(self, x):
+        return x.to(self.torch.float64).std(correction=0)
+
+    @staticmethod
+    def to_float(x):
+        return float(x)
+
+    def nonzero(self, mask):
+        return self.torch.nonzero(mask)[:, 0]
+
+    def concat(self, parts):
+        return self.torch.cat(parts)
+
+    @staticmethod
+    def take_rows(x, rows):
+        return x[rows]
+
+    @staticmethod
+    def median(x):
+        h = x.shape[0] // 2
+        return float(x.kthvalue(h + 1).values)
+
+    @staticmethod
+    def to_numpy(x):
+        return x.cpu().numpy()
+
+    def asarray(self, x, dtype=None):
+        return self.torch.as_tensor(x, dtype=dtype, device=self.device)
+
+    def zeros_int(self, n):
+        return self.torch.zeros(n, dtype=self.torch.int64, device=self.device)
+
+    def arange(self, n):
+        return self.torch.arange(n, device=self.device)
+
+
+def _ops_for(r):
+    if array_api_compat.is_torch_array(r):
+        import torch
+
+        return _TorchOps(torch, r.dtype, r.shape[1], r.device)
+    return _NumpyOps(r.dtype, r.shape[1])
+
+
+def _scan_many(ops, r, c, lams):
+    """:func:`_scan` at several multipliers, reading each block once."""
+    parts = [[] for _ in lams]
+    for a, b in ops.blocks(r.shape[0]):
+        rt, ct = ops.load(r, c, a, b)
+        for i, lam in enumerate(lams):
+            parts[i].append(ops.choose(rt, ct, lam))
+    out = []
+    for p in parts:
+        if len(p) == 1:
+            out.append(p[0])
+        else:
+            out.append(tuple(ops.concat([q[i] for q in p]) for i in range(3)))
     return out
 
 
-def _pick(xp, r, c, arm):
-    """Revenue and cost uplift of option ``arm`` (0 = control) of every row."""
-    col = xp.clip(arm - 1, 0, None)[:, None]
-    on = arm > 0
-    z = xp.zeros((), dtype=r.dtype)
-    rr = xp.where(on, xp.take_along_axis(r, col, axis=1)[:, 0], z)
-    cc = xp.where(on, xp.take_along_axis(c, col, axis=1)[:, 0], z)
-    return rr, cc
+def _scan(ops, r, c, lam, values=True):
+    """:meth:`choose` over all rows of (small, row-major) ``r`` and ``c``."""
+    parts = [ops.choose(*ops.load(r, c, a, b), lam, values) for a, b in ops.blocks(r.shape[0])]
+    if not parts:
+        empty = ops.zeros_int(0)
+        return empty, r[:0, 0], c[:0, 0]
+    if len(parts) == 1:
+        return parts[0]
+    cat = (lambda i: ops.concat([p[i] for p in parts]) if values or i == 0 else None)
+    return cat(0), cat(1), cat(2)
 
 
-def _median(xp, x, is_numpy):
-    """Upper median (an element of ``x``), by selection rather than sorting."""
-    h = x.shape[0] // 2
-    return float(np.partition(x, h)[h]) if is_numpy else float(xp.sort(x)[h])
+def _check_inputs(revenue_uplift, cost_uplift):
+    """Validated ``(r, c)``; torch tensors stay tensors (detached, same device).
 
+    A finite sum implies finite entries, so for well-formed float tensors one
+    reduction per matrix replaces the element-wise ``isfinite`` scan (torch's
+    is several times slower than a pass of the solver); anything else, and
+    any non-finite sum, goes through :func:`check_uplift`, which raises the
+    package's uniform errors.
+    """
+    r, c = revenue_uplift, cost_uplift
+    if array_api_compat.is_torch_array(r) and array_api_compat.is_torch_array(c):
+        import torch
 
-def _chunks(n, k, is_numpy):
-    step = max(1, _CHUNK_ELEMENTS // max(k, 1)) if is_numpy else max(n, 1)
-    return [(s, min(s + step, n)) for s in range(0, n, step)]
+        r, c = r.detach(), c.detach()
+        if (r.ndim == 2 and r.shape == c.shape and r.dtype == c.dtype and r.is_floating_point()
+                and r.device == c.device
+                and bool(torch.isfinite(r.sum()) & torch.isfinite(c.sum()))):
+            return r, c
+    r, c = check_uplift(r, c, allow_torch=True)
+    if array_api_compat.is_torch_array(r):
+        r, c = r.detach(), c.detach()
+    return r, c
 
 
 def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
@@ -192,142 +558,317 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     >>> allocate_at_multiplier(r, c, 0.8)
     array([2, 0])
     """
-    r, c = check_uplift(revenue_uplift, cost_uplift, allow_torch=True)
+    r, c = _check_inputs(revenue_uplift, cost_uplift)
     lam = float(multiplier)
     if math.isnan(lam) or lam < 0:
         raise ValueError(f"`multiplier` must be >= 0; got {multiplier}.")
-    xp = array_api_compat.array_namespace(r, c)
-    is_np = array_api_compat.is_numpy_namespace(xp)
-    parts = [_choose(xp, r[a:b], c[a:b], lam)[0] for a, b in _chunks(r.shape[0], r.shape[1], is_np)]
-    if not parts:
-        return xp.zeros((0,), dtype=xp.int64)
-    return parts[0] if len(parts) == 1 else xp.concat(parts)
+    ops = _ops_for(r)
+    out = ops.zeros_int(r.shape[0])
+    for a, b in ops.blocks(r.shape[0]):
+        out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
+    return out
 
 
 class _Solver:
-    """State of one solve: the bracket, the settled users and the active ones."""
+    """State of one solve: the bracket, the settled users and the active ones.
 
-    def __init__(self, xp, r, c, budget, random_state):
-        self.xp, self.r, self.c, self.budget = xp, r, c, budget
+    Settled users' choices are final (written to ``assignment``) and enter the
+    totals ``settled_spend`` / ``settled_value``; the active ones are kept as
+    compact row-major copies ``ra``, ``ca`` with their choices and chosen
+    values at both ends of the bracket.
+    """
+
+    def __init__(self, r, c, budget, random_state, ops=None):
+        self.r, self.c, self.budget = r, c, budget
         self.n, self.k = r.shape
-        self.is_np = array_api_compat.is_numpy_namespace(xp)
-        self.dev = array_api_compat.device(r)
+        self.ops = _ops_for(r) if ops is None else ops
         self.random_state = random_state
-        self.assignment = xp.zeros((self.n,), dtype=xp.int64, device=self.dev)
-        self.history = []  # (multiplier, spend) pairs evaluated
+        self.assignment = self.ops.zeros_int(self.n)
+        self._curve = None  # the subsample's spend curve (see initial_bracket)
 
-    # -- full passes -----------------------------------------------------------------
-    def full_pass(self, lo, hi):
-        """Choices at ``lo`` and ``hi`` for every user; settle those that agree."""
-        xp = self.xp
+    # -- full pass -------------------------------------------------------------------
+    def full_pass(self, lo, hi, exact_lo=False):
+        """Choices at ``hi`` for every user; settle those whose choice holds on ``(lo, hi]``.
+
+        Returns the spend at ``lo`` and at ``hi``. The spend at ``hi`` is
+        exact. At ``lo`` the settled users are counted with their choice at
+        ``hi``, which attains the maximum at ``lo`` too; a lower level tied
+        with it at ``lo`` (the first-maximum rule's choice) must cost more
+        (it scores less at ``hi``), so the returned spend at ``lo`` is at most
+        the exact one: above the budget it proves ``lam* > lo``. With
+        ``exact_lo`` the first maximising level at ``lo`` is found for every
+        user and the spend at ``lo`` is exact.
+        """
+        ops, r, c = self.ops, self.r, self.c
         self.lo, self.hi = lo, hi
-        spend_lo = spend_hi = 0.0
-        self.settled_spend = self.settled_value = 0.0
-        act, alo, ahi = [], [], []
-        choose = _choose_block_numpy if (self.is_np and not math.isinf(hi)) else _choose_block
-        for a, b in _chunks(self.n, self.k, self.is_np):
-            (arm_lo, _, c_lo), (arm_hi, r_hi, c_hi) = choose(xp, self.r[a:b], self.c[a:b], (lo, hi))
-            spend_lo += _sum64(xp, c_lo)
-            spend_hi += _sum64(xp, c_hi)
-            self.settled_spend += _sum64(xp, c_hi)
-            self.settled_value += _sum64(xp, r_hi)
+        tot_c = tot_r = 0.0
+        parts = []
+        for a, b in ops.blocks(self.n):
+            rt, ct = ops.load(r, c, a, b)
+            if exact_lo or math.isinf(hi):
+                arm_lo = ops.choose(rt, ct, lo, values=False)[0]
+                arm_hi, r_hi, c_hi = ops.choose(rt, ct, hi)
+                d = ops.nonzero(arm_lo != arm_hi)
+                al = arm_lo[d]
+                r_lo, c_lo = ops.pick(rt, ct, al, d)
+            else:
+                arm_hi, r_hi, c_hi, d, al, r_lo, c_lo = ops.pass_block(rt, ct, lo, hi)
+            tot_c = tot_c + ops.sum64(c_hi)
+            tot_r = tot_r + ops.sum64(r_hi)
             self.assignment[a:b] = arm_hi
-            idx = xp.nonzero(arm_lo != arm_hi)[0]
-            if idx.shape[0]:  # active users: their hi choice is not settled yet
-                self.settled_spend -= _sum64(xp, c_hi[idx])
-                self.settled_value -= _sum64(xp, r_hi[idx])
-                act.append(idx + a)
-                alo.append(arm_lo[idx])
-                ahi.append(arm_hi[idx])
-        self.history += [(lo, spend_lo), (hi, spend_hi)]
-        cat = (lambda parts: xp.concat(parts) if parts else
-               xp.zeros((0,), dtype=xp.int64, device=self.dev))
-        self.act, self.arm_lo, self.arm_hi = cat(act), cat(alo), cat(ahi)
+            if d.shape[0]:
+                # the active users' rows, copied while the block is in cache
+                parts.append((d + a, al, arm_hi[d], r_lo, c_lo, r_hi[d], c_hi[d],
+                              r[a:b][d], c[a:b][d]))
+        if parts:
+            cols = [ops.concat([p[i] for p in parts]) for i in range(9)]
+        else:
+            e = ops.zeros_int(0)
+            z = r[:0, 0]
+            cols = [e, e, e, z, z, z, z, r[:0], c[:0]]
+        (self.act, self.arm_lo, self.arm_hi, self.r_lo, self.c_lo, self.r_hi, self.c_hi,
+         self.ra, self.ca) = cols
+        spend_hi = ops.to_float(tot_c)
+        act_c_hi, act_r_hi = ops.to_float(ops.sum64(self.c_hi)), ops.to_float(ops.sum64(self.r_hi))
+        self.settled_spend = spend_hi - act_c_hi
+        self.settled_value = ops.to_float(tot_r) - act_r_hi
+        spend_lo = self.settled_spend + ops.to_float(ops.sum64(self.c_lo))
         return spend_lo, spend_hi
 
     # -- bracket ---------------------------------------------------------------------
     def initial_bracket(self):
         """A bracket around ``lam*`` from the same solve on a random subsample.
 
-        The subsample's bisection history gives the spend at several
-        multipliers; the bracket keeps those whose scaled-up spend is a few
-        standard errors above and below the budget.
+        Around the subsample's multiplier ``lam_s``, each subsampled user's
+        next breakpoint above (below) ``lam_s`` and the cost it sheds (adds)
+        there bound the subsample's spend curve: counting only these first
+        steps over-estimates the spend above ``lam_s`` and under-estimates it
+        below. ``hi`` (``lo``) is where that bound crosses the scaled budget
+        minus (plus) ``_BRACKET_Z`` standard errors of the subsample's spend.
+        A bracket that misses ``lam*`` only costs time: :meth:`solve`
+        detects it and widens it.
         """
         if self.n <= _DIRECT_SIZE:
             return 0.0, math.inf
-        xp = self.xp
-        m = min(_DIRECT_SIZE, self.n // 8)
+        ops = self.ops
+        m = min(_SUBSAMPLE_SIZE, self.n // 8)
         rng = np.random.default_rng(self.random_state)
-        idx = xp.asarray(rng.integers(0, self.n, size=m), device=self.dev)
-        scale = m / self.n
-        sub = _Solver(xp, self.r[idx], self.c[idx], self.budget * scale, self.random_state)
-        sub.full_pass(0.0, math.inf)
-        sub.narrow(min_active=64)
-        arm_c = sub._option(xp.arange(m, device=self.dev), sub.assignment)[1]
-        # standard error of the subsample's spend, in subsample units
-        se = float(xp.std(xp.astype(arm_c, xp.float64))) * math.sqrt(m) + 1e-12
-        lo, hi = 0.0, math.inf
-        for lam, spend in sub.history:
-            if spend >= sub.budget + 4 * se:
-                lo = max(lo, lam)
-            elif spend <= sub.budget - 4 * se:
-                hi = min(hi, lam)
+        idx = ops.asarray(np.sort(rng.integers(0, self.n, size=m)))
+        rs, cs = ops.take_rows(self.r, idx), ops.take_rows(self.c, idx)
+        scale = self._scale = m / self.n
+        sub = _Solver(rs, cs, self.budget * scale, self.random_state, ops=ops)
+        lam_s = sub.solve(greedy=False).multiplier
+        spend = sub.spend
+        lvl = sub.assignment - 1
+        chosen_c = cs[ops.arange(m), lvl * (lvl > 0)] * (sub.assignment > 0)
+        se = ops.to_float(ops.std64(chosen_c)) * math.sqrt(m)
+        budget_s = self.budget * scale
+        # Each user's first breakpoints around lam_s. Users settled in the
+        # subsample's own bracket (lo_s, hi_s] have none inside it, so its
+        # active users suffice unless the bounds land outside it.
+        (lo_s, hi_s), (_, rows, ra_s, ca_s) = sub.bracket, sub.near[0]
+        for near in (True, False):
+            if near:
+                u, shed, d, add = self._first_breakpoints(ra_s, ca_s, sub.assignment[rows])
+            else:
+                u, shed, d, add = self._first_breakpoints(rs, cs, sub.assignment)
+            self._curve = (u, shed, d, add, spend, se, budget_s, lam_s)
+            lo = self._curve_bound(False, _BRACKET_Z)
+            hi = self._curve_bound(True, _BRACKET_Z)
+            if lo_s <= lo and hi <= hi_s:
+                break
+        self._z = [_BRACKET_Z, _BRACKET_Z]
+        if not lo < hi:  # degenerate: lam_s sits on the only breakpoints
+            lo, hi = lo * (1 - 2**-20), hi * (1 + 2**-20) + 2**-1074
         return lo, hi
 
-    # -- narrowing -------------------------------------------------------------------
-    def _option(self, rows, arm):
-        """Revenue and cost uplift of option ``arm`` (0 = control) for rows ``rows``."""
-        return _pick(self.xp, self.r[rows], self.c[rows], arm)
+    def _first_breakpoints(self, r, c, arm):
+        """Each user's first breakpoint above and below their choice ``arm``.
 
+        Returns numpy ``(u, shed, d, add)``: ``u`` where a cheaper option
+        first overtakes the choice (``inf`` if none) and the cost ``shed``
+        there, ``d`` where a costlier one does, at a positive multiplier
+        (``-inf`` if none) and the cost ``add`` there. Among options tied at
+        the breakpoint the smallest cost change is counted, which keeps the
+        spend bound built from them one-sided.
+        """
+        ops = self.ops
+        xp = array_api_compat.array_namespace(r)
+        m = r.shape[0]
+        # float64, transposed to (options, users), control first
+        z = xp.zeros((1, m), dtype=xp.float64, device=array_api_compat.device(r))
+        R = xp.concat([z, xp.astype(r.T, xp.float64)], axis=0)
+        C = xp.concat([z, xp.astype(c.T, xp.float64)], axis=0)
+        cols = ops.arange(m)
+        dc = C - C[arm, cols]
+        cross = (R - R[arm, cols]) / xp.where(dc == 0, 1.0, dc)  # where option j overtakes
+        up = xp.where(dc < 0, cross, math.inf)
+        u = xp.min(up, axis=0)
+        shed = xp.min(xp.where(up == u, -dc, math.inf), axis=0)
+        down = xp.where((dc > 0) & (cross > 0), cross, -math.inf)
+        d = xp.max(down, axis=0)
+        add = xp.min(xp.where(down == d, dc, math.inf), axis=0)
+        return tuple(ops.to_numpy(x) for x in (u, shed, d, add))
+
+    @staticmethod
+    def _first_crossing(lam, step, need, lam_s, ascending):
+        """Multiplier where the steps, taken from ``lam_s`` outwards, first sum to ``need``.
+
+        ``lam`` holds each user's first breakpoint in the direction (infinite
+        when there is none) and ``step`` the spend it sheds or adds there.
+        Returns ``lam_s`` when nothing is needed, and ``inf`` (``0``) when
+        the steps never reach ``need``.
+        """
+        if need <= 0:
+            return lam_s
+        fin = np.isfinite(lam)
+        key, step = (lam[fin] if ascending else -lam[fin]), step[fin]
+        # the smallest keys first, by partial selection; widened until they suffice
+        t = 4096
+        while True:
+            if t < key.shape[0]:
+                part = np.argpartition(key, t - 1)[:t]
+            else:
+                part = np.arange(key.shape[0])
+            order = part[np.argsort(key[part], kind="stable")]
+            cum = np.cumsum(step[order])
+            j = int(np.searchsorted(cum, need))
+            if j < cum.shape[0]:
+                # the steps happen just past the breakpoint (at it, users tie):
+                # go halfway to the next larger key (breakpoints a few ulps
+                # apart are the same ratio computed from different values)
+                v = float(key[order[j]])
+                after = key[order[j:]]
+                after = after[after > v + abs(v) * 2**-30]
+                if after.shape[0]:
+                    v = 0.5 * (v + float(after.min()))
+                elif t >= key.shape[0]:
+                    v += abs(v) * 2**-20
+                else:
+                    t *= 8
+                    continue
+                v = v if ascending else -v
+                return v if ascending else max(v, 0.0)
+            if t >= key.shape[0]:
+                return math.inf if ascending else 0.0
+            t *= 8
+
+    def _curve_bound(self, above, z):
+        """Multiplier where the subsample's spend bound is ``z`` standard errors off the budget."""
+        u, shed, d, add, spend, se, budget_s, lam_s = self._curve
+        if above:
+            return self._first_crossing(u, shed, spend - (budget_s - z * se), lam_s, True)
+        return self._first_crossing(d, add, budget_s + z * se - spend, lam_s, False)
+
+    def widen_below(self, lo, spend_lo):
+        """New lower end after a bracket whose ``lo`` fits the budget (``lam* <= lo``).
+
+        The subsample's curve missed by the gap between its bound at ``lo``
+        and the (scaled) spend measured there; the new end is that many
+        standard errors further, plus the usual margin (0 without a curve).
+        """
+        if self._curve is None:
+            return 0.0
+        se, budget_s = self._curve[5], self._curve[6]
+        short = budget_s + self._z[0] * se - spend_lo * self._scale
+        self._z[0] = max(self._z[0] + 1, short / se + _BRACKET_Z) if se > 0 else math.inf
+        new = self._curve_bound(False, self._z[0]) if se > 0 else 0.0
+        return new if new < lo else 0.0
+
+    def widen_above(self, hi, spend_hi):
+        """New upper end after a bracket whose ``hi`` overspends (``lam* > hi``); see above."""
+        if self._curve is None:
+            return math.inf
+        se, budget_s = self._curve[5], self._curve[6]
+        over = spend_hi * self._scale - (budget_s - self._z[1] * se)
+        self._z[1] = max(self._z[1] + 1, over / se + _BRACKET_Z) if se > 0 else math.inf
+        new = self._curve_bound(True, self._z[1]) if se > 0 else math.inf
+        return new if new > hi else math.inf
+
+    # -- narrowing -------------------------------------------------------------------
     def narrow(self, min_active=_ENUMERATE_SIZE):
-        """Bisect on the median crossing point of the active users."""
-        xp = self.xp
-        r, c = self.r[self.act], self.c[self.act]  # compact copies, shrunk as users settle
-        rows = xp.arange(r.shape[0], device=self.dev)
+        """Shrink the bracket until at most ``min_active`` users are active.
+
+        While many users are active, two pivots (evaluated in one scan) bound
+        the multiplier where an estimate of the spend meets the budget: the
+        spend falls by ``c_lo - c_hi`` at each active user's crossing point,
+        and the crossing points and drops of a strided sample of the active
+        users, sorted, place the budget among them. Then (or when the
+        estimate missed) the pivot is the median crossing point. Every user
+        whose choice no longer changes inside the bracket is settled.
+        """
+        ops = self.ops
+        interpolate = True
         for _ in range(200):
-            if self.act.shape[0] <= min_active:
+            n_act = self.act.shape[0]
+            if n_act <= min_active:
                 return
-            r_lo, c_lo = _pick(xp, r, c, self.arm_lo)
-            r_hi, c_hi = _pick(xp, r, c, self.arm_hi)
-            den = c_lo - c_hi
+            den = self.c_lo - self.c_hi
             ok = den > 0
-            cross = (r_lo - r_hi)[ok] / den[ok]
+            cross = (self.r_lo - self.r_hi)[ok] / den[ok]
             if cross.shape[0] == 0:
                 return
-            pivot = _median(xp, cross, self.is_np)
-            if not (self.lo < pivot < self.hi):
-                return
-            arm, _, cc = _choose(xp, r, c, pivot)
-            spend = self.settled_spend + _sum64(xp, cc)
-            self.history.append((pivot, spend))
-            if spend <= self.budget:
-                self.hi, self.arm_hi = pivot, arm
+            estimate = interpolate and n_act > 8 * min_active
+            if estimate:
+                pivots = self._interpolated_pivots(cross, den[ok])
             else:
-                self.lo, self.arm_lo = pivot, arm
+                pivots = [ops.median(cross)]
+            pivots = [p for p in pivots if self.lo < p < self.hi]
+            if not pivots:
+                if not estimate:
+                    return
+                interpolate = False
+                continue
+            moved = False
+            for p, (arm, rv, cv) in zip(pivots, _scan_many(ops, self.ra, self.ca, pivots)):
+                if not self.lo < p < self.hi:
+                    continue
+                moved = True
+                if self.settled_spend + ops.to_float(ops.sum64(cv)) <= self.budget:
+                    self.hi, self.arm_hi, self.r_hi, self.c_hi = p, arm, rv, cv
+                else:
+                    self.lo, self.arm_lo, self.r_lo, self.c_lo = p, arm, rv, cv
+            if not moved:  # pragma: no cover - pivots are inside the bracket
+                return
             keep = self.arm_lo != self.arm_hi
-            if not bool(xp.all(keep)):
+            n_keep = int(keep.sum())
+            # an estimate that kept over a quarter of the users missed: bisect from now on
+            interpolate = interpolate and 4 * n_keep < n_act
+            if n_keep < n_act:
                 same = ~keep
-                rr, cc = _pick(xp, r[same], c[same], self.arm_hi[same])
                 self.assignment[self.act[same]] = self.arm_hi[same]
-                self.settled_spend += _sum64(xp, cc)
-                self.settled_value += _sum64(xp, rr)
-                self.act, self.arm_lo, self.arm_hi = self.act[keep], self.arm_lo[keep], self.arm_hi[keep]
-                r, c = r[keep], c[keep]
+                self.settled_spend += ops.to_float(ops.sum64(self.c_hi[same]))
+                self.settled_value += ops.to_float(ops.sum64(self.r_hi[same]))
+                (self.act, self.arm_lo, self.arm_hi, self.r_lo, self.c_lo, self.r_hi, self.c_hi,
+                 self.ra, self.ca) = (x[keep] for x in (
+                    self.act, self.arm_lo, self.arm_hi, self.r_lo, self.c_lo, self.r_hi,
+                    self.c_hi, self.ra, self.ca))
+                self.near.append((self.lo, self.act, self.ra, self.ca))
 
-    def finish_empty(self):
-        self.active_dual = 0.0
-        self.value, self.spend = self.settled_value, self.settled_spend
-        self.threshold_rows = self.act
+    def _interpolated_pivots(self, cross, drop):
+        """Two multipliers that likely bracket the budget (see :meth:`narrow`)."""
+        ops = self.ops
+        step = max(1, cross.shape[0] // _NARROW_SAMPLE)
+        xs, ds = ops.to_numpy(cross[::step]).astype(np.float64), ops.to_numpy(drop[::step])
+        spend_lo = self.settled_spend + ops.to_float(ops.sum64(self.c_lo))
+        need = (spend_lo - self.budget) * float(ds.sum(dtype=np.float64)) / max(
+            ops.to_float(ops.sum64(drop)), 1e-300)
+        order = np.argsort(xs, kind="stable")
+        xs = xs[order]
+        j = int(np.searchsorted(np.cumsum(ds[order], dtype=np.float64), need))
+        w = 3 * int(math.sqrt(xs.shape[0])) + 2
+        below = [float(xs[j - w])] if j - w >= 0 else []
+        return below + ([float(xs[j + w])] if j + w < xs.shape[0] else [])
 
     def finish(self):
         """Enumerate the active users' breakpoints and pick the exact ``lam*``."""
-        xp = self.xp
-        rows = self.act
-        m = rows.shape[0]
-        r, c = self.r[rows], self.c[rows]
+        ops = self.ops
+        r, c, m = self.ra, self.ca, self.act.shape[0]
         lam_star = self.hi
+        self.active_dual = 0.0
         if m:
-            zcol = xp.zeros((m, 1), dtype=r.dtype, device=self.dev)
+            xp = array_api_compat.array_namespace(r)
+            zcol = xp.zeros((m, 1), dtype=r.dtype, device=array_api_compat.device(r))
             R, C = xp.concat([zcol, r], axis=1), xp.concat([zcol, c], axis=1)
             cands = []
             for j in range(self.k + 1):
@@ -336,8 +877,7 @@ class _Solver:
                 ok = den != 0
                 lam = num[ok] / den[ok]
                 cands.append(lam[(lam > self.lo) & (lam < self.hi)])
-            cands = xp.sort(xp.unique_values(xp.concat(cands)))
-            grid = np.asarray(cands).tolist() if self.is_np else cands.cpu().tolist()
+            grid = np.unique(ops.to_numpy(xp.concat(cands))).tolist()
             if not math.isinf(self.hi):
                 grid.append(self.hi)
             elif grid:
@@ -349,66 +889,105 @@ class _Solver:
             choice = {hi_i: None}
             while hi_i - lo_i > 1:
                 mid = (lo_i + hi_i) // 2
-                a, _, cc = _choose(xp, r, c, grid[mid])
-                if self.settled_spend + _sum64(xp, cc) <= self.budget:
-                    hi_i, choice[mid] = mid, a
+                got = _scan(ops, r, c, grid[mid])
+                if self.settled_spend + ops.to_float(ops.sum64(got[2])) <= self.budget:
+                    hi_i, choice[mid] = mid, got
                 else:
                     lo_i = mid
             lam_star = grid[hi_i]
-            arm = choice[hi_i] if choice.get(hi_i) is not None else _choose(xp, r, c, lam_star)[0]
-            self.assignment[rows] = arm
-            rr, cc = self._option(rows, arm)
-            s = r - lam_star * c if not math.isinf(lam_star) else None
-            self.active_dual = (0.0 if s is None else
-                                _sum64(xp, xp.clip(xp.max(s, axis=1), 0, None)))
-            self.value = self.settled_value + _sum64(xp, rr)
-            self.spend = self.settled_spend + _sum64(xp, cc)
+            got = choice[hi_i]
+            if got is None:
+                got = _scan(ops, r, c, lam_star)
+            arm, rr, cc = got
+            self.assignment[self.act] = arm
+            if not math.isinf(lam_star):
+                s = r - lam_star * c
+                self.active_dual = ops.to_float(ops.sum64(xp.clip(xp.max(s, axis=1), 0, None)))
+            self.value = self.settled_value + ops.to_float(ops.sum64(rr))
+            self.spend = self.settled_spend + ops.to_float(ops.sum64(cc))
         else:
-            self.active_dual = 0.0
             self.value, self.spend = self.settled_value, self.settled_spend
-        self.threshold_rows = rows
         return lam_star
 
     # -- completion ------------------------------------------------------------------
-    def greedy(self, rows):
-        """Spend the leftover budget on upgrades, best revenue per cost first."""
-        xp = self.xp
-        if rows.shape[0] == 0:
-            return
-        cur = self.assignment[rows]
-        r_cur, c_cur = self._option(rows, cur)
+    def greedy(self, lam_star):
+        """Spend the leftover budget on upgrades, best revenue per cost first.
+
+        Candidates are the (user, level) upgrades that gain revenue, cost at
+        most the leftover and earn at least ``lam_ref`` per unit of extra cost:
+        ``lam_ref = 0`` (every upgrade) up to ``_FULL_GREEDY_SIZE`` users,
+        else ``lam* (1 - _GREEDY_BAND)``, the users near the threshold; the
+        candidates do not depend on the random subsample. An upgrade's revenue per cost is
+        the multiplier where it overtakes the user's choice, so users settled
+        in a bracket ``(lo, hi]`` have none above ``lo``: the candidates are
+        read from the active users of the narrowest bracket (of the full pass
+        and the narrowing steps) with ``lo <= lam_ref``, else found by one
+        blocked pass over all users (no copies). They are taken best first in batches (partial
+        selection, not a full sort), and the search stops as soon as the
+        leftover is below the smallest extra cost of every candidate not tried.
+        """
+        ops = self.ops
         left = self.budget - self.spend
         if left <= 0:
             return
-        dr = self.r[rows] - r_cur[:, None]
-        dc = self.c[rows] - c_cur[:, None]
-        ok = (dr > 0) & (dc <= left)
-        if not bool(xp.any(ok)):
+        lam_ref = 0.0 if self.n <= _FULL_GREEDY_SIZE else lam_star * (1 - _GREEDY_BAND)
+        # the narrowest bracket whose active users include every candidate's
+        near = [x for x in self.near if x[0] <= lam_ref]
+        parts = []
+        if near:
+            _, rows, ra, ca = near[-1]
+            for a, b in ops.blocks(rows.shape[0]):
+                rt, ct = ops.load(ra, ca, a, b)
+                parts.append(self._upgrades(rt, ct, self.assignment[rows[a:b]], left, lam_ref,
+                                            rows[a:b]))
+        else:
+            for a, b in ops.blocks(self.n):
+                rt, ct = ops.load(self.r, self.c, a, b)
+                parts.append(self._upgrades(rt, ct, self.assignment[a:b], left, lam_ref, a))
+        parts = [p for p in parts if p is not None]
+        if not parts:
             return
-        ui, ki = xp.nonzero(ok)
-        gain, extra = dr[ui, ki], dc[ui, ki]
+        user, level, gain, extra = (np.concatenate([p[i] for p in parts]) for i in range(4))
         free = extra <= 0
-        ratio = xp.where(free, xp.full_like(gain, xp.inf), gain / xp.where(free, xp.ones_like(extra), extra))
-        order = xp.argsort(-ratio, stable=True)
-        to_np = (lambda a: np.asarray(a)) if self.is_np else (lambda a: a.cpu().numpy())
-        ui, ki = to_np(ui[order]), to_np(ki[order])
-        gain = to_np(gain[order]).astype(np.float64)
-        extra = to_np(extra[order]).astype(np.float64)
-        rows_np = to_np(rows)
-        done = np.zeros(rows_np.shape[0], dtype=bool)
-        upgrades = {}
-        for u, k, g, e in zip(ui, ki, gain, extra):
-            if done[u] or e > left:
-                continue
-            done[u] = True
-            left -= e
-            self.spend += e
-            self.value += g
-            upgrades[int(rows_np[u])] = int(k) + 1
-        if upgrades:
-            keys = xp.asarray(list(upgrades), device=self.dev)
-            self.assignment[keys] = xp.asarray(list(upgrades.values()), dtype=xp.int64,
-                                               device=self.dev)
+        ratio = np.where(free, np.inf, gain / np.where(free, 1.0, extra))
+        done = set()
+        up_rows, up_arms = [], []
+        while ratio.shape[0] and left >= extra.min():
+            # next batch: the best candidates, all ties of the last one included
+            t = min(ratio.shape[0], _GREEDY_BATCH)
+            cut = np.partition(ratio, ratio.shape[0] - t)[ratio.shape[0] - t]
+            batch = ratio >= cut
+            rest = ~batch
+            rest_min = float(extra[rest].min()) if rest.any() else math.inf
+            u_b, l_b, g_b, e_b, q_b = (x[batch] for x in (user, level, gain, extra, ratio))
+            order = np.lexsort((l_b, u_b, -q_b))  # ties: by user, then level
+            u_b, l_b, g_b, e_b = u_b[order], l_b[order], g_b[order], e_b[order]
+            tail_min = np.minimum(np.minimum.accumulate(e_b[::-1])[::-1], rest_min)
+            for i in range(e_b.shape[0]):
+                if left < tail_min[i]:
+                    break
+                u = int(u_b[i])
+                if e_b[i] > left or u in done:
+                    continue
+                done.add(u)
+                left -= float(e_b[i])
+                self.spend += float(e_b[i])
+                self.value += float(g_b[i])
+                up_rows.append(u)
+                up_arms.append(int(l_b[i]) + 1)
+            user, level, gain, extra, ratio = (x[rest] for x in (user, level, gain, extra, ratio))
+        if up_rows:
+            arms = ops.asarray(up_arms, dtype=self.assignment.dtype)
+            self.assignment[ops.asarray(up_rows)] = arms
+
+    def _upgrades(self, rt, ct, arm, left, lam_ref, rows):
+        """Candidate upgrades of one block (``rows``: the users' ids, or the first id)."""
+        got = self.ops.upgrades(rt, ct, arm, left, lam_ref)
+        if got is None:
+            return None
+        row, level, gain, extra = got
+        user = row + rows if isinstance(rows, int) else self.ops.to_numpy(rows)[row]
+        return user, level, gain, extra
 
     def dual_bound(self, lam):
         """Lagrangian dual at ``lam``: settled users' choices are optimal there."""
@@ -417,40 +996,45 @@ class _Solver:
         return (lam * self.budget + self.settled_value - lam * self.settled_spend
                 + self.active_dual)
 
-
-def _solve(xp, r, c, budget, random_state, greedy=True):
-    n = r.shape[0]
-    solver = _Solver(xp, r, c, budget, random_state)
-    if n == 0:
-        return BudgetAllocation(solver.assignment, 0.0, 0.0, 0.0, 0.0, budget)
-    lo, hi = solver.initial_bracket()
-    for _ in range(8):
-        spend_lo, spend_hi = solver.full_pass(lo, hi)
-        if spend_lo <= budget and lo > 0:  # lam* is below the bracket
-            lo, hi = 0.0, lo
-        elif spend_hi > budget and not math.isinf(hi):  # lam* is above the bracket
-            lo, hi = hi, math.inf
+    # -- driver ----------------------------------------------------------------------
+    def solve(self, greedy=True):
+        n, budget = self.n, self.budget
+        if n == 0:
+            return BudgetAllocation(self.assignment, 0.0, 0.0, 0.0, 0.0, budget)
+        lo, hi = self.initial_bracket()
+        exact_lo = False
+        for _ in range(8):
+            spend_lo, spend_hi = self.full_pass(lo, hi, exact_lo)
+            if spend_lo <= budget and lo > 0:  # lam* is below the bracket
+                if not exact_lo:  # unless ties at lo misled the fast pass: check exactly
+                    exact_lo = True
+                    continue
+                lo, hi = self.widen_below(lo, spend_lo), lo
+            elif spend_hi > budget and not math.isinf(hi):  # lam* is above the bracket
+                lo, hi = hi, self.widen_above(hi, spend_hi)
+            else:
+                break
+        # users near the threshold: those whose decision changes in the bracket
+        # (and in each narrower bracket below, see greedy)
+        self.bracket = (self.lo, self.hi)
+        self.near = [(self.lo, self.act, self.ra, self.ca)]
+        if spend_lo <= budget:  # lam* = 0: everything profitable fits
+            # the choices at lo = 0: settled users already hold them, the active take arm_lo
+            lam_star = 0.0
+            self.assignment[self.act] = self.arm_lo
+            self.settled_spend += self.ops.to_float(self.ops.sum64(self.c_lo))
+            self.settled_value += self.ops.to_float(self.ops.sum64(self.r_lo))
+            self.act = self.act[:0]
+            self.active_dual = 0.0
+            self.value, self.spend = self.settled_value, self.settled_spend
         else:
-            break
-    if spend_lo <= budget:  # lam* = 0: everything profitable fits
-        lam_star = 0.0
-        solver.act, solver.arm_lo, solver.arm_hi = solver.act[:0], solver.arm_lo[:0], solver.arm_hi[:0]
-        solver.settled_value = solver.settled_spend = 0.0
-        for a, b in _chunks(n, solver.k, solver.is_np):
-            arm, rr, cc = _choose(xp, r[a:b], c[a:b], 0.0)
-            solver.assignment[a:b] = arm
-            solver.settled_value += _sum64(xp, rr)
-            solver.settled_spend += _sum64(xp, cc)
-        solver.finish_empty()
-    else:
-        solver.narrow()
-        lam_star = solver.finish()
-    if greedy:
-        rows = (xp.arange(n, device=solver.dev) if n <= _FULL_GREEDY_SIZE
-                else solver.threshold_rows)
-        solver.greedy(rows)
-    return BudgetAllocation(solver.assignment, float(lam_star), float(solver.spend),
-                            float(solver.value), float(solver.dual_bound(lam_star)), budget)
+            self.narrow()
+            lam_star = self.finish()
+            # at lam* = 0 no upgrade gains revenue: every user holds their best level
+            if greedy and lam_star > 0:
+                self.greedy(lam_star)
+        return BudgetAllocation(self.assignment, float(lam_star), float(self.spend),
+                                float(self.value), float(self.dual_bound(lam_star)), budget)
 
 
 def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_per_user=None,
@@ -466,7 +1050,7 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
     revenue_uplift, cost_uplift : array-like or torch.Tensor of shape (n_users, n_levels)
         Uplift against control of every incentive level, control excluded (the
         layout of a causalml meta-learner's ``predict``). float32 or float64;
-        torch tensors (CPU or CUDA) are processed in torch.
+        torch tensors (CPU or CUDA) are processed in torch on their device.
     budget : float, default=None
         Total budget in cost units. Give this or ``budget_per_user``.
     budget_per_user : float, default=None
@@ -493,10 +1077,9 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
     """
     if (budget is None) == (budget_per_user is None):
         raise ValueError("Give exactly one of `budget` (total) and `budget_per_user`.")
-    r, c = check_uplift(revenue_uplift, cost_uplift, allow_torch=True)
+    r, c = _check_inputs(revenue_uplift, cost_uplift)
     if budget is None:
         budget = check_budget(budget_per_user, name="budget_per_user") * r.shape[0]
     else:
         budget = check_budget(budget)
-    xp = array_api_compat.array_namespace(r, c)
-    return _solve(xp, r, c, budget, random_state)
+    return _Solver(r, c, budget, random_state).solve()

@@ -174,3 +174,218 @@ def test_bad_input(args, kwargs, error, match):
 def test_empty_input():
     sol = solve_budget_allocation(np.zeros((0, 3)), np.zeros((0, 3)), budget=1.0)
     assert sol.assignment.shape == (0,) and sol.value == 0.0
+
+
+# -- fast paths: subsample bracket, narrowing, greedy completion, torch -------------------
+def _coupon_instance(n, k, seed, dtype=np.float64):
+    """Cost increasing with the level, revenue concave in cost, per-user scale."""
+    rng = np.random.default_rng(seed)
+    c = np.cumsum(rng.uniform(0.2, 1.0, size=(n, k)), axis=1)
+    r = rng.lognormal(0, 0.75, size=(n, 1)) * np.log1p(c) + 0.05 * rng.normal(size=(n, k))
+    return r.astype(dtype), c.astype(dtype)
+
+
+def _check_solution(r, c, sol, budget):
+    """Feasible, and the reported value and spend are those of the assignment."""
+    a = np.asarray(sol.assignment)
+    r64, c64 = r.astype(np.float64), c.astype(np.float64)
+    spend, value = _chosen(c64, a).sum(), _chosen(r64, a).sum()
+    assert spend <= budget * (1 + 1e-12) + 1e-9
+    assert sol.spend == pytest.approx(spend, rel=1e-9, abs=1e-9)
+    assert sol.value == pytest.approx(value, rel=1e-9, abs=1e-9)
+    assert sol.dual_bound >= sol.value - 1e-9 * abs(sol.value)
+
+
+def test_missed_bracket_is_widened(monkeypatch):
+    # a zero-width margin makes the subsample's bracket miss lam* on one side
+    r, c = _coupon_instance(150_000, 5, seed=4)
+    ref = solve_budget_allocation(r, c, budget_per_user=1.2)
+    passes = []
+    original = _solver._Solver.full_pass
+
+    def counting(self, lo, hi, exact_lo=False):
+        passes.append((self.n, lo, hi, exact_lo))
+        return original(self, lo, hi, exact_lo)
+
+    monkeypatch.setattr(_solver._Solver, "full_pass", counting)
+    monkeypatch.setattr(_solver, "_BRACKET_Z", 0.01)
+    repeated = 0
+    for seed in range(4):
+        passes.clear()
+        sol = solve_budget_allocation(r, c, budget_per_user=1.2, random_state=seed)
+        assert sol.multiplier == ref.multiplier
+        np.testing.assert_array_equal(sol.assignment, ref.assignment)
+        _check_solution(r, c, sol, 1.2 * r.shape[0])
+        repeated += len([p for p in passes if p[0] == r.shape[0]]) > 1
+    assert repeated  # some bracket missed and was widened
+
+
+def _coarse_instance(n, seed, reverse=False):
+    """Values on a 0.5 grid: many users share breakpoints and tie at them."""
+    rng = np.random.default_rng(seed)
+    r = rng.integers(0, 8, size=(n, 4)) * 0.5
+    c = np.cumsum(rng.integers(1, 3, size=(n, 4)), axis=1) * 0.5
+    if reverse:  # levels by decreasing cost: ties go to the costlier level
+        r, c = r[:, ::-1].copy(), c[:, ::-1].copy()
+    return r, c
+
+
+def test_coarse_values_match_direct_solution(monkeypatch):
+    r, c = _coarse_instance(60_000, seed=5)
+    for frac in (0.2, 0.4):
+        sol = solve_budget_allocation(r, c, frac * len(r))
+        _check_solution(r, c, sol, frac * len(r))
+        with monkeypatch.context() as m:
+            m.setattr(_solver, "_DIRECT_SIZE", 10**9)
+            direct = solve_budget_allocation(r, c, frac * len(r))
+        assert sol.multiplier == direct.multiplier
+        assert sol.value == pytest.approx(direct.value, rel=1e-12)
+
+
+def test_ties_at_lower_end_are_checked_exactly(monkeypatch):
+    # At lam = 2 many users tie between a level and a costlier, lower-numbered
+    # one. The fast pass counts them at the cheaper level (their choice at
+    # hi), so its spend at lo = 2 is below the exact one; with the budget in
+    # between it must not conclude that lam* <= 2.
+    r, c = _coarse_instance(60_000, seed=5, reverse=True)
+    full_c = np.hstack([np.zeros((len(c), 1)), c])
+    exact = full_c[np.arange(len(c)), allocate_at_multiplier(r, c, 2.0)].sum()
+    fast = _solver._Solver(r, c, 0.0, 0).full_pass(2.0, 4.0)[0]
+    assert fast < exact
+    budget = 0.5 * (fast + exact)
+    with monkeypatch.context() as m:
+        m.setattr(_solver, "_DIRECT_SIZE", 10**9)
+        direct = solve_budget_allocation(r, c, budget)
+    assert direct.multiplier > 2.0
+    passes = []
+    original = _solver._Solver.full_pass
+
+    def recording(self, lo, hi, exact_lo=False):
+        passes.append(exact_lo)
+        return original(self, lo, hi, exact_lo)
+
+    monkeypatch.setattr(_solver._Solver, "full_pass", recording)
+    monkeypatch.setattr(_solver._Solver, "initial_bracket", lambda self: (2.0, 4.0))
+    sol = solve_budget_allocation(r, c, budget)
+    assert passes == [False, True]
+    assert sol.multiplier == direct.multiplier
+    assert sol.value == pytest.approx(direct.value, rel=1e-12)
+    _check_solution(r, c, sol, budget)
+
+
+def test_narrowing_estimate_and_bisection_agree(monkeypatch):
+    r, c = _coupon_instance(200_000, 8, seed=6)
+    ref = solve_budget_allocation(r, c, budget_per_user=2.0)
+    # only bisection on the median crossing point
+    monkeypatch.setattr(_solver._Solver, "_interpolated_pivots", lambda self, x, d: [])
+    bis = solve_budget_allocation(r, c, budget_per_user=2.0)
+    assert bis.multiplier == ref.multiplier
+    np.testing.assert_array_equal(bis.assignment, ref.assignment)
+
+
+def test_float32_matches_float64_on_the_fast_path():
+    r, c = _coupon_instance(100_000, 8, seed=7, dtype=np.float32)
+    sol = solve_budget_allocation(r, c, budget_per_user=1.5)
+    _check_solution(r, c, sol, 1.5 * r.shape[0])
+    sol64 = solve_budget_allocation(r.astype(np.float64), c.astype(np.float64),
+                                    budget_per_user=1.5)
+    assert sol.value == pytest.approx(sol64.value, rel=1e-6)
+    assert sol.assignment.dtype == np.int64
+
+
+@pytest.mark.parametrize("n", [30, 5_000, 80_000])
+def test_greedy_never_overspends_with_zero_and_negative_cost_levels(n):
+    rng = np.random.default_rng(n)
+    r = rng.normal(0.5, 1.0, size=(n, 4))
+    c = rng.uniform(0.0, 2.0, size=(n, 4))
+    c[:, 0] = 0.0  # a free level
+    c[: n // 5, 1] = -0.3  # a level cheaper than control for some users
+    for frac in (0.0, 0.05, 0.3, 0.9):
+        budget = frac * n
+        sol = solve_budget_allocation(r, c, budget)
+        _check_solution(r, c, sol, budget)
+        # free levels with positive revenue are always taken
+        free_gain = (c[:, 0] <= 0) & (r[:, 0] > 0)
+        assert np.all(np.asarray(sol.assignment)[free_gain] != 0)
+
+
+def test_greedy_early_exit_when_no_upgrade_fits():
+    # lam* = 2 spends 1; every upgrade costs at least 1 more, the leftover is 0.5
+    r = np.array([[3.0, 5.0], [2.0, 3.5], [1.0, 1.8]])
+    c = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]])
+    sol = solve_budget_allocation(r, c, budget=1.5)
+    assert sol.multiplier == 2.0
+    np.testing.assert_array_equal(sol.assignment, allocate_at_multiplier(r, c, 2.0))
+    np.testing.assert_array_equal(sol.assignment, [1, 0, 0])
+    assert sol.spend == 1.0 and sol.value == 3.0
+    # with 1 more to spend the best upgrade per cost is taken (ties: first user)
+    sol = solve_budget_allocation(r, c, budget=2.5)
+    np.testing.assert_array_equal(sol.assignment, [2, 0, 0])
+    assert sol.spend == 2.0 and sol.value == 5.0
+
+
+def test_greedy_batches_match_one_batch(monkeypatch):
+    rng = np.random.default_rng(8)
+    n = 8_000  # all upgrades are candidates at this size
+    r = rng.normal(1.0, 1.0, size=(n, 6))
+    c = rng.uniform(0.05, 1.0, size=(n, 6))
+    budget = 0.4 * n
+    ref = solve_budget_allocation(r, c, budget)
+    monkeypatch.setattr(_solver, "_GREEDY_BATCH", 3)
+    small = solve_budget_allocation(r, c, budget)
+    np.testing.assert_array_equal(small.assignment, ref.assignment)
+    assert small.value == ref.value and small.spend == ref.spend
+
+
+def test_greedy_band_falls_back_to_a_full_pass(monkeypatch):
+    # a band wider than the full pass's bracket: candidates come from all users
+    r, c = _coupon_instance(120_000, 4, seed=9)
+    ref = solve_budget_allocation(r, c, budget_per_user=1.0)
+    monkeypatch.setattr(_solver, "_GREEDY_BAND", 0.5)
+    wide = solve_budget_allocation(r, c, budget_per_user=1.0)
+    _check_solution(r, c, wide, 1.0 * r.shape[0])
+    assert wide.value >= ref.value - 1e-9 * abs(ref.value)
+    assert wide.multiplier == ref.multiplier
+
+
+def test_large_budget_and_zero_budget_on_the_fast_path():
+    r, c = _coupon_instance(100_000, 3, seed=10)
+    r[:1000] = -np.abs(r[:1000])
+    full = solve_budget_allocation(r, c, budget=1e12)
+    assert full.multiplier == 0.0
+    best = np.max(np.hstack([np.zeros((len(r), 1)), r]), axis=1).sum()
+    assert full.value == pytest.approx(best)
+    none = solve_budget_allocation(r, c, budget=0.0)
+    assert none.spend == 0.0 and none.value == 0.0
+    np.testing.assert_array_equal(none.assignment, 0)
+
+
+def test_torch_float32_matches_numpy_on_the_fast_path():
+    torch = pytest.importorskip("torch")
+    r, c = _coupon_instance(100_000, 8, seed=11, dtype=np.float32)
+    ref = solve_budget_allocation(r, c, budget_per_user=1.5)
+    rt, ct = torch.from_numpy(r), torch.from_numpy(c)
+    sol = solve_budget_allocation(rt, ct, budget_per_user=1.5)
+    assert isinstance(sol.assignment, torch.Tensor) and sol.assignment.dtype == torch.int64
+    np.testing.assert_array_equal(sol.assignment.numpy(), ref.assignment)
+    assert sol.multiplier == ref.multiplier
+    assert sol.value == pytest.approx(ref.value, rel=1e-12)
+    assert sol.spend == pytest.approx(ref.spend, rel=1e-12)
+    for lam in (0.0, 0.7, np.inf):
+        np.testing.assert_array_equal(allocate_at_multiplier(rt, ct, lam).numpy(),
+                                      allocate_at_multiplier(r, c, lam))
+
+
+def test_torch_inputs_are_validated_and_detached():
+    torch = pytest.importorskip("torch")
+    r = torch.randn(500, 3, requires_grad=True)
+    c = torch.rand(500, 3)
+    sol = solve_budget_allocation(r, c, budget=50.0)  # no autograd error, no graph
+    assert not sol.assignment.requires_grad
+    bad = c.clone()
+    bad[7, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        solve_budget_allocation(r, bad, budget=50.0)
+    bad[7, 1] = float("inf")
+    with pytest.raises(ValueError, match="infinite"):
+        solve_budget_allocation(r, bad, budget=50.0)
