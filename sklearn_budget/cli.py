@@ -77,9 +77,9 @@ def _public_factory(name, path, n_samples, **kwargs):
 
 
 # -- output ----------------------------------------------------------------------------------
-def _print_table(summary, out=sys.stdout):
+def _print_table(summary, out=None):
     table = summary.rename(columns=_TABLE_COLUMNS)
-    print(table.to_string(index=False), file=out)
+    print(table.to_string(index=False), file=sys.stdout if out is None else out)
 
 
 def _write_results(result, summary, output, stem):

@@ -1,0 +1,161 @@
+"""The command line and the comparison engine behind it."""
+
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_budget import TwoStageBudgetAllocator, rct_target
+from sklearn_budget.cli import main
+from sklearn_budget.comparison import (
+    ComparisonData,
+    compare_allocators,
+    make_allocator,
+    summarize,
+)
+from sklearn_budget.datasets import make_marketing_rct
+
+
+def _factory(n=2000):
+    def factory(seed):
+        d = make_marketing_rct(n_samples=n, random_state=seed)
+        return ComparisonData.from_arrays("toy", d.X, d.treatment, d.revenue, d.cost,
+                                          true_revenue=d.true_revenue, true_cost=d.true_cost,
+                                          random_state=seed)
+    return factory
+
+
+def test_compare_oracle_and_random_against_truth():
+    res = compare_allocators(_factory(), ["random", "oracle"], budgets=(0.3, 0.6),
+                             seeds=(0, 1), progress=False)
+    assert len(res) == 8 and res.attrs["complete"]
+    oracle = res[res.method == "oracle"]
+    np.testing.assert_allclose(oracle.oracle_fraction, 1.0)
+    assert (oracle.spend_ratio <= 1 + 1e-9).all()
+    rand = res[res.method == "random"]
+    assert (rand.oracle_fraction < 0.9).all() and (rand.spend_ratio <= 1 + 1e-9).all()
+    # the oracle's EOM value beats random on the same test users (on average)
+    assert oracle.eom_revenue.mean() > rand.eom_revenue.mean()
+    table = summarize(res)
+    assert list(table.method) == ["random", "oracle"] * 2
+    assert "±" in table.loc[0, "oracle_fraction"]
+
+
+def test_compare_time_limit_returns_partial_results():
+    res = compare_allocators(_factory(), ["random", "oracle"], seeds=(0, 1), progress=False,
+                             time_limit=0.0)
+    assert res.empty and not res.attrs["complete"]
+
+
+def test_compare_real_data_without_truth_skips_oracle():
+    d = make_marketing_rct(n_samples=2000, random_state=0)
+
+    def factory(seed):
+        return ComparisonData.from_arrays("real", d.X, d.treatment, d.revenue, d.cost,
+                                          random_state=seed)
+
+    res = compare_allocators(factory, ["random", "oracle"], progress=False)
+    assert list(res.method) == ["random"]
+    assert "oracle_fraction" not in res and np.isfinite(res.eom_revenue).all()
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="Unknown method"):
+        make_allocator("Z", 1.0)
+    with pytest.raises(ValueError, match="Unknown method"):
+        compare_allocators(_factory(), ["Z"], progress=False)
+
+
+def test_demo_writes_table_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rc = main(["demo", "--quick", "--n-samples", "2000", "--methods", "end-to-end", "random",
+               "oracle", "--output", str(tmp_path), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "end-to-end" in out and "true value / oracle" in out
+    table = pd.read_csv(tmp_path / "demo.csv")
+    assert set(table.method) == {"end-to-end", "random", "oracle"}
+    assert (tmp_path / "demo.md").read_text().startswith("| dataset")
+    assert (tmp_path / "cost_curves_synthetic-default.png").stat().st_size > 1000
+
+
+def test_benchmark_time_limit_and_bad_dataset(tmp_path, capsys):
+    rc = main(["benchmark", "--datasets", "synthetic", "--methods", "random", "--n-samples",
+               "1000", "--time-limit", "0", "--output", str(tmp_path), "--quiet"])
+    assert rc == 0
+    assert "No fit finished" in capsys.readouterr().out
+    assert main(["benchmark", "--datasets", "nope", "--output", str(tmp_path)]) == 2
+    assert "Unknown data set" in capsys.readouterr().err
+    assert main(["benchmark", "--datasets", "hillstrom=/nonexistent/h.csv",
+                 "--output", str(tmp_path)]) == 2
+    assert "MineThatData" in capsys.readouterr().err
+    assert main(["demo", "--methods", "Z", "--output", str(tmp_path)]) == 2
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    pytest.importorskip("causalml")
+    from sklearn_budget.baselines import make_meta_learner
+
+    d = make_marketing_rct(n_samples=3000, random_state=0)
+    X = pd.DataFrame(d.X, columns=d.feature_names)
+    est = TwoStageBudgetAllocator(
+        make_meta_learner("T", HistGradientBoostingRegressor(max_iter=20)), budget=1.0,
+        random_state=0).fit(X, rct_target(d.treatment, d.revenue, d.cost))
+    folder = tmp_path_factory.mktemp("model")
+    joblib.dump(est, folder / "model.joblib")
+    users = X.iloc[:500].copy()
+    users.insert(0, "id", np.arange(500) + 1000)
+    users.to_csv(folder / "users.csv", index=False)
+    return est, folder, users
+
+
+def test_allocate_command(saved_model, capsys):
+    est, folder, users = saved_model
+    out = folder / "out" / "assign.csv"
+    rc = main(["allocate", "--model", str(folder / "model.joblib"), "--input",
+               str(folder / "users.csv"), "--budget", "0.5", "--output", str(out),
+               "--with-uplift"])
+    assert rc == 0
+    got = pd.read_csv(out)
+    assert list(got.id) == list(users.id)
+    np.testing.assert_array_equal(got.treatment, est.allocate(users.drop(columns="id"),
+                                                              budget=0.5))
+    assert "revenue_uplift_1" in got and "Allocated 500 users" in capsys.readouterr().out
+    rc = main(["allocate", "--model", str(folder / "model.joblib"), "--input",
+               str(folder / "users.csv"), "--total-budget", "100", "--output", str(out)])
+    assert rc == 0
+    spend = est.predict_cost(users.drop(columns="id"))
+    assign = pd.read_csv(out).treatment.to_numpy()
+    assert spend[assign > 0, assign[assign > 0] - 1].sum() <= 100 + 1e-6
+
+
+def test_allocate_errors(saved_model, tmp_path, capsys):
+    est, folder, users = saved_model
+    model = str(folder / "model.joblib")
+    assert main(["allocate", "--model", str(tmp_path / "none.joblib"), "--input", "x.csv",
+                 "--output", str(tmp_path / "o.csv")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["allocate", "--model", model, "--input", str(tmp_path / "none.csv"),
+                 "--output", str(tmp_path / "o.csv")]) == 2
+    users.drop(columns=["x1"]).to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["allocate", "--model", model, "--input", str(tmp_path / "bad.csv"),
+                 "--output", str(tmp_path / "o.csv")]) == 2
+    assert "missing the model's feature column(s) ['x1']" in capsys.readouterr().err
+    joblib.dump({"not": "a model"}, tmp_path / "dict.joblib")
+    assert main(["allocate", "--model", str(tmp_path / "dict.joblib"), "--input",
+                 str(folder / "users.csv"), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "not a fitted budget allocator" in capsys.readouterr().err
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run([sys.executable, "-m", "sklearn_budget", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    for command in ("demo", "benchmark", "allocate"):
+        assert command in proc.stdout
