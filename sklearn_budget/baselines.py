@@ -19,10 +19,24 @@ _EXTRA = 'pip install "sklearn-budget[baselines]"'
 _KINDS = {"S": "S", "T": "T", "X": "X", "R": "R", "DR": "DR"}
 
 
+def _import_keeping_matplotlib_style(name):
+    """Import ``name`` without letting it change matplotlib's global style.
+
+    causalml calls ``plt.style.use("fivethirtyeight")`` at import time, which
+    would restyle every figure the user draws afterwards.
+    """
+    try:
+        import matplotlib
+    except ImportError:  # causalml needs matplotlib, so its import fails below
+        return importlib.import_module(name)
+    with matplotlib.rc_context():
+        return importlib.import_module(name)
+
+
 def _import_causalml_meta():
     """Return ``causalml.inference.meta`` or raise an ImportError naming the extra."""
     try:
-        return importlib.import_module("causalml.inference.meta")
+        return _import_keeping_matplotlib_style("causalml.inference.meta")
     except ImportError as exc:
         raise ImportError(
             "The two-stage baselines use causalml's meta-learners, which are not installed "

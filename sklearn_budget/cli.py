@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+from .baselines import _import_causalml_meta
+
 __all__ = ["main"]
 
 _TABLE_COLUMNS = {
@@ -144,7 +146,7 @@ def _check_methods(methods):
         raise CLIError(f"Unknown method(s) {unknown}; choose from {', '.join(ALL_METHODS)}.")
     if any(m in TWO_STAGE for m in methods):
         try:
-            import causalml  # noqa: F401
+            _import_causalml_meta()
             import lightgbm  # noqa: F401
         except ImportError:
             raise CLIError(
@@ -200,7 +202,7 @@ def _cmd_demo(args):
     args.methods = args.methods or (["end-to-end", "end-to-end-rw0", "T", "X", "random",
                                      "oracle"])
     try:
-        import causalml  # noqa: F401
+        _import_causalml_meta()
     except ImportError:
         print("causalml is not installed: the demo runs without the T/X baselines "
               "(pip install 'sklearn-budget[baselines]' to include them).", file=sys.stderr)

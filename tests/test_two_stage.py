@@ -282,3 +282,23 @@ def test_import_without_causalml_in_fresh_interpreter():
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_causalml_import_keeps_matplotlib_style():
+    # causalml runs plt.style.use("fivethirtyeight") when imported; building a
+    # baseline must not restyle the user's figures. Checked in a fresh process
+    # because causalml may already be imported in this one.
+    pytest.importorskip("causalml")
+    pytest.importorskip("matplotlib")
+    code = textwrap.dedent(
+        """
+        import matplotlib
+        before = dict(matplotlib.rcParams)
+        from sklearn_budget.baselines import make_meta_learner
+        make_meta_learner("T")
+        after = dict(matplotlib.rcParams)
+        changed = [k for k in before if before[k] != after[k]]
+        assert not changed, changed
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
