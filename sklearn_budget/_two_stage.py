@@ -64,10 +64,12 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         Average incremental cost per user (cost units per user).
     control_name : hashable, default=0
         Treatment label of the control arm.
-    calibration : {"holdout", "predicted"}, default="holdout"
+    calibration : {"holdout", "holdout-dr", "predicted"}, default="holdout"
         ``"holdout"``: fit on ``1 - calibration_size`` of the RCT and choose
         the multiplier whose EOM incremental cost on the held-out slice meets
-        ``budget``. ``"predicted"``: fit on everything and take the Lagrange
+        ``budget``. ``"holdout-dr"``: the same with the doubly robust cost
+        estimate (less noisy; see :class:`~sklearn_budget._base.BaseBudgetAllocator`).
+        ``"predicted"``: fit on everything and take the Lagrange
         multiplier of the budget problem on the training users' predicted
         uplifts.
     calibration_size : float or int, default=0.3

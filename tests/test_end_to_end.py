@@ -232,6 +232,37 @@ def test_warmup_longer_than_training_means_no_goal(data, y):
                for b in batches)
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_auto_warmup_is_two_phases_and_never_worse_than_phase_one(data, y, seed):
+    # Phase 1 of warmup_epochs="auto" is exactly the reg_weight=0 fit (same
+    # random numbers: the goal draws nothing while it is off); phase 2 is kept
+    # only when it beats phase 1's best validation goal.
+    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=seed)
+    auto = make_est(**params).fit(data.X, y)
+    rw0 = make_est(reg_weight=0.0, **params).fit(data.X, y)
+    history = auto.net_.history
+    n1 = auto.warmup_epochs_
+    assert n1 == len(rw0.net_.history) and len(history) > n1
+    np.testing.assert_allclose(history[:n1, "valid_goal"], rw0.net_.history[:, "valid_goal"])
+    batches = _train_batches(history)
+    assert all("goal" not in b for epoch in batches[:n1] for b in epoch)
+    assert all("goal" in b for epoch in batches[n1:] for b in epoch)
+    phase1_best = max(history[:n1, "valid_goal"])
+    phase2_best = max(history[n1:, "valid_goal"])
+    assert auto.goal_phase_kept_ == (phase2_best > phase1_best)
+    if not auto.goal_phase_kept_:
+        np.testing.assert_allclose(auto.predict(data.X), rw0.predict(data.X), rtol=1e-5,
+                                   atol=1e-5)
+    else:
+        assert not np.allclose(auto.predict(data.X), rw0.predict(data.X))
+    assert rw0.goal_phase_kept_ is None
+
+
+def test_fixed_warmup_reports_its_length(fitted):
+    assert fitted.warmup_epochs_ == FAST["warmup_epochs"]
+    assert fitted.goal_phase_kept_ is None
+
+
 def test_goal_batch_size(data, y):
     est = make_est(goal_batch_size=256, max_epochs=3).fit(data.X, y)
     goals = est.net_.history[-1, "batches", :, "goal"]
@@ -566,7 +597,7 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
 @pytest.mark.parametrize("params", [
     {"budget": -1.0}, {"reg_weight": -0.1}, {"reg_weight": np.inf},
     {"gradient_estimator": "adjoint"}, {"n_perturbations": 0}, {"perturbation_scale": 0.0},
-    {"temperature": -1.0}, {"goal_multipliers": 1.0}, {"warmup_epochs": -1},
+    {"temperature": -1.0}, {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"},
     {"goal_batch_size": 0}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
     {"loss": "l1"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
     {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},

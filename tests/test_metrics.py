@@ -208,6 +208,44 @@ def test_value_at_budget_interpolates():
     assert curve2.multiplier_at(1.0) == 1.0
 
 
+def test_dr_cost_curve_without_cost_model_is_the_eom(rct):
+    # Predicted cost uplift 0: the direct term vanishes and the matched users'
+    # residuals are their observed costs, so the DR cost is exactly the EOM cost.
+    zeros = np.zeros_like(rct["tau_c"])
+    args = (rct["tau_r"], zeros, rct["treatment"], rct["revenue"], rct["cost"])
+    eom = cost_curve(*args, multipliers=[0.0])
+    dr = cost_curve(*args, multipliers=[0.0], estimate="dr")
+    np.testing.assert_allclose(dr.incremental_cost, eom.incremental_cost, atol=1e-12)
+    assert eom.incremental_cost[0] > 0.5
+
+
+def test_dr_cost_curve_is_unbiased_and_less_noisy_with_a_good_model():
+    # 40 small RCTs; predictions = the true uplift (a good outcome model).
+    lams = [1.5, 0.8, 0.3]
+    err = {"eom": [], "dr": []}
+    for seed in range(40):
+        d = _simulate(1500, [0.5, 0.3, 0.2], seed=100 + seed)
+        truth = [true_value(allocate_at_multiplier(d["tau_r"], d["tau_c"], lam), d["true_r"],
+                            d["true_c"]).incremental_cost for lam in lams]
+        for est in err:
+            curve = cost_curve(d["tau_r"], d["tau_c"], d["treatment"], d["revenue"],
+                               d["cost"], multipliers=lams, estimate=est)
+            err[est].append(curve.incremental_cost - truth)
+    eom, dr = np.array(err["eom"]), np.array(err["dr"])
+    # both unbiased (mean error within ~3 standard errors of 0) ...
+    for e in (eom, dr):
+        assert np.all(np.abs(e.mean(axis=0)) < 3 * e.std(axis=0) / np.sqrt(len(e)) + 1e-3)
+    # ... and the DR estimate is less noisy (here by 20-45%: the cost noise
+    # of the matched users remains, the luck of who is matched goes)
+    assert np.all(dr.std(axis=0) < 0.9 * eom.std(axis=0))
+
+
+def test_cost_curve_rejects_unknown_estimate(rct):
+    with pytest.raises(ValueError, match="estimate"):
+        cost_curve(rct["tau_r"], rct["tau_c"], rct["treatment"], rct["revenue"], rct["cost"],
+                   estimate="ipw")
+
+
 def test_cost_curve_levels_and_input_errors(rct):
     t, r, c = rct["treatment"], rct["revenue"], rct["cost"]
     keep = t != 2  # level 2 absent from this slice

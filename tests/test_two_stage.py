@@ -302,3 +302,21 @@ def test_causalml_import_keeps_matplotlib_style():
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_holdout_dr_calibration_meets_budget_in_truth(data, y):
+    # Same split and models as "holdout"; only the cost estimate on the slice
+    # differs. Both must deploy close to the budget in true cost.
+    from sklearn.linear_model import Ridge
+    from sklearn_budget.baselines import make_meta_learner
+
+    pytest.importorskip("causalml")
+    spends = {}
+    for calibration in ("holdout", "holdout-dr"):
+        est = TwoStageBudgetAllocator(make_meta_learner("T", Ridge()), budget=2.0,
+                                      calibration=calibration, random_state=0).fit(data.X, y)
+        arms = labels_to_arms(est.allocate(data.X), est.levels_, 0)
+        spends[calibration] = true_value(arms, data.true_revenue, data.true_cost).incremental_cost
+        assert est.calibration_curve_.incremental_cost.max() > 2.0
+    assert spends["holdout-dr"] == pytest.approx(2.0, rel=0.15)
+    assert spends["holdout"] != spends["holdout-dr"]

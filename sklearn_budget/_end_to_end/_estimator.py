@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from numbers import Integral, Real
 
 import numpy as np
@@ -69,8 +71,18 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     goal_multipliers : tuple of float, default=(1.0,)
         The goal is averaged over these multiples of the current multiplier
         (a schedule of prices around the budget's one).
-    warmup_epochs : int, default=5
+    warmup_epochs : int or "auto", default="auto"
         Epochs of prediction loss only before the goal is switched on.
+        ``"auto"`` (with ``early_stopping``): train in two phases. Phase 1
+        is the ``reg_weight=0`` model, trained until the validation goal
+        stops improving (early stopping, best epoch restored); phase 2
+        fine-tunes it with the goal switched on (at most ``max_epochs``
+        more epochs, same early stopping) and is kept only if it beats
+        phase 1's best validation goal. A fixed warm-up stops the
+        regulariser's run early when its first epochs do not beat an
+        under-trained warm-up epoch (measured on the hard synthetic
+        setting: the deployed model was a warm-up epoch in half the seeds).
+        Without early stopping ``"auto"`` means 5 epochs.
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
@@ -90,7 +102,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     early_stopping : bool, default=True
         Keep the epoch with the best validation goal (EOM incremental revenue
         at the budget on held-out RCT data), stop after ``patience`` epochs
-        without improvement. With ``calibration="holdout"`` the validation
+        without improvement. With ``calibration="holdout"`` (or ``"holdout-dr"``) the validation
         data is the calibration slice (both choices are made on the same
         held-out users, so no training data is lost to a second split; an
         EOM on ~1000 users is too noisy to select epochs); with
@@ -102,7 +114,8 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU.
     control_name : hashable, default=0
-    calibration : {"holdout", "predicted"}, default="holdout"
+    calibration : {"holdout", "holdout-dr", "predicted"}, default="holdout"
+        See :class:`TwoStageBudgetAllocator`.
     calibration_size : float, default=0.3
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
@@ -117,6 +130,13 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         Non-control treatment labels (column order of ``predict``).
     multiplier_ : float
         Calibrated deployment multiplier.
+    warmup_epochs_ : int
+        Epochs trained before the goal was switched on (phase 1 with
+        ``warmup_epochs="auto"``).
+    goal_phase_kept_ : bool or None
+        With ``warmup_epochs="auto"``: whether the fine-tuning with the goal
+        beat the ``reg_weight=0`` phase on the validation goal (False: the
+        deployed network is phase 1's). None for a fixed warm-up.
 
     Examples
     --------
@@ -138,7 +158,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         "perturbation_scale": [Interval(Real, 0, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "goal_multipliers": [tuple, list],
-        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "goal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "hidden_layer_sizes": [tuple, list],
         "monotone_cost": ["boolean"],
@@ -157,7 +177,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
 
     def __init__(self, budget=1.0, reg_weight=1.0, *, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
-                 goal_multipliers=(1.0,), warmup_epochs=5, goal_batch_size=4096,
+                 goal_multipliers=(1.0,), warmup_epochs="auto", goal_batch_size=4096,
                  hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
                  early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
@@ -290,7 +310,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
             perturbation_scale=self.perturbation_scale,
             temperature=self.temperature,
             loss_type=self.loss,
-            warmup_epochs=self.warmup_epochs,
+            warmup_epochs=self._fixed_warmup(),
             goal_multipliers=tuple(self.goal_multipliers),
             goal_batch_size=self.goal_batch_size,
             seed=seed,
@@ -299,9 +319,39 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         if self.goal_batch_size:
             self.net_.goal_data_ = {k: torch.as_tensor(v, device=self.net_.device)
                                     for k, v in train_dict.items()}
-        self.net_.partial_fit(train_dict, None)
+        if self._two_phase():
+            self._fit_two_phases(train_dict)
+        else:
+            self.net_.partial_fit(train_dict, None)
+            self.warmup_epochs_ = min(self._fixed_warmup(), len(self.net_.history))
+            self.goal_phase_kept_ = None
         self._strip_training_state()
         return self
+
+    def _two_phase(self):
+        return (self.warmup_epochs == "auto" and self.early_stopping and self.reg_weight > 0)
+
+    def _fixed_warmup(self):
+        if self.warmup_epochs != "auto":
+            return self.warmup_epochs
+        # two phases: the goal stays off until phase 2 sets the warm-up
+        return np.iinfo(np.int32).max if self._two_phase() else 5
+
+    def _fit_two_phases(self, train_dict):
+        """Phase 1: prediction loss to early stopping; phase 2: fine-tune with the goal."""
+        net = self.net_
+        net.partial_fit(train_dict, None)  # early stopping restores the best epoch
+        phase1_epochs = len(net.history)
+        phase1_best = float(np.max(net.history[:, "valid_goal"]))
+        phase1_state = copy.deepcopy(net.module_.state_dict())
+        net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
+        net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
+        phase2 = net.history[phase1_epochs:, "valid_goal"]
+        kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_best
+        if not kept:
+            net.module_.load_state_dict(phase1_state)
+        self.warmup_epochs_ = phase1_epochs
+        self.goal_phase_kept_ = kept
 
     def _strip_training_state(self):
         """Drop what only training needs (closures over the data, goal tensors, RNG).

@@ -1,0 +1,145 @@
+"""How well each calibration puts the deployed spend on the budget.
+
+On ``make_marketing_rct`` (true expected costs known), every method is fitted
+with ``calibration="holdout"`` (EOM on the held-out 30%), ``"holdout-dr"``
+(doubly robust cost estimate on the same slice) and ``"predicted"`` (trust
+the model's cost predictions), and its ``allocate`` on the test half is
+scored by the TRUE incremental cost per user divided by the budget (1.0 is
+perfect) and the true incremental revenue as a fraction of the oracle's.
+
+Usage (repository root)::
+
+    python benchmarks/bench_calibration.py                  # 6 seeds, default + hard, ~10 min on 2 cores
+    python benchmarks/bench_calibration.py --quick          # 2 seeds, default only
+    python benchmarks/bench_calibration.py --methods T --seeds 0 1 --output DIR
+
+Writes ``calibration.md`` and ``calibration.csv`` (default
+``benchmarks/results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sklearn_budget._validation import labels_to_arms
+from sklearn_budget.comparison import ComparisonData, make_allocator
+from sklearn_budget.datasets import make_marketing_rct
+from sklearn_budget.metrics import oracle_allocation, true_value
+
+CALIBRATIONS = ("holdout", "holdout-dr", "predicted")
+
+
+def _hardware():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+
+
+def run(settings, seeds, methods, n_samples, budget_frac, calibrations=CALIBRATIONS):
+    rows = []
+    for setting in settings:
+        for seed in seeds:
+            d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
+            data = ComparisonData.from_arrays(
+                f"synthetic-{setting}", d.X, d.treatment, d.revenue, d.cost,
+                true_revenue=d.true_revenue, true_cost=d.true_cost, random_state=seed)
+            budget = budget_frac * data.budget_scale()
+            oracle = oracle_allocation(data.true_revenue, data.true_cost, budget)
+            oracle_value = true_value(oracle, data.true_revenue,
+                                      data.true_cost).incremental_revenue
+            for method in methods:
+                for calibration in calibrations:
+                    est = make_allocator(method, budget, random_state=seed, device="cpu")
+                    est.set_params(calibration=calibration)
+                    t0 = time.perf_counter()
+                    est.fit(data.X_train, data.revenue_train, treatment=data.treatment_train,
+                            cost=data.cost_train)
+                    arms = labels_to_arms(est.allocate(data.X_test), est.levels_, 0)
+                    tv = true_value(arms, data.true_revenue, data.true_cost)
+                    rows.append(dict(
+                        setting=setting, seed=seed, method=method, calibration=calibration,
+                        spend_ratio=tv.incremental_cost / budget,
+                        oracle_fraction=tv.incremental_revenue / oracle_value,
+                        fit_time=time.perf_counter() - t0,
+                    ))
+                    r = rows[-1]
+                    print(f"{setting:8s} seed {seed} {method:15s} {calibration:10s} "
+                          f"spend/budget {r['spend_ratio']:.3f}  oracle frac "
+                          f"{r['oracle_fraction']:.3f}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summarize(frame):
+    frame = frame.assign(within_5pct=(frame.spend_ratio - 1).abs() <= 0.05,
+                         abs_error=(frame.spend_ratio - 1).abs())
+    return frame.groupby(["setting", "method", "calibration"], sort=False).agg(
+        spend_ratio=("spend_ratio", "mean"),
+        spend_ratio_std=("spend_ratio", "std"),
+        mean_abs_error=("abs_error", "mean"),
+        within_5pct=("within_5pct", "mean"),
+        oracle_fraction=("oracle_fraction", "mean"),
+        oracle_fraction_std=("oracle_fraction", "std"),
+        runs=("seed", "count"),
+    ).reset_index()
+
+
+def _md(frame, digits=3):
+    cols = list(frame.columns)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        out.append("| " + " | ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+                                     for v in row) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--settings", nargs="+", default=None, choices=["default", "hard"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--methods", nargs="+", default=["end-to-end", "end-to-end-rw0", "T"])
+    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--budget", type=float, default=0.4,
+                        help="budget as a fraction of the oracle's full spend")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    settings = args.settings or (["default"] if args.quick else ["default", "hard"])
+    seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else list(range(6)))
+    hw = _hardware()
+    print(f"Hardware: {hw}")
+    t0 = time.perf_counter()
+    frame = run(settings, seeds, args.methods, args.n_samples, args.budget)
+    summary = summarize(frame)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "calibration.csv", index=False)
+    cmd = "python benchmarks/bench_calibration.py" + (" --quick" if args.quick else "")
+    text = "\n\n".join([
+        f"# Calibration benchmark\n\nCommand: `{cmd}`; hardware: {hw}; seeds {seeds}, "
+        f"n = {args.n_samples} (half for training, 30% of that held out for calibration), "
+        f"budget = {args.budget:g} x the oracle's full spend; "
+        f"{time.perf_counter() - t0:.0f} s in all.",
+        "spend_ratio = true incremental cost of `allocate` on the test half / budget "
+        "(mean and std over seeds); within_5pct = share of runs with |spend_ratio - 1| <= 0.05.",
+        _md(summary),
+    ]) + "\n"
+    (out / "calibration.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
