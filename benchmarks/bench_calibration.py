@@ -20,12 +20,13 @@ Writes ``calibration.md`` and ``calibration.csv`` (default
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _common import hardware, markdown_table
 
 from sklearn_budget._validation import labels_to_arms
 from sklearn_budget.comparison import ComparisonData, make_allocator
@@ -33,20 +34,6 @@ from sklearn_budget.datasets import make_marketing_rct
 from sklearn_budget.metrics import oracle_allocation, true_value
 
 CALIBRATIONS = ("holdout", "holdout-dr", "predicted")
-
-
-def _hardware():
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
 
 
 def run(settings, seeds, methods, n_samples, budget_frac, calibrations=CALIBRATIONS):
@@ -97,15 +84,6 @@ def summarize(frame):
     ).reset_index()
 
 
-def _md(frame, digits=3):
-    cols = list(frame.columns)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in frame.itertuples(index=False):
-        out.append("| " + " | ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v)
-                                     for v in row) + " |")
-    return "\n".join(out)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -119,7 +97,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     settings = args.settings or (["default"] if args.quick else ["default", "hard"])
     seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else list(range(6)))
-    hw = _hardware()
+    hw = hardware()
     print(f"Hardware: {hw}")
     t0 = time.perf_counter()
     frame = run(settings, seeds, args.methods, args.n_samples, args.budget)
@@ -135,7 +113,7 @@ def main(argv=None):
         f"{time.perf_counter() - t0:.0f} s in all.",
         "spend_ratio = true incremental cost of `allocate` on the test half / budget "
         "(mean and std over seeds); within_5pct = share of runs with |spend_ratio - 1| <= 0.05.",
-        _md(summary),
+        markdown_table(summary),
     ]) + "\n"
     (out / "calibration.md").write_text(text)
     print(text)

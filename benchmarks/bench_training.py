@@ -23,6 +23,10 @@ Two parts, on ``make_marketing_rct`` (ground truth known):
    batch each draw, against the gradient of the goal on the whole training
    set (fd on all users).
 
+3. **Epoch time against n.** One training epoch with and without the goal
+   at n = 1e4, 1e5, 1e6 users (1e7 is left out: ~3 minutes per epoch on 2
+   cores, the growth is linear).
+
 Usage (repository root)::
 
     python benchmarks/bench_training.py                 # 3 seeds, n = 20000, ~10 min on 2 cores
@@ -35,13 +39,14 @@ Writes ``training.md`` and ``training.csv``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+
+from _common import hardware, markdown_table
 
 from sklearn_budget import EndToEndBudgetAllocator, rct_target
 from sklearn_budget._end_to_end._goal import gain_matrix, marketing_goal
@@ -55,19 +60,6 @@ CONFIGS = {
     "es": dict(reg_weight=1.0, gradient_estimator="es"),
     "softmax": dict(reg_weight=1.0, gradient_estimator="softmax"),
 }
-
-
-def _hardware():
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {torch.get_num_threads()} torch threads, {platform.python_version()}, "
-            f"torch {torch.__version__}")
 
 
 def fit_part(seeds, n_samples, budget_frac):
@@ -120,6 +112,40 @@ def fit_part(seeds, n_samples, budget_frac):
     fits["fit_time_per_epoch_ratio"] = [
         r.fit_time_per_epoch / base.loc[r.seed, "fit_time_per_epoch"] for r in fits.itertuples()]
     return fits, fitted
+
+
+def epoch_scaling_part(sizes, budget=2.0):
+    """Seconds per training epoch with and without the goal as n grows.
+
+    One epoch each (goal on from the first epoch, no early stopping, no
+    hold-out), skorch's own ``dur`` of that epoch, on ``make_marketing_rct``
+    data tiled with small noise up to ``n`` users.
+    """
+    rows = []
+    base = make_marketing_rct(n_samples=20000, random_state=0)
+    rng = np.random.default_rng(0)
+    # one throwaway fit first: the first epoch in a process pays torch's start-up
+    EndToEndBudgetAllocator(budget=budget, max_epochs=1, early_stopping=False,
+                            calibration="predicted").fit(base.X[:2000], rct_target(
+                                base.treatment[:2000], base.revenue[:2000], base.cost[:2000]))
+    for n in sizes:
+        idx = rng.integers(0, len(base.X), n)
+        X = base.X[idx] + 0.01 * rng.standard_normal((n, base.X.shape[1]))
+        y = rct_target(base.treatment[idx], base.revenue[idx], base.cost[idx])
+        durs = {}
+        for name, rw in (("reg_weight=0", 0.0), ("fd", 1.0)):
+            est = EndToEndBudgetAllocator(budget=budget, reg_weight=rw, warmup_epochs=0,
+                                          max_epochs=1, early_stopping=False,
+                                          calibration="predicted", random_state=0)
+            est.fit(X, y)
+            durs[name] = float(est.net_.history[-1, "dur"])
+        rows.append(dict(n_users=n, epoch_s_reg_weight_0=durs["reg_weight=0"],
+                         epoch_s_with_goal_fd=durs["fd"],
+                         ratio=durs["fd"] / durs["reg_weight=0"],
+                         users_per_s_with_goal=n / durs["fd"]))
+        print(f"n {n:>9,d}  epoch {durs['reg_weight=0']:.2f} s (reg_weight=0), "
+              f"{durs['fd']:.2f} s (with goal, fd): ratio {rows[-1]['ratio']:.2f}", flush=True)
+    return pd.DataFrame(rows)
 
 
 def noise_part(fitted, repeats, batch_size, seed=0):
@@ -196,15 +222,6 @@ def noise_part(fitted, repeats, batch_size, seed=0):
     return pd.DataFrame(rows)
 
 
-def _md(frame, digits=3):
-    cols = list(frame.columns)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in frame.itertuples(index=False):
-        out.append("| " + " | ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v)
-                                     for v in row) + " |")
-    return "\n".join(out)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -213,16 +230,22 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=0.4,
                         help="budget as a fraction of the oracle's full spend")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--epoch-sizes", nargs="*", type=int, default=None,
+                        help="n for the epoch-time scaling part (default 1e4 1e5 1e6; "
+                             "--quick: 1e4 1e5; none to skip)")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    sizes = args.epoch_sizes if args.epoch_sizes is not None else (
+        [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     n = args.n_samples or (8000 if args.quick else 20000)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    hw = _hardware()
+    hw = hardware()
     print(f"Hardware: {hw}")
     t0 = time.perf_counter()
     fits, fitted = fit_part(seeds, n, args.budget)
     noise = noise_part(fitted, args.repeats, batch_size=4096)
+    scaling = epoch_scaling_part(sizes) if sizes else None
     summary = fits.groupby("method", sort=False).agg(
         epoch_ratio=("epoch_ratio", "mean"),
         fit_time_per_epoch_ratio=("fit_time_per_epoch_ratio", "mean"),
@@ -241,15 +264,20 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     fits.assign(part="fit").to_csv(out / "training.csv", index=False)
     noise.to_csv(out / "training_estimators.csv", index=False)
+    if scaling is not None:
+        scaling.to_csv(out / "training_epoch_scaling.csv", index=False)
     cmd = "python benchmarks/bench_training.py" + (" --quick" if args.quick else "")
     text = "\n\n".join([
         f"# End-to-end training benchmark\n\nCommand: `{cmd}`; hardware: {hw}; "
         f"{len(seeds)} seed(s), n = {n} (half for training), budget = {args.budget:g} x "
         f"the oracle's full spend; {time.perf_counter() - t0:.0f} s in all.",
         "## Fits (mean over seeds; ratios vs reg_weight=0 on the same seed)",
-        _md(summary),
+        markdown_table(summary),
         "## Gradient estimators on one goal batch of the reg_weight=0 model",
-        _md(noise),
+        markdown_table(noise),
+        *([] if scaling is None else [
+            "## Epoch time against n (one epoch, goal on from the start)",
+            markdown_table(scaling)]),
     ]) + "\n"
     (out / "training.md").write_text(text)
     print(text)
