@@ -34,6 +34,7 @@ level), and of the largest EOM incremental cost of one level on real data
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,13 +204,28 @@ def _random_assignment(rng, true_c, budget):
     return out
 
 
+def _mt_aucc_or_nan(method, r, c, t, rev, cost, levels):
+    """MT-AUCC, or NaN (with a warning) where it is undefined for this model.
+
+    MT-AUCC normalises by the maximal-spend policy's EOM revenue, which is 0
+    when the model predicts no profitable treatment (e.g. on a small sample
+    with rare conversions); one such fit must not stop a benchmark.
+    """
+    try:
+        return mt_aucc(r, c, t, rev, cost, levels=levels)
+    except ValueError as exc:
+        warnings.warn(f"{method}: MT-AUCC undefined, reported as NaN ({exc})", RuntimeWarning,
+                      stacklevel=2)
+        return float("nan")
+
+
 def _score(method, data, r, c, assignment, budget, fit_time, oracle_value):
     t, rev, cost = data.treatment_test, data.revenue_test, data.cost_test
     levels = np.arange(1, data.n_levels + 1)
     row = {
         "method": method,
         "eom_revenue": value_at_budget(r, c, t, rev, cost, budget, levels=levels),
-        "mt_aucc": mt_aucc(r, c, t, rev, cost, levels=levels),
+        "mt_aucc": _mt_aucc_or_nan(method, r, c, t, rev, cost, levels),
         "fit_time": fit_time,
     }
     if data.has_truth:

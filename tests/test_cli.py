@@ -159,3 +159,21 @@ def test_python_dash_m_help():
     assert proc.returncode == 0
     for command in ("demo", "benchmark", "allocate"):
         assert command in proc.stdout
+
+
+def test_comparison_reports_undefined_mt_aucc_as_nan():
+    # A model that predicts no profitable treatment has no MT-AUCC (its
+    # maximal-spend policy is "all control"); the benchmark row gets NaN and a
+    # warning instead of the whole benchmark stopping.
+    from sklearn_budget.comparison import _mt_aucc_or_nan
+
+    rng = np.random.default_rng(0)
+    n = 400
+    t = rng.integers(0, 2, n)
+    rev = t * rng.uniform(0, 2, n)
+    cost = t * 1.0
+    r, c = -np.ones((n, 1)), np.ones((n, 1))
+    with pytest.warns(RuntimeWarning, match="MT-AUCC undefined"):
+        assert np.isnan(_mt_aucc_or_nan("m", r, c, t, rev, cost, np.array([1])))
+    value = _mt_aucc_or_nan("m", rev[:, None] + 0.1, c, t, rev, cost, np.array([1]))
+    assert np.isfinite(value)
