@@ -511,6 +511,22 @@ def test_fd_and_softmax_gradients_point_like_the_smoothed_gradient(seed):
     assert _cosine(soft, reference) > 0.5
 
 
+def test_n_threads_is_used_during_fit_and_restored(data, y, monkeypatch):
+    seen = []
+    original = EndToEndBudgetAllocator._fit_network
+
+    def spy(self, *args):
+        seen.append(torch.get_num_threads())
+        return original(self, *args)
+
+    monkeypatch.setattr(EndToEndBudgetAllocator, "_fit_network", spy)
+    before = torch.get_num_threads()
+    make_est(n_threads=3, max_epochs=1).fit(data.X, y)
+    assert seen == [3] and torch.get_num_threads() == before
+    make_est(max_epochs=1).fit(data.X, y)  # None: torch's own setting
+    assert seen[-1] == before
+
+
 def test_es_is_deterministic_given_the_generator():
     scores, gains = _toy(0)
     a = _estimate(scores, gains, "es", generator=torch.Generator().manual_seed(3))[0]
@@ -617,7 +633,7 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
 @pytest.mark.parametrize("params", [
     {"budget": -1.0}, {"reg_weight": -0.1}, {"reg_weight": np.inf},
     {"gradient_estimator": "adjoint"}, {"n_perturbations": 0}, {"perturbation_scale": 0.0},
-    {"temperature": -1.0}, {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"},
+    {"temperature": -1.0}, {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"}, {"n_threads": 0},
     {"goal_batch_size": 0}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
     {"loss": "l1"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
     {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 from numbers import Integral, Real
 
@@ -24,6 +25,20 @@ from ._net import BudgetNet, GoalMultiplier
 __all__ = ["EndToEndBudgetAllocator"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+@contextmanager
+def _torch_threads(n_threads):
+    """Run a block with ``n_threads`` torch CPU threads (None: unchanged)."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _resolve_device(device):
@@ -120,6 +135,12 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     patience : int, default=8
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU.
+    n_threads : int or None, default=None
+        torch CPU threads during ``fit`` (restored afterwards); None keeps
+        torch's setting. Use 1 when several fits share a few cores (e.g.
+        ``GridSearchCV(n_jobs=2)`` or other torch jobs on the machine):
+        oversubscribed torch threads made a 4-second fit take over a minute
+        on 2 shared cores.
     control_name : hashable, default=0
     calibration : {"holdout", "holdout-dr", "predicted"}, default="holdout"
         See :class:`TwoStageBudgetAllocator`.
@@ -195,6 +216,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
     }
 
@@ -204,7 +226,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
                  hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
                  early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
-                 control_name=0, calibration="holdout", calibration_size=0.3,
+                 n_threads=None, control_name=0, calibration="holdout", calibration_size=0.3,
                  random_state=None, verbose=0):
         self.budget = budget
         self.reg_weight = reg_weight
@@ -227,6 +249,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.device = device
+        self.n_threads = n_threads
         self.control_name = control_name
         self.calibration = calibration
         self.calibration_size = calibration_size
@@ -309,6 +332,10 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     _validates_on_holdout = True
 
     def _fit_uplift(self, X, rct, validation=None):
+        with _torch_threads(self.n_threads):
+            return self._fit_network(X, rct, validation)
+
+    def _fit_network(self, X, rct, validation):
         device = self._check_params()
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
