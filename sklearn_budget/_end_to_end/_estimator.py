@@ -433,14 +433,14 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         phase1_epochs = len(net.history)
         # the deployed phase-1 network is the epoch with the best validation loss
         best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
-        phase1_best = float(net.history[best_epoch, "valid_goal"])
+        phase1_goal = float(net.history[best_epoch, "valid_goal"])
         phase1_state = copy.deepcopy(net.module_.state_dict())
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
         phase2 = net.history[phase1_epochs:, "valid_goal"]
-        kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_best
+        kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_goal
         if kept:  # the best goal epoch is restored: is its lead more than noise?
             kept = self._goal_phase_wins(phase1_state, x_valid, valid_rct, seed)
         else:
