@@ -79,9 +79,9 @@ def _public_factory(name, path, n_samples, **kwargs):
 
 
 # -- output ----------------------------------------------------------------------------------
-def _print_table(summary, out=None):
+def _print_table(summary):
     table = summary.rename(columns=_TABLE_COLUMNS)
-    print(table.to_string(index=False), file=sys.stdout if out is None else out)
+    print(table.to_string(index=False))  # the current sys.stdout (captured in tests)
 
 
 def _write_results(result, summary, output, stem):

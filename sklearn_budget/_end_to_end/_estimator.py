@@ -89,11 +89,12 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     warmup_epochs : int or "auto", default="auto"
         Epochs of prediction loss only before the goal is switched on.
         ``"auto"`` (with ``early_stopping``): train in two phases. Phase 1
-        is the ``reg_weight=0`` model, trained until the validation goal
+        is the ``reg_weight=0`` model, trained until the validation loss
         stops improving (early stopping, best epoch restored); phase 2
         fine-tunes it with the goal switched on (at most ``max_epochs``
-        more epochs, same early stopping) and is kept only if it beats
-        phase 1's best validation goal. A fixed warm-up stops the
+        more epochs, early stopping on the validation goal) and is kept
+        only if it beats phase 1's network on the validation goal (see
+        ``goal_phase_kept_``). A fixed warm-up stops the
         regulariser's run early when its first epochs do not beat an
         under-trained warm-up epoch (measured on the hard synthetic
         setting: the deployed model was a warm-up epoch in half the seeds).
@@ -287,9 +288,13 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
             return np.zeros((0, k)), np.zeros((0, k))
         return np.concatenate(out_r), np.concatenate(out_c)
 
-    def _goal_value(self, x, rct, budget, predictions=None):
-        """EOM incremental revenue at ``budget`` of the current predictions."""
-        r, c = self._forward_scaled(x) if predictions is None else predictions
+    def _goal_value(self, x, rct, budget):
+        """EOM incremental revenue at ``budget`` of the current network on ``x``."""
+        return self._goal_of(self._forward_scaled(x), rct, budget)
+
+    def _goal_of(self, predictions, rct, budget):
+        """EOM incremental revenue at ``budget`` of scaled (revenue, cost) predictions."""
+        r, c = predictions
         return value_at_budget(r * self.revenue_scale_, c * self.cost_scale_, rct.arm,
                                rct.revenue, rct.cost, budget, propensity=rct.propensity,
                                levels=np.arange(1, self.n_levels_ + 1),
@@ -303,14 +308,13 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     _goal_acceptance_level = 0.9
     _goal_bootstrap_samples = 50
 
-    def _goal_phase_wins(self, phase1_state, x_valid, valid_rct, seed):
-        """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users."""
-        module = self.net_.module_
-        phase2_state = copy.deepcopy(module.state_dict())
-        p2 = self._forward_scaled(x_valid)
-        module.load_state_dict(phase1_state)
-        p1 = self._forward_scaled(x_valid)
-        module.load_state_dict(phase2_state)
+    def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed):
+        """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users.
+
+        ``phase1_pred`` are phase 1's validation predictions; phase 2's come
+        from the current network.
+        """
+        phase2_pred = self._forward_scaled(x_valid)
         rng = np.random.default_rng(seed)
         n = valid_rct.n_samples
         diffs = []
@@ -319,8 +323,8 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
             sub = valid_rct.subset(idx)
             try:
                 diffs.append(
-                    self._goal_value(None, sub, self.budget, (p2[0][idx], p2[1][idx]))
-                    - self._goal_value(None, sub, self.budget, (p1[0][idx], p1[1][idx])))
+                    self._goal_of([p[idx] for p in phase2_pred], sub, self.budget)
+                    - self._goal_of([p[idx] for p in phase1_pred], sub, self.budget))
             except ValueError:  # a resample without some arm: skip it
                 continue
         diffs = np.asarray(diffs)
@@ -435,6 +439,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
         phase1_goal = float(net.history[best_epoch, "valid_goal"])
         phase1_state = copy.deepcopy(net.module_.state_dict())
+        phase1_pred = self._forward_scaled(x_valid)
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
@@ -442,7 +447,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         phase2 = net.history[phase1_epochs:, "valid_goal"]
         kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_goal
         if kept:  # the best goal epoch is restored: is its lead more than noise?
-            kept = self._goal_phase_wins(phase1_state, x_valid, valid_rct, seed)
+            kept = self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed)
         else:
             self.goal_phase_win_rate_ = 0.0
         if not kept:

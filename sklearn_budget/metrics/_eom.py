@@ -221,46 +221,58 @@ def _multiplier_grid(r, c, n_multipliers):
     return grid[::-1]
 
 
-def _curve(evaluator, r, c, multipliers, estimate="eom"):
-    rct = evaluator.rct
-    if estimate == "dr":
-        # Outcome model m_i(k) = control mean + predicted uplift (0 for control).
-        # Residuals of the matched users correct the direct (all-user) term.
+def _eom_point(evaluator, arms):
+    """``(incremental revenue, incremental cost, n_matched)`` of one policy (Hajek IPW)."""
+    w, wr, wc, n_matched = evaluator.sums(arms)
+    if n_matched == 0:
+        return np.nan, np.nan, 0
+    return wr / w - evaluator.control_revenue, wc / w - evaluator.control_cost, n_matched
+
+
+class _DRPoint:
+    """Doubly robust incremental revenue and cost of policies, given the predicted uplifts.
+
+    Outcome model ``m_i(k) = control mean + predicted uplift`` (0 uplift for
+    control): the policy's mean predicted uplift over all users, plus the
+    Hajek mean of the matched users' residuals ``y_i - m_i(t_i)``.
+    """
+
+    def __init__(self, evaluator, r, c):
+        rct = evaluator.rct
+        self.evaluator = evaluator
+        self.rows = np.arange(r.shape[0])
         zero = np.zeros((r.shape[0], 1))
-        R, C = np.hstack([zero, r]), np.hstack([zero, c])
-        rows_idx = np.arange(r.shape[0])
-        res_rev = rct.revenue - evaluator.control_revenue - R[rows_idx, rct.arm]
-        res_cost = rct.cost - evaluator.control_cost - C[rows_idx, rct.arm]
-        w_res_rev, w_res_cost = evaluator.weight * res_rev, evaluator.weight * res_cost
-    rows = []
-    for lam in multipliers:
-        arms = np.asarray(allocate_at_multiplier(r, c, lam))
-        if estimate == "dr":
-            match = arms == rct.arm
-            w = evaluator.weight @ match
-            n_matched = int(np.count_nonzero(match))
-            # DR incremental revenue / cost, scaled by w so the ratio below is it
-            corr_r = (w_res_rev @ match) / w if n_matched else 0.0
-            corr_c = (w_res_cost @ match) / w if n_matched else 0.0
-            direct_r = R[rows_idx, arms].mean()
-            direct_c = C[rows_idx, arms].mean()
-            rows.append((w, (direct_r + corr_r + evaluator.control_revenue) * w,
-                         (direct_c + corr_c + evaluator.control_cost) * w, n_matched))
-        else:
-            rows.append(evaluator.sums(arms))
-    sums = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    ok = sums[:, 3] > 0
+        self.R, self.C = np.hstack([zero, r]), np.hstack([zero, c])
+        w = evaluator.weight
+        self.w_res_rev = w * (rct.revenue - evaluator.control_revenue - self.R[self.rows, rct.arm])
+        self.w_res_cost = w * (rct.cost - evaluator.control_cost - self.C[self.rows, rct.arm])
+
+    def __call__(self, arms):
+        match = arms == self.evaluator.rct.arm
+        n_matched = int(np.count_nonzero(match))
+        if n_matched == 0:
+            return np.nan, np.nan, 0
+        w = self.evaluator.weight @ match
+        return (self.R[self.rows, arms].mean() + (self.w_res_rev @ match) / w,
+                self.C[self.rows, arms].mean() + (self.w_res_cost @ match) / w, n_matched)
+
+
+def _curve(evaluator, r, c, multipliers, estimate="eom"):
+    point = _DRPoint(evaluator, r, c) if estimate == "dr" else \
+        (lambda arms: _eom_point(evaluator, arms))
+    points = np.array([point(np.asarray(allocate_at_multiplier(r, c, lam)))
+                       for lam in multipliers], dtype=np.float64).reshape(-1, 3)
+    ok = points[:, 2] > 0
     if not ok.any():
         raise ValueError(
             "No RCT user's observed arm matches the policy at any multiplier, so the "
             "cost curve cannot be estimated. Use a larger RCT sample."
         )
-    w = sums[ok, 0]
     return CostCurve(
         multipliers=np.asarray(multipliers, dtype=np.float64)[ok],
-        incremental_cost=sums[ok, 2] / w - evaluator.control_cost,
-        incremental_revenue=sums[ok, 1] / w - evaluator.control_revenue,
-        n_matched=sums[ok, 3].astype(np.int64),
+        incremental_cost=points[ok, 1],
+        incremental_revenue=points[ok, 0],
+        n_matched=points[ok, 2].astype(np.int64),
     )
 
 
