@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import unpack_target
-from .metrics._eom import CostCurve, cost_curve
+from .metrics._cost_curve import CostCurve, cost_curve
 
 __all__ = ["CostCurveDisplay"]
 

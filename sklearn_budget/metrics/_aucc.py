@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_rct
-from ._eom import cost_curve
+from ._cost_curve import cost_curve
 
 __all__ = ["aucc", "mt_aucc"]
 

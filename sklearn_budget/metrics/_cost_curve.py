@@ -1,0 +1,366 @@
+"""The EOM cost curve of a budget policy, and reading it at a budget.
+
+For each multiplier ``lam`` of a sweep, the policy ``a_i(lam) = argmax_k
+r_hat[i, k] - lam * c_hat[i, k]`` is evaluated on the RCT by its EOM
+incremental cost and revenue (:mod:`._eom`), or by a doubly robust estimate
+that uses the predictions as outcome model (for calibration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._solver import allocate_at_multiplier
+from .._validation import check_budget, check_rct, check_uplift
+from ._eom import _EOMEvaluator
+
+__all__ = ["CostCurve", "cost_curve", "value_at_budget", "multiplier_at_budget"]
+
+
+@dataclass(frozen=True, eq=False)
+class CostCurve:
+    """EOM cost curve of a policy family ``a_i(lam)`` (see :func:`cost_curve`).
+
+    Points are ordered by decreasing multiplier, i.e. increasing predicted
+    spend; the EOM cost is then non-decreasing up to sampling noise.
+
+    Attributes
+    ----------
+    multipliers : ndarray of shape (n_points,)
+        Multipliers ``lam`` of the sweep (last one 0: maximal spend).
+    incremental_cost, incremental_revenue : ndarray of shape (n_points,)
+        EOM incremental cost and revenue per user of ``a(lam)``.
+    n_matched : ndarray of shape (n_points,)
+        RCT users matching the policy at each point.
+    """
+
+    multipliers: np.ndarray
+    incremental_cost: np.ndarray
+    incremental_revenue: np.ndarray
+    n_matched: np.ndarray
+
+    def _locate(self, budget):
+        """Return ``(j, t)``: the budget lies at ``(1 - t) * point[j-1] + t * point[j]``."""
+        cost = self.incremental_cost
+        hit = np.flatnonzero(cost >= budget)
+        if len(hit) == 0:  # budget above the maximal spend: stay at the max-spend point
+            return int(np.argmax(cost)), None
+        j = int(hit[0])
+        if j == 0:
+            return 0, None
+        c0, c1 = cost[j - 1], cost[j]
+        return j, float((budget - c0) / (c1 - c0))
+
+    def value_at(self, budget):
+        """EOM incremental revenue per user where the EOM cost first reaches ``budget``.
+
+        Linear interpolation between the two neighbouring points; from the
+        origin (treat nobody) when the first point already exceeds the
+        budget; the value at maximal spend when the budget exceeds it.
+        """
+        budget = check_budget(budget)
+        if budget == 0:
+            return 0.0
+        j, t = self._locate(budget)
+        rev = self.incremental_revenue
+        if t is None:
+            if j == 0 and self.incremental_cost[0] > budget:
+                return float(rev[0] * budget / self.incremental_cost[0])
+            return float(rev[j])
+        return float(rev[j - 1] + t * (rev[j] - rev[j - 1]))
+
+    def multiplier_at(self, budget):
+        """Multiplier where the EOM cost first reaches ``budget`` (linear interpolation).
+
+        The first (largest) multiplier when even it exceeds the budget, the
+        multiplier of the maximal-spend point when the budget exceeds it.
+        """
+        budget = check_budget(budget)
+        j, t = self._locate(budget)
+        lam = self.multipliers
+        if t is None:
+            return float(lam[j])
+        return float(lam[j - 1] + t * (lam[j] - lam[j - 1]))
+
+
+def _multiplier_grid(r, c, n_multipliers):
+    """Multipliers from the quantiles of the users' decision breakpoints.
+
+    Breakpoints are the ``lam`` where a user's best option may change: level
+    ``k`` vs control (``r_k / c_k``) and level ``k`` vs level ``j``
+    (``(r_k - r_j) / (c_k - c_j)``). Returned in decreasing order, starting
+    above the largest breakpoint (nobody with a positive cost is treated) and
+    ending at 0.
+    """
+    n_levels = r.shape[1]
+    cands = []
+    zero = np.zeros((r.shape[0], 1), dtype=r.dtype)
+    R, C = np.hstack([zero, r]), np.hstack([zero, c])
+    for j in range(n_levels):
+        dr = R[:, j + 1:] - R[:, j:j + 1]
+        dc = C[:, j + 1:] - C[:, j:j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = dr / dc
+        cands.append(lam[(dc != 0) & np.isfinite(lam) & (lam > 0)])
+    cands = np.concatenate(cands) if cands else np.zeros(0)
+    if len(cands) == 0:
+        return np.array([1.0, 0.0])
+    top = float(cands.max())
+    qs = np.quantile(cands, np.linspace(0.0, 1.0, max(n_multipliers - 2, 1)))
+    grid = np.unique(np.concatenate([[0.0, top * 1.01 + 1e-12], qs]))
+    return grid[::-1]
+
+
+def _eom_point(evaluator, arms):
+    """``(incremental revenue, incremental cost, n_matched)`` of one policy (Hajek IPW)."""
+    w, wr, wc, n_matched = evaluator.sums(arms)
+    if n_matched == 0:
+        return np.nan, np.nan, 0
+    return wr / w - evaluator.control_revenue, wc / w - evaluator.control_cost, n_matched
+
+
+class _DRPoint:
+    """Doubly robust incremental revenue and cost of policies, given the predicted uplifts.
+
+    Outcome model ``m_i(k) = control mean + predicted uplift`` (0 uplift for
+    control): the policy's mean predicted uplift over all users, plus the
+    Hajek mean of the matched users' residuals ``y_i - m_i(t_i)``.
+    """
+
+    def __init__(self, evaluator, r, c):
+        rct = evaluator.rct
+        self.evaluator = evaluator
+        self.rows = np.arange(r.shape[0])
+        zero = np.zeros((r.shape[0], 1))
+        self.R, self.C = np.hstack([zero, r]), np.hstack([zero, c])
+        w = evaluator.weight
+        self.w_res_rev = w * (rct.revenue - evaluator.control_revenue - self.R[self.rows, rct.arm])
+        self.w_res_cost = w * (rct.cost - evaluator.control_cost - self.C[self.rows, rct.arm])
+
+    def __call__(self, arms):
+        match = arms == self.evaluator.rct.arm
+        n_matched = int(np.count_nonzero(match))
+        if n_matched == 0:
+            return np.nan, np.nan, 0
+        w = self.evaluator.weight @ match
+        return (self.R[self.rows, arms].mean() + (self.w_res_rev @ match) / w,
+                self.C[self.rows, arms].mean() + (self.w_res_cost @ match) / w, n_matched)
+
+
+def _curve(evaluator, r, c, multipliers, estimate="eom"):
+    point = _DRPoint(evaluator, r, c) if estimate == "dr" else \
+        (lambda arms: _eom_point(evaluator, arms))
+    points = np.array([point(np.asarray(allocate_at_multiplier(r, c, lam)))
+                       for lam in multipliers], dtype=np.float64).reshape(-1, 3)
+    ok = points[:, 2] > 0
+    if not ok.any():
+        raise ValueError(
+            "No RCT user's observed arm matches the policy at any multiplier, so the "
+            "cost curve cannot be estimated. Use a larger RCT sample."
+        )
+    return CostCurve(
+        multipliers=np.asarray(multipliers, dtype=np.float64)[ok],
+        incremental_cost=points[ok, 1],
+        incremental_revenue=points[ok, 0],
+        n_matched=points[ok, 2].astype(np.int64),
+    )
+
+
+def _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity, control_name,
+             levels):
+    rct = check_rct(treatment, revenue, cost, control_name=control_name, propensity=propensity,
+                    levels=levels)
+    r, c = check_uplift(revenue_uplift, cost_uplift)
+    if r.shape[0] != rct.n_samples:
+        raise ValueError(
+            f"The uplift predictions have {r.shape[0]} rows but the RCT has {rct.n_samples} "
+            "users; predict on the same users as `treatment`."
+        )
+    if r.shape[1] != rct.n_levels:
+        raise ValueError(
+            f"The uplift predictions have {r.shape[1]} column(s) but the RCT has "
+            f"{rct.n_levels} incentive level(s) {list(rct.levels)}; pass `levels=` (the "
+            "levels the model was fitted on) when a level is missing from this sample."
+        )
+    return rct, r, c
+
+
+def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propensity=None,
+               control_name=0, multipliers=None, n_multipliers=100, levels=None,
+               estimate="eom"):
+    """EOM incremental cost and revenue of the budget policy along a multiplier sweep.
+
+    For each multiplier ``lam`` the policy is
+    ``a_i(lam) = argmax_k r_hat[i, k] - lam * c_hat[i, k]`` (control when no
+    score is positive, :func:`~sklearn_budget.allocate_at_multiplier`); its EOM
+    incremental cost and revenue per user are measured on the RCT.
+
+    Parameters
+    ----------
+    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
+        Predicted uplifts of the RCT users, columns in sorted level order.
+    treatment, revenue, cost : array-like of shape (n_samples,)
+        Observed RCT arm and outcomes.
+    propensity : None, dict or array-like of shape (n_samples,), default=None
+        Assignment probabilities (see :func:`expected_outcome`).
+    control_name : hashable, default=0
+        Label of the control arm.
+    multipliers : array-like, default=None
+        Multipliers to evaluate (sorted decreasingly). None builds
+        ``n_multipliers`` of them from the quantiles of the users' decision
+        breakpoints ``r/c`` and ``(r_k - r_j)/(c_k - c_j)``, plus 0 and one
+        above the largest breakpoint (nobody with positive cost treated).
+    n_multipliers : int, default=100
+        Size of the automatic grid.
+    levels : array-like, default=None
+        Non-control labels of the uplift columns (e.g. ``estimator.levels_``);
+        None takes the sorted non-control labels of ``treatment``.
+    estimate : {"eom", "dr"}, default="eom"
+        ``"eom"``: the model-free Hajek IPW estimate (the evaluation metric;
+        only users whose random arm matches the policy count). ``"dr"``:
+        doubly robust, using the predictions themselves as the outcome model
+        (control mean + predicted uplift): the mean predicted uplift of the
+        policy over *all* users, corrected by the IPW-weighted residuals of
+        the matched users. Unbiased whatever the predictions, and much less
+        noisy when they are good, which makes it the better choice to
+        *calibrate* a multiplier on a small held-out slice; do not use it to
+        compare models (it is not model-free).
+
+    Returns
+    -------
+    CostCurve
+        ``multipliers``, ``incremental_cost``, ``incremental_revenue`` and
+        ``n_matched``, from the largest multiplier (spend ~0) to 0 (maximal
+        spend). Points where no user matches are dropped. Methods
+        ``value_at(budget)`` and ``multiplier_at(budget)`` read it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_budget.metrics import cost_curve
+    >>> rng = np.random.default_rng(0)
+    >>> n = 2000
+    >>> treatment = rng.integers(0, 2, n)
+    >>> gain = rng.uniform(0, 2, n)            # true revenue uplift
+    >>> revenue = treatment * gain + rng.normal(size=n)
+    >>> cost = treatment * 1.0                 # each treated user costs 1
+    >>> curve = cost_curve(gain[:, None], np.ones((n, 1)), treatment, revenue, cost)
+    >>> lam = curve.multipliers
+    >>> len(lam), bool(lam[0] > gain.max()), float(lam[-1])
+    (100, True, 0.0)
+    >>> curve.incremental_cost[[0, -1]].round(3)        # nobody treated ... everyone treated
+    array([0., 1.])
+    >>> bool(curve.value_at(0.5) > 0.5 * curve.incremental_revenue[-1])
+    True
+    """
+    rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
+                         control_name, levels)
+    if multipliers is None:
+        if int(n_multipliers) < 3:
+            raise ValueError(f"`n_multipliers` must be >= 3; got {n_multipliers}.")
+        multipliers = _multiplier_grid(r, c, int(n_multipliers))
+    else:
+        multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
+        if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
+                (multipliers < 0).any():
+            raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")
+        multipliers = np.sort(multipliers)[::-1]
+    if estimate not in ("eom", "dr"):
+        raise ValueError(f"`estimate` must be 'eom' or 'dr'; got {estimate!r}.")
+    return _curve(_EOMEvaluator(rct), r, c, multipliers, estimate=estimate)
+
+
+def value_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budget, *,
+                    propensity=None, control_name=0, n_multipliers=100, levels=None):
+    """EOM incremental revenue per user of the policy at a per-user budget.
+
+    Sweeps the multiplier (:func:`cost_curve`) and reads the EOM incremental
+    revenue where the EOM incremental cost first reaches ``budget``, linearly
+    interpolating between the neighbouring points. A budget above the
+    maximal spend gives the value at maximal spend; budget 0 gives 0.
+
+    Parameters
+    ----------
+    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
+        Predicted uplifts of the RCT users.
+    treatment, revenue, cost : array-like of shape (n_samples,)
+        Observed RCT arm and outcomes.
+    budget : float
+        Average incremental cost per user (>= 0).
+    propensity, control_name, n_multipliers, levels
+        See :func:`cost_curve`.
+
+    Returns
+    -------
+    value : float
+        EOM incremental revenue per user.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_budget.metrics import value_at_budget
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000
+    >>> treatment = rng.integers(0, 2, n)
+    >>> gain = rng.uniform(0, 2, n)
+    >>> revenue = treatment * gain + rng.normal(scale=0.1, size=n)
+    >>> cost = treatment * 1.0
+    >>> # best half of the users (gain in [1, 2]) are worth 0.75 per user
+    >>> value = value_at_budget(gain[:, None], np.ones((n, 1)), treatment, revenue, cost, 0.5)
+    >>> bool(abs(value - 0.75) < 0.05)
+    True
+    """
+    budget = check_budget(budget)
+    curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost,
+                       propensity=propensity, control_name=control_name,
+                       n_multipliers=n_multipliers, levels=levels)
+    return curve.value_at(budget)
+
+
+def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budget, *,
+                         propensity=None, control_name=0, n_multipliers=100, levels=None):
+    """Multiplier at which the policy's EOM incremental cost meets a per-user budget.
+
+    Used to calibrate a deployment multiplier on held-out RCT data. The
+    multiplier is linearly interpolated between the two sweep points around
+    the first crossing of ``budget`` (see :func:`cost_curve`); when the budget
+    exceeds the maximal spend it is the multiplier of the maximal-spend point,
+    when even the largest multiplier overspends it is that multiplier.
+
+    Parameters
+    ----------
+    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
+        Predicted uplifts of the RCT users.
+    treatment, revenue, cost : array-like of shape (n_samples,)
+        Observed RCT arm and outcomes.
+    budget : float
+        Average incremental cost per user (>= 0).
+    propensity, control_name, n_multipliers, levels
+        See :func:`cost_curve`.
+
+    Returns
+    -------
+    multiplier : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_budget.metrics import multiplier_at_budget
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000
+    >>> treatment = rng.integers(0, 2, n)
+    >>> gain = rng.uniform(0, 2, n)
+    >>> revenue = treatment * gain
+    >>> cost = treatment * 1.0
+    >>> # treating half of the users: those with gain above ~1
+    >>> lam = multiplier_at_budget(gain[:, None], np.ones((n, 1)), treatment, revenue, cost, 0.5)
+    >>> round(lam, 1)
+    1.0
+    """
+    budget = check_budget(budget)
+    curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost,
+                       propensity=propensity, control_name=control_name,
+                       n_multipliers=n_multipliers, levels=levels)
+    return curve.multiplier_at(budget)
