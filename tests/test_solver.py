@@ -5,7 +5,7 @@ import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from sklearn_budget import allocate_at_multiplier, solve_budget_allocation
-from sklearn_budget import _solver
+from sklearn_budget import _solver_bracket, _solver_search
 
 
 def _milp_optimum(r, c, budget):
@@ -83,7 +83,7 @@ def test_large_equals_direct_solution(monkeypatch):
     r = rng.normal(1, 1, size=(60_000, 4))
     c = rng.random((60_000, 4)) * np.arange(1, 5)
     fast = solve_budget_allocation(r, c, budget_per_user=0.7)
-    monkeypatch.setattr(_solver, "_DIRECT_SIZE", 10**9)
+    monkeypatch.setattr(_solver_bracket, "_DIRECT_SIZE", 10**9)
     direct = solve_budget_allocation(r, c, budget_per_user=0.7)
     assert fast.multiplier == pytest.approx(direct.multiplier)
     assert fast.value == pytest.approx(direct.value)
@@ -201,14 +201,14 @@ def test_missed_bracket_is_widened(monkeypatch):
     r, c = _coupon_instance(150_000, 5, seed=4)
     ref = solve_budget_allocation(r, c, budget_per_user=1.2)
     passes = []
-    original = _solver._Solver.full_pass
+    original = _solver_search._Solver.full_pass
 
     def counting(self, lo, hi, exact_lo=False):
         passes.append((self.n, lo, hi, exact_lo))
         return original(self, lo, hi, exact_lo)
 
-    monkeypatch.setattr(_solver._Solver, "full_pass", counting)
-    monkeypatch.setattr(_solver, "_BRACKET_Z", 0.01)
+    monkeypatch.setattr(_solver_search._Solver, "full_pass", counting)
+    monkeypatch.setattr(_solver_bracket, "_BRACKET_Z", 0.01)
     repeated = 0
     for seed in range(4):
         passes.clear()
@@ -236,7 +236,7 @@ def test_coarse_values_match_direct_solution(monkeypatch):
         sol = solve_budget_allocation(r, c, frac * len(r))
         _check_solution(r, c, sol, frac * len(r))
         with monkeypatch.context() as m:
-            m.setattr(_solver, "_DIRECT_SIZE", 10**9)
+            m.setattr(_solver_bracket, "_DIRECT_SIZE", 10**9)
             direct = solve_budget_allocation(r, c, frac * len(r))
         assert sol.multiplier == direct.multiplier
         assert sol.value == pytest.approx(direct.value, rel=1e-12)
@@ -250,22 +250,22 @@ def test_ties_at_lower_end_are_checked_exactly(monkeypatch):
     r, c = _coarse_instance(60_000, seed=5, reverse=True)
     full_c = np.hstack([np.zeros((len(c), 1)), c])
     exact = full_c[np.arange(len(c)), allocate_at_multiplier(r, c, 2.0)].sum()
-    fast = _solver._Solver(r, c, 0.0, 0).full_pass(2.0, 4.0)[0]
+    fast = _solver_search._Solver(r, c, 0.0, 0).full_pass(2.0, 4.0)[0]
     assert fast < exact
     budget = 0.5 * (fast + exact)
     with monkeypatch.context() as m:
-        m.setattr(_solver, "_DIRECT_SIZE", 10**9)
+        m.setattr(_solver_bracket, "_DIRECT_SIZE", 10**9)
         direct = solve_budget_allocation(r, c, budget)
     assert direct.multiplier > 2.0
     passes = []
-    original = _solver._Solver.full_pass
+    original = _solver_search._Solver.full_pass
 
     def recording(self, lo, hi, exact_lo=False):
         passes.append(exact_lo)
         return original(self, lo, hi, exact_lo)
 
-    monkeypatch.setattr(_solver._Solver, "full_pass", recording)
-    monkeypatch.setattr(_solver._Solver, "initial_bracket", lambda self: (2.0, 4.0))
+    monkeypatch.setattr(_solver_search._Solver, "full_pass", recording)
+    monkeypatch.setattr(_solver_search._Solver, "initial_bracket", lambda self: (2.0, 4.0))
     sol = solve_budget_allocation(r, c, budget)
     assert passes == [False, True]
     assert sol.multiplier == direct.multiplier
@@ -277,7 +277,7 @@ def test_narrowing_estimate_and_bisection_agree(monkeypatch):
     r, c = _coupon_instance(200_000, 8, seed=6)
     ref = solve_budget_allocation(r, c, budget_per_user=2.0)
     # only bisection on the median crossing point
-    monkeypatch.setattr(_solver._Solver, "_interpolated_pivots", lambda self, x, d: [])
+    monkeypatch.setattr(_solver_search._Solver, "_interpolated_pivots", lambda self, x, d: [])
     bis = solve_budget_allocation(r, c, budget_per_user=2.0)
     assert bis.multiplier == ref.multiplier
     np.testing.assert_array_equal(bis.assignment, ref.assignment)
@@ -331,7 +331,7 @@ def test_greedy_batches_match_one_batch(monkeypatch):
     c = rng.uniform(0.05, 1.0, size=(n, 6))
     budget = 0.4 * n
     ref = solve_budget_allocation(r, c, budget)
-    monkeypatch.setattr(_solver, "_GREEDY_BATCH", 3)
+    monkeypatch.setattr(_solver_search, "_GREEDY_BATCH", 3)
     small = solve_budget_allocation(r, c, budget)
     np.testing.assert_array_equal(small.assignment, ref.assignment)
     assert small.value == ref.value and small.spend == ref.spend
@@ -341,7 +341,7 @@ def test_greedy_band_falls_back_to_a_full_pass(monkeypatch):
     # a band wider than the full pass's bracket: candidates come from all users
     r, c = _coupon_instance(120_000, 4, seed=9)
     ref = solve_budget_allocation(r, c, budget_per_user=1.0)
-    monkeypatch.setattr(_solver, "_GREEDY_BAND", 0.5)
+    monkeypatch.setattr(_solver_search, "_GREEDY_BAND", 0.5)
     wide = solve_budget_allocation(r, c, budget_per_user=1.0)
     _check_solution(r, c, wide, 1.0 * r.shape[0])
     assert wide.value >= ref.value - 1e-9 * abs(ref.value)
