@@ -1,7 +1,7 @@
 """Array backends of the budget solver: blocked scans over numpy arrays and torch tensors.
 
 A pass of the solver over the (n, K) uplift matrices goes through one of these
-"ops" objects, so the same search in :mod:`sklearn_budget._solver` runs on
+"ops" objects, so the same search in :mod:`sklearn_budget._solver_search` runs on
 numpy (blocks transposed to (K, rows) so the max over levels is a contiguous
 reduction) and on torch tensors on their own device (CPU or CUDA), never
 copying tensors to numpy.

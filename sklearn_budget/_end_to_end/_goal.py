@@ -11,7 +11,12 @@ an inverse-propensity (Horvitz-Thompson) estimate of the policy's mean
 ``revenue - lam * cost``) is a control variate that leaves the gradient's
 expectation unchanged. The Lagrangian form cannot be gamed by under-stating
 costs: a cheaper-looking allocation that overspends pays ``lam`` per unit of
-its real cost.
+its real cost. With the model's detached predictions the same value is
+estimated doubly robustly (every arm of every user carries the model's
+value, matched users add their weighted residual; ``gain_matrix``'s
+``predicted``). The alternative form, "revenue at the budget, overspend
+penalised" (:func:`penalised_gains`), allocates at the multiplier that meets
+the budget on the *predicted* costs and charges RCT-estimated overspend.
 
 ``G`` is piecewise constant in the scores, so its gradient is estimated:
 
@@ -37,9 +42,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["GRADIENT_ESTIMATORS", "decide", "gain_matrix", "marketing_goal"]
+__all__ = ["GOAL_FORMS", "GRADIENT_ESTIMATORS", "decide", "gain_matrix", "marketing_goal",
+           "penalised_gains"]
 
 GRADIENT_ESTIMATORS = ("fd", "es", "softmax")
+GOAL_FORMS = ("lagrangian", "penalty")
 
 
 def decide(scores):
@@ -48,16 +55,56 @@ def decide(scores):
     return torch.where(best > 0, idx + 1, torch.zeros_like(idx))
 
 
-def gain_matrix(arm, revenue, cost, weight, multiplier):
+def gain_matrix(arm, revenue, cost, weight, multiplier, predicted=None):
     """(n, K+1) value each user adds to ``G`` if the policy gives them arm ``k``.
 
-    Non-zero only in the column of the arm the user was randomised to.
+    Without ``predicted`` (inverse propensity, IPW): non-zero only in the
+    column of the arm the user was randomised to, centred by the batch mean.
+    With ``predicted`` (n, K+1), the model's (detached) expected
+    ``revenue - multiplier * cost`` of every arm, the doubly robust value:
+    ``predicted[i, k]`` plus, in the randomised arm's column, the weighted
+    residual ``weight_i * (value_i - predicted[i, t_i])``; unbiased for any
+    fixed ``predicted``, and every arm of every user carries a value.
     """
     value = revenue - multiplier * cost
+    n_cols = int(arm.max()) + 1 if arm.numel() else 1
+    if predicted is not None:
+        predicted = predicted.detach().to(value.dtype)
+        residual = (value - predicted.gather(1, arm[:, None])[:, 0]) * weight
+        return predicted.scatter_add(1, arm[:, None], residual[:, None])
     value = (value - value.mean()) * weight
-    gains = torch.zeros(arm.shape[0], int(arm.max()) + 1 if arm.numel() else 1,
-                        dtype=value.dtype, device=value.device)
+    gains = torch.zeros(arm.shape[0], n_cols, dtype=value.dtype, device=value.device)
     return gains.scatter(1, arm[:, None], value[:, None])
+
+
+def penalised_gains(arm, revenue, cost, weight, decisions, budget, penalty, n_arms):
+    """Gains of the "revenue at the budget, overspend penalised" goal.
+
+    The goal is ``G = R - penalty * max(0, C - budget)`` with ``R`` the
+    (control-variate centred) inverse-propensity estimate of the policy's
+    mean revenue and ``C`` the estimate of its incremental cost per user. It
+    is not a sum over users, so the returned (n, K+1) matrix holds, for every
+    user and arm, the user's revenue gain minus ``n`` times the exact change
+    of the penalty if that user alone switched from ``decisions`` to the arm:
+    differences along a row are the exact changes of ``n * G`` that
+    ``"fd"`` needs (``"es"``/``"softmax"`` use them as per-user gains).
+
+    Returns
+    -------
+    gains : torch.Tensor of shape (n, n_arms)
+    overspend : float
+        ``max(0, C - budget)`` of ``decisions``.
+    """
+    n = arm.shape[0]
+    g_rev = _pad(gain_matrix(arm, revenue, torch.zeros_like(cost), weight, 0.0), n_arms)
+    w_cost = torch.zeros(n, n_arms, dtype=cost.dtype, device=cost.device)
+    w_cost = w_cost.scatter(1, arm[:, None], (weight * cost)[:, None])
+    control_cost = w_cost[:, 0].mean()  # the control policy's cost estimate
+    current = w_cost.gather(1, decisions[:, None])
+    spend = current.mean() - control_cost
+    over_now = (spend - budget).clamp_min(0.0)
+    over_new = (spend + (w_cost - current) / n - budget).clamp_min(0.0)
+    return g_rev - penalty * n * (over_new - over_now), float(over_now)
 
 
 def _pad(gains, n_arms):

@@ -7,7 +7,8 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
-from ._goal import gain_matrix, marketing_goal
+from .._solver import solve_budget_allocation
+from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
 
 __all__ = ["BudgetNet", "GoalMultiplier"]
 
@@ -26,13 +27,16 @@ class BudgetNet(NeuralNet):
     ``perturbation_scale``, ``temperature``, ``loss_type`` ("mse" or "huber"),
     ``warmup_epochs``, ``goal_multipliers`` (factors applied to the current
     multiplier), ``goal_batch_size`` and ``goal_data`` (tensors the larger goal
-    batch is drawn from), ``seed``.
+    batch is drawn from), ``goal_form`` ("lagrangian" or "penalty"),
+    ``budget`` (per user, scaled cost units) and ``overspend_penalty`` (for
+    "penalty": the price of overspend relative to the current multiplier),
+    ``seed``.
     """
 
     def __init__(self, module, *args, reg_weight=1.0, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3, loss_type="mse",
-                 warmup_epochs=0, goal_multipliers=(1.0,), goal_batch_size=None, seed=0,
-                 **kwargs):
+                 warmup_epochs=0, goal_multipliers=(1.0,), goal_batch_size=None,
+                 goal_form="lagrangian", goal_estimate="ipw", budget=1.0, overspend_penalty=2.0, seed=0, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.reg_weight = reg_weight
         self.gradient_estimator = gradient_estimator
@@ -43,6 +47,10 @@ class BudgetNet(NeuralNet):
         self.warmup_epochs = warmup_epochs
         self.goal_multipliers = goal_multipliers
         self.goal_batch_size = goal_batch_size
+        self.goal_form = goal_form
+        self.goal_estimate = goal_estimate
+        self.budget = budget
+        self.overspend_penalty = overspend_penalty
         self.seed = seed
         # multiplier of the goal in scaled units, set by the GoalMultiplier callback
         self.multiplier_ = 0.0
@@ -65,18 +73,38 @@ class BudgetNet(NeuralNet):
     def goal_active(self):
         return self.reg_weight > 0 and len(self.history) > self.warmup_epochs
 
+    def _estimate(self, r_up, c_up, gains, lam):
+        return marketing_goal(r_up, c_up, gains, lam, estimator=self.gradient_estimator,
+                              n_perturbations=self.n_perturbations,
+                              perturbation_scale=self.perturbation_scale,
+                              temperature=self.temperature, generator=self.generator_)
+
+    def _penalty_goal(self, r_up, c_up, batch):
+        """Revenue of the allocation that meets the budget on the predicted costs,
+        minus ``overspend_penalty * multiplier_`` per unit of (RCT-estimated) overspend."""
+        with torch.no_grad():
+            lam = float(solve_budget_allocation(r_up.detach(), c_up.detach(),
+                                                budget_per_user=self.budget).multiplier)
+            decisions = decide(r_up.detach() - lam * c_up.detach())
+            penalty = self.overspend_penalty * self.multiplier_
+            gains, over = penalised_gains(batch["arm"], batch["revenue"], batch["cost"],
+                                          batch["weight"], decisions, self.budget, penalty,
+                                          r_up.shape[1] + 1)
+        surrogate, value = self._estimate(r_up, c_up, gains, lam)
+        return surrogate, value - penalty * over
+
     def _goal(self, revenue_pred, cost_pred, batch):
         r_up = revenue_pred[:, 1:] - revenue_pred[:, :1]
         c_up = cost_pred[:, 1:] - cost_pred[:, :1]
+        if self.goal_form == "penalty":
+            return self._penalty_goal(r_up, c_up, batch)
         surrogate, value = 0.0, 0.0
         for factor in self.goal_multipliers:
             lam = self.multiplier_ * factor
+            predicted = (revenue_pred - lam * cost_pred) if self.goal_estimate == "dr" else None
             gains = gain_matrix(batch["arm"], batch["revenue"], batch["cost"], batch["weight"],
-                                lam)
-            s, v = marketing_goal(r_up, c_up, gains, lam, estimator=self.gradient_estimator,
-                                  n_perturbations=self.n_perturbations,
-                                  perturbation_scale=self.perturbation_scale,
-                                  temperature=self.temperature, generator=self.generator_)
+                                lam, predicted)
+            s, v = self._estimate(r_up, c_up, gains, lam)
             surrogate = surrogate + s / len(self.goal_multipliers)
             value += v / len(self.goal_multipliers)
         return surrogate, value
