@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
-
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,30 +19,11 @@ from ..metrics import multiplier_at_budget, value_at_budget
 from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier
+from ._training import check_network_params, paired_bootstrap_differences, torch_threads
 
 __all__ = ["EndToEndBudgetAllocator"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-
-@contextmanager
-def _torch_threads(n_threads):
-    """Run a block with ``n_threads`` torch CPU threads (None: unchanged)."""
-    if n_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _resolve_device(device):
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class EndToEndBudgetAllocator(BaseBudgetAllocator):
@@ -345,20 +324,10 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         ``phase1_pred`` are phase 1's validation predictions; phase 2's come
         from the current network.
         """
-        phase2_pred = self._forward_scaled(x_valid)
-        rng = np.random.default_rng(seed)
-        n = valid_rct.n_samples
-        diffs = []
-        for _ in range(self._goal_bootstrap_samples):
-            idx = rng.integers(0, n, n)
-            sub = valid_rct.subset(idx)
-            try:
-                diffs.append(
-                    self._goal_of([p[idx] for p in phase2_pred], sub, self.budget)
-                    - self._goal_of([p[idx] for p in phase1_pred], sub, self.budget))
-            except ValueError:  # a resample without some arm: skip it
-                continue
-        diffs = np.asarray(diffs)
+        diffs = paired_bootstrap_differences(
+            lambda pred, rct: self._goal_of(pred, rct, self.budget),
+            self._forward_scaled(x_valid), phase1_pred, valid_rct,
+            self._goal_bootstrap_samples, seed)
         self.goal_phase_win_rate_ = float(np.mean(diffs > 0)) if len(diffs) else 0.0
         return bool(len(diffs)) and diffs.mean() > 0 and \
             self.goal_phase_win_rate_ >= self.goal_phase_acceptance
@@ -367,7 +336,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     _validates_on_holdout = True
 
     def _fit_uplift(self, X, rct, validation=None):
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             return self._fit_network(X, rct, validation)
 
     def _fit_network(self, X, rct, validation):
@@ -504,29 +473,8 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         net.generator_ = None
 
     def _check_params(self):
-        sizes = tuple(self.hidden_layer_sizes)
-        if not sizes or not all(isinstance(h, Integral) and h > 0 for h in sizes):
-            raise ValueError(
-                f"hidden_layer_sizes must be a non-empty tuple of positive ints, got "
-                f"{self.hidden_layer_sizes!r}; e.g. (64, 64).")
-        mult = tuple(self.goal_multipliers)
-        if not mult or not all(isinstance(m, Real) and np.isfinite(m) and m > 0 for m in mult):
-            raise ValueError(
-                f"goal_multipliers must be a non-empty tuple of positive finite factors of "
-                f"the budget's multiplier, got {self.goal_multipliers!r}; e.g. (1.0,) or "
-                "(0.5, 1.0, 2.0).")
-        device = _resolve_device(self.device)
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"device={self.device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
-                f"'cuda:N' ({exc}).") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but CUDA is not available here; use device='auto' "
-                "(CUDA when available, else CPU) or 'cpu'.")
-        return device
+        return check_network_params(self.hidden_layer_sizes, self.goal_multipliers,
+                                    self.device)
 
     def _make_calibrator(self, X, rct, rng, max_rows=20000):
         """Multiplier (scaled units) meeting the budget on the training RCT (EOM)."""
