@@ -1,0 +1,158 @@
+"""Which goal to train through: goal form and goal estimate, against the ablation.
+
+On ``make_marketing_rct`` (default and hard settings, ground truth known),
+every variant below is fitted on the training half of each seed's split
+(20,000 users) at a budget of ``--budget`` x the oracle's full spend, with the
+default two-phase training. ``goal_phase_acceptance=0`` keeps the goal phase
+whenever its best epoch leads on the validation goal, so the rows show what
+the goal *does*; the ``(gated)`` rows use the default bootstrap gate (0.9).
+
+Variants:
+
+* ``reg_weight=0``: the ablation (prediction loss only);
+* ``lagrangian-ipw``: the Lagrangian goal ``revenue - lam cost`` estimated by
+  inverse propensity (only users whose random arm matches the policy count);
+* ``lagrangian-dr``: the same goal estimated doubly robustly (the network's
+  detached predictions for every arm, plus matched users' residuals);
+* ``penalty``: revenue of the allocation that meets the budget on the
+  *predicted* costs, minus 2 x lam per unit of RCT-estimated overspend.
+
+Reported per variant and setting (mean and std over seeds): true incremental
+revenue of the deployed allocation / oracle's, the same at equal true spend
+(ranking quality without calibration noise), deployed true spend / budget,
+the predicted / true cost uplift of the arms the policy assigns (below 1:
+costs under-stated, the gaming the Lagrangian form rules out), how often the
+goal phase was kept, and the relative change at equal spend against the
+ablation of the same seed.
+
+Usage (repository root)::
+
+    python benchmarks/bench_goal.py                # seeds 0-2, ~15 min on 2 cores
+    python benchmarks/bench_goal.py --seeds 0 --settings hard
+
+Writes ``goal.md`` and ``goal.csv`` to ``benchmarks/results`` (or ``--output``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _common import hardware, markdown_table
+
+from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget._validation import labels_to_arms
+from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
+from sklearn_budget.datasets import make_marketing_rct
+from sklearn_budget.metrics import oracle_allocation, true_value
+
+VARIANTS = {
+    "reg_weight=0": dict(reg_weight=0.0),
+    "lagrangian-ipw": dict(goal_estimate="ipw", goal_phase_acceptance=0.0),
+    "lagrangian-dr": dict(goal_estimate="dr", goal_phase_acceptance=0.0),
+    "penalty": dict(goal_form="penalty", goal_phase_acceptance=0.0),
+    "lagrangian-ipw (gated)": dict(goal_estimate="ipw"),
+    "lagrangian-dr (gated)": dict(goal_estimate="dr"),
+}
+
+
+def _cost_ratio(arms, predicted_cost, true_cost_uplift):
+    """Predicted / true cost uplift summed over the users the policy treats."""
+    treated = arms > 0
+    if not treated.any():
+        return float("nan")
+    rows, cols = np.nonzero(treated)[0], arms[treated] - 1
+    return float(predicted_cost[rows, cols].sum() / true_cost_uplift[rows, cols].sum())
+
+
+def run(settings, seeds, budget_frac, n_samples, variants):
+    rows = []
+    for setting in settings:
+        for seed in seeds:
+            d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
+            data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
+                                              true_revenue=d.true_revenue,
+                                              true_cost=d.true_cost, random_state=seed)
+            budget = budget_frac * data.budget_scale()
+            oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
+                                data.true_revenue, data.true_cost).incremental_revenue
+            y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
+            tr, tc = data.true_uplift()
+            for name in variants:
+                est = EndToEndBudgetAllocator(budget=budget, random_state=seed,
+                                              **VARIANTS[name])
+                t0 = time.perf_counter()
+                est.fit(data.X_train, y)
+                fit_time = time.perf_counter() - t0
+                r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
+                arms = labels_to_arms(est.allocate(data.X_test), est.levels_, 0)
+                deployed = true_value(arms, data.true_revenue, data.true_cost)
+                eq = true_value(_equal_spend_assignment(r, c, tr, tc, budget),
+                                data.true_revenue, data.true_cost)
+                rows.append(dict(
+                    setting=setting, seed=seed, variant=name,
+                    oracle_fraction=deployed.incremental_revenue / oracle,
+                    equal_spend_fraction=eq.incremental_revenue / oracle,
+                    spend_ratio=deployed.incremental_cost / budget,
+                    cost_ratio=_cost_ratio(arms, c, tc),
+                    goal_phase_kept=est.goal_phase_kept_,
+                    win_rate=est.goal_phase_win_rate_,
+                    fit_time=fit_time))
+                print(f"{setting:8s} seed {seed} {name:24s} equal-spend "
+                      f"{rows[-1]['equal_spend_fraction']:.3f}  deployed "
+                      f"{rows[-1]['oracle_fraction']:.3f}  spend {rows[-1]['spend_ratio']:.3f}"
+                      f"  cost ratio {rows[-1]['cost_ratio']:.2f}  kept "
+                      f"{est.goal_phase_kept_}  ({fit_time:.0f} s)", flush=True)
+    frame = pd.DataFrame(rows)
+    base = frame[frame.variant == "reg_weight=0"].set_index(["setting", "seed"])
+    if len(base):
+        frame["gain_vs_ablation"] = [
+            r.equal_spend_fraction / base.loc[(r.setting, r.seed), "equal_spend_fraction"] - 1
+            for r in frame.itertuples()]
+    return frame
+
+
+def summarise(frame):
+    out = []
+    for (setting, variant), g in frame.groupby(["setting", "variant"], sort=False):
+        row = dict(setting=setting, variant=variant)
+        for col in ("equal_spend_fraction", "oracle_fraction", "spend_ratio", "cost_ratio",
+                    "gain_vs_ablation"):
+            if col in g:
+                row[col] = f"{g[col].mean():.3f} ± {g[col].std(ddof=0):.3f}"
+        if "gain_vs_ablation" in g:
+            row["seeds_better"] = f"{int((g.gain_vs_ablation > 0).sum())}/{len(g)}"
+        kept = g.goal_phase_kept.dropna()
+        row["goal_phase_kept"] = f"{int(kept.sum())}/{len(kept)}" if len(kept) else "-"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=["default", "hard"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=float, default=0.4,
+                        help="budget as a fraction of the oracle's full spend")
+    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        choices=list(VARIANTS))
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    frame = run(args.settings, args.seeds, args.budget, args.n_samples, args.variants)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "goal.csv", index=False)
+    text = (f"# Goal form and estimate (budget {args.budget} x oracle full spend, "
+            f"seeds {args.seeds}, n = {args.n_samples})\n\nHardware: {hardware()}\n\n"
+            + markdown_table(summarise(frame)) + "\n")
+    (out / "goal.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
