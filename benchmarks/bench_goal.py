@@ -5,7 +5,9 @@ every variant below is fitted on the training half of each seed's split
 (20,000 users) at a budget of ``--budget`` x the oracle's full spend, with the
 default two-phase training. ``goal_phase_acceptance=0`` keeps the goal phase
 whenever its best epoch leads on the validation goal, so the rows show what
-the goal *does*; the ``(gated)`` rows use the default bootstrap gate (0.9).
+the goal *does*; the ``(gated)`` rows use the default bootstrap gate (the
+goal phase must win 90% of paired bootstrap resamples of the validation
+users); ``lagrangian-ipw (gated, default)`` is ``EndToEndBudgetAllocator()``.
 
 Variants:
 
@@ -27,7 +29,7 @@ ablation of the same seed.
 
 Usage (repository root)::
 
-    python benchmarks/bench_goal.py                # seeds 0-2, ~15 min on 2 cores
+    python benchmarks/bench_goal.py                # seeds 0-2, ~5 min on 2 cores
     python benchmarks/bench_goal.py --seeds 0 --settings hard
 
 Writes ``goal.md`` and ``goal.csv`` to ``benchmarks/results`` (or ``--output``).
@@ -55,8 +57,8 @@ VARIANTS = {
     "lagrangian-ipw": dict(goal_estimate="ipw", goal_phase_acceptance=0.0),
     "lagrangian-dr": dict(goal_estimate="dr", goal_phase_acceptance=0.0),
     "penalty": dict(goal_form="penalty", goal_phase_acceptance=0.0),
-    "lagrangian-ipw (gated)": dict(goal_estimate="ipw"),
-    "lagrangian-dr (gated)": dict(goal_estimate="dr"),
+    "lagrangian-ipw (gated, default)": dict(goal_estimate="ipw", goal_phase_acceptance=0.9),
+    "lagrangian-dr (gated)": dict(goal_estimate="dr", goal_phase_acceptance=0.9),
 }
 
 
@@ -102,7 +104,7 @@ def run(settings, seeds, budget_frac, n_samples, variants):
                     goal_phase_kept=est.goal_phase_kept_,
                     win_rate=est.goal_phase_win_rate_,
                     fit_time=fit_time))
-                print(f"{setting:8s} seed {seed} {name:24s} equal-spend "
+                print(f"{setting:8s} seed {seed} {name:32s} equal-spend "
                       f"{rows[-1]['equal_spend_fraction']:.3f}  deployed "
                       f"{rows[-1]['oracle_fraction']:.3f}  spend {rows[-1]['spend_ratio']:.3f}"
                       f"  cost ratio {rows[-1]['cost_ratio']:.2f}  kept "
