@@ -24,6 +24,7 @@ _LAZY = {
     "datasets": ".datasets",
     "metrics": ".metrics",
     "plotting": ".plotting",
+    "pipeline": ".pipeline",
 }
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "allocate_at_multiplier",
     "datasets",
     "metrics",
+    "pipeline",
     "plotting",
     "rct_target",
     "solve_budget_allocation",

@@ -1,0 +1,80 @@
+"""A scikit-learn ``Pipeline`` that also exposes the allocator's own methods.
+
+``sklearn.pipeline.Pipeline`` forwards ``predict`` and ``score`` but not
+``predict_cost`` or ``allocate``, so a pipeline ending in a budget allocator
+could not allocate, nor be scored by :func:`~sklearn_budget.metrics.make_budget_scorer`.
+:class:`BudgetPipeline` adds both (available only when the last step has
+them); everything else is scikit-learn's ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+from sklearn.pipeline import Pipeline, _name_estimators
+from sklearn.utils.metaestimators import available_if
+
+__all__ = ["BudgetPipeline", "make_budget_pipeline"]
+
+
+def _final_step_has(attr):
+    def check(pipeline):
+        return hasattr(pipeline._final_estimator, attr)
+
+    return check
+
+
+class BudgetPipeline(Pipeline):
+    """``Pipeline`` with ``predict_cost`` and ``allocate`` of its last step.
+
+    The features go through every step but the last (``transform``), as in
+    ``Pipeline.predict``; the last step's method is then called on them.
+
+    Parameters
+    ----------
+    steps, memory, verbose, transform_input
+        As for :class:`sklearn.pipeline.Pipeline`.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_budget import EndToEndBudgetAllocator, rct_target
+    >>> from sklearn_budget.datasets import make_marketing_rct
+    >>> from sklearn_budget.metrics import make_budget_scorer
+    >>> from sklearn_budget.pipeline import make_budget_pipeline
+    >>> d = make_marketing_rct(n_samples=3000, random_state=0)
+    >>> y = rct_target(d.treatment, d.revenue, d.cost)
+    >>> pipe = make_budget_pipeline(StandardScaler(), EndToEndBudgetAllocator(
+    ...     budget=1.0, max_epochs=3, warmup_epochs=1, random_state=0)).fit(d.X, y)
+    >>> pipe.allocate(d.X[:4]).shape, pipe.predict_cost(d.X[:4]).shape
+    ((4,), (4, 3))
+    >>> score = make_budget_scorer(budget=1.0)(pipe, d.X, y)
+    """
+
+    def _transformed(self, X):
+        return self[:-1].transform(X) if len(self.steps) > 1 else X
+
+    @available_if(_final_step_has("predict_cost"))
+    def predict_cost(self, X):
+        """Cost uplift (n, K) of the last step on the transformed ``X``."""
+        return self._final_estimator.predict_cost(self._transformed(X))
+
+    @available_if(_final_step_has("allocate"))
+    def allocate(self, X, **params):
+        """Treatment label per user from the last step's ``allocate``.
+
+        ``params`` (``budget``, ``total_budget``) are passed on.
+        """
+        return self._final_estimator.allocate(self._transformed(X), **params)
+
+
+def make_budget_pipeline(*steps, memory=None, verbose=False):
+    """:class:`BudgetPipeline` with step names generated from the types
+    (like :func:`sklearn.pipeline.make_pipeline`).
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_budget import EndToEndBudgetAllocator
+    >>> make_budget_pipeline(StandardScaler(), EndToEndBudgetAllocator()).steps[1][0]
+    'endtoendbudgetallocator'
+    """
+    return BudgetPipeline(_name_estimators(steps), memory=memory, verbose=verbose)

@@ -1,0 +1,86 @@
+"""BudgetPipeline: a Pipeline that also allocates and predicts costs."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget.datasets import make_marketing_rct
+from sklearn_budget.metrics import make_budget_scorer
+from sklearn_budget.pipeline import BudgetPipeline, make_budget_pipeline
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_marketing_rct(n_samples=2000, random_state=0)
+    return d, rct_target(d.treatment, d.revenue, d.cost)
+
+
+def _allocator():
+    return EndToEndBudgetAllocator(budget=1.0, max_epochs=3, warmup_epochs=1,
+                                   hidden_layer_sizes=(16,), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    d, y = data
+    return make_budget_pipeline(StandardScaler(), _allocator()).fit(d.X, y)
+
+
+def test_methods_are_the_last_steps_on_transformed_features(fitted, data):
+    d, _ = data
+    scaled = fitted[0].transform(d.X)
+    last = fitted[-1]
+    np.testing.assert_array_equal(fitted.allocate(d.X), last.allocate(scaled))
+    np.testing.assert_array_equal(fitted.allocate(d.X, budget=0.5),
+                                  last.allocate(scaled, budget=0.5))
+    np.testing.assert_array_equal(fitted.allocate(d.X, total_budget=100.0),
+                                  last.allocate(scaled, total_budget=100.0))
+    np.testing.assert_allclose(fitted.predict_cost(d.X), last.predict_cost(scaled))
+    np.testing.assert_allclose(fitted.predict(d.X), last.predict(scaled))
+
+
+def test_plain_pipeline_lacks_them_budget_pipeline_has_them(fitted):
+    plain = Pipeline(fitted.steps)
+    assert not hasattr(plain, "allocate") and not hasattr(plain, "predict_cost")
+    assert hasattr(fitted, "allocate") and hasattr(fitted, "predict_cost")
+
+
+def test_methods_hidden_when_the_last_step_has_none():
+    pipe = BudgetPipeline([("scale", StandardScaler()), ("reg", LinearRegression())])
+    assert not hasattr(pipe, "allocate") and not hasattr(pipe, "predict_cost")
+
+
+def test_single_step_pipeline(data):
+    d, y = data
+    pipe = BudgetPipeline([("alloc", _allocator())]).fit(d.X, y)
+    np.testing.assert_array_equal(pipe.allocate(d.X), pipe[-1].allocate(d.X))
+
+
+def test_budget_scorer_and_grid_search(fitted, data):
+    d, y = data
+    scorer = make_budget_scorer(budget=1.0)
+    assert scorer(fitted, d.X, y) == pytest.approx(fitted[-1].score(fitted[0].transform(d.X), y))
+    search = GridSearchCV(make_budget_pipeline(StandardScaler(), _allocator()),
+                          {"endtoendbudgetallocator__reg_weight": [0.0, 1.0]}, cv=2,
+                          scoring=make_budget_scorer(budget=0.5)).fit(d.X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.allocate(d.X[:5]).shape == (5,)
+
+
+def test_clone_and_pickle(fitted, data):
+    d, _ = data
+    assert isinstance(clone(fitted), BudgetPipeline)
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.allocate(d.X), fitted.allocate(d.X))
+
+
+def test_make_budget_pipeline_names_steps():
+    pipe = make_budget_pipeline(StandardScaler(), _allocator())
+    assert [name for name, _ in pipe.steps] == ["standardscaler", "endtoendbudgetallocator"]
