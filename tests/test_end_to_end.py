@@ -281,6 +281,23 @@ def test_auto_warmup_acceptance_level_decides(data, y):
     assert lax.goal_phase_kept_ == (leads and lax.goal_phase_win_rate_ > 0.5)
 
 
+def test_goal_phase_lr_applies_to_phase_two_only(data, y):
+    params = dict(warmup_epochs="auto", max_epochs=4, patience=2, random_state=0,
+                  goal_phase_acceptance=0.0)
+    slow = make_est(goal_phase_lr=1e-6, **params).fit(data.X, y)
+    same = make_est(**params).fit(data.X, y)
+    assert [g["lr"] for g in slow.net_.optimizer_.param_groups] == [1e-6]
+    assert [g["lr"] for g in same.net_.optimizer_.param_groups] == [same.lr]
+    n1 = slow.warmup_epochs_
+    assert n1 == same.warmup_epochs_  # phase 1 is unchanged
+    np.testing.assert_allclose(slow.net_.history[:n1, "valid_loss"],
+                               same.net_.history[:n1, "valid_loss"])
+    # a tiny fine-tuning step barely moves the restored (best) phase-1 network
+    best = min(slow.net_.history[:n1, "valid_loss"])
+    moved = np.abs(np.asarray(slow.net_.history[n1:, "valid_loss"]) - best).max()
+    assert moved < 1e-3 * best
+
+
 def test_fixed_warmup_reports_its_length(fitted):
     assert fitted.warmup_epochs_ == FAST["warmup_epochs"]
     assert fitted.goal_phase_kept_ is None
@@ -720,7 +737,7 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
     {"temperature": -1.0}, {"goal_form": "at-budget"}, {"overspend_penalty": -1.0},
     {"goal_estimate": "aipw"},
     {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"}, {"n_threads": 0},
-    {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
+    {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"goal_phase_lr": 0.0}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
     {"loss": "l1"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
     {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},
     {"validation_fraction": 1.0}, {"patience": 0}, {"device": 0}, {"calibration": "both"},

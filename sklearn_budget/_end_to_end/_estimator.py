@@ -109,6 +109,9 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         alone; on heavy-tailed revenue the plain comparison kept harmful
         fine-tunes). 0 keeps it whenever its best epoch leads on the whole
         validation data.
+    goal_phase_lr : float or None, default=None
+        Learning rate of phase 2 (the fine-tuning with the goal) of
+        ``warmup_epochs="auto"``; None keeps ``lr``.
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
@@ -222,6 +225,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         "warmup_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "goal_phase_acceptance": [Interval(Real, 0, 1, closed="both")],
         "goal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
         "hidden_layer_sizes": [tuple, list],
         "monotone_cost": ["boolean"],
         "loss": [StrOptions({"mse", "huber"})],
@@ -242,7 +246,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.9,
-                 goal_batch_size=4096,
+                 goal_phase_lr=None, goal_batch_size=4096,
                  hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
                  early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
@@ -260,6 +264,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         self.goal_multipliers = goal_multipliers
         self.warmup_epochs = warmup_epochs
         self.goal_phase_acceptance = goal_phase_acceptance
+        self.goal_phase_lr = goal_phase_lr
         self.goal_batch_size = goal_batch_size
         self.hidden_layer_sizes = hidden_layer_sizes
         self.monotone_cost = monotone_cost
@@ -453,6 +458,9 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         phase1_state = copy.deepcopy(net.module_.state_dict())
         phase1_pred = self._forward_scaled(x_valid)
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
+        if self.goal_phase_lr is not None:
+            for group in net.optimizer_.param_groups:
+                group["lr"] = self.goal_phase_lr
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
