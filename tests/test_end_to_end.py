@@ -298,6 +298,21 @@ def test_goal_phase_lr_applies_to_phase_two_only(data, y):
     assert moved < 1e-3 * best
 
 
+def test_center_uplift_matches_difference_in_means(data, y):
+    params = dict(calibration="predicted", early_stopping=False, max_epochs=2)
+    plain = make_est(**params).fit(data.X, y)
+    centred = make_est(center_uplift=True, **params).fit(data.X, y)
+    np.testing.assert_array_equal(plain.revenue_shift_, np.zeros(3))
+    # same network, shifted by a constant per level
+    np.testing.assert_allclose(centred.predict(data.X) - plain.predict(data.X),
+                               np.broadcast_to(centred.revenue_shift_, (len(data.X), 3)),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(centred.predict_cost(data.X), plain.predict_cost(data.X))
+    t, rev = data.treatment, data.revenue  # equal assignment probabilities
+    dim = [rev[t == k].mean() - rev[t == 0].mean() for k in (1, 2, 3)]
+    np.testing.assert_allclose(centred.predict(data.X).mean(axis=0), dim, rtol=1e-6)
+
+
 def test_fixed_warmup_reports_its_length(fitted):
     assert fitted.warmup_epochs_ == FAST["warmup_epochs"]
     assert fitted.goal_phase_kept_ is None
@@ -737,7 +752,7 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
     {"temperature": -1.0}, {"goal_form": "at-budget"}, {"overspend_penalty": -1.0},
     {"goal_estimate": "aipw"},
     {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"}, {"n_threads": 0},
-    {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"goal_phase_lr": 0.0}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
+    {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"goal_phase_lr": 0.0}, {"center_uplift": "yes"}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
     {"loss": "l1"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
     {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},
     {"validation_fraction": 1.0}, {"patience": 0}, {"device": 0}, {"calibration": "both"},

@@ -109,6 +109,10 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         alone; on heavy-tailed revenue the plain comparison kept harmful
         fine-tunes). 0 keeps it whenever its best epoch leads on the whole
         validation data.
+    center_uplift : bool, default=False
+        After training, shift each level's predicted revenue uplift by a
+        constant so that its mean over the training users equals the RCT's
+        difference in means for that level (``revenue_shift_``).
     goal_phase_lr : float or None, default=None
         Learning rate of phase 2 (the fine-tuning with the goal) of
         ``warmup_epochs="auto"``; None keeps ``lr``.
@@ -226,6 +230,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         "goal_phase_acceptance": [Interval(Real, 0, 1, closed="both")],
         "goal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
+        "center_uplift": ["boolean"],
         "hidden_layer_sizes": [tuple, list],
         "monotone_cost": ["boolean"],
         "loss": [StrOptions({"mse", "huber"})],
@@ -246,7 +251,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.9,
-                 goal_phase_lr=None, goal_batch_size=4096,
+                 goal_phase_lr=None, center_uplift=False, goal_batch_size=4096,
                  hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
                  early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
@@ -265,6 +270,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         self.warmup_epochs = warmup_epochs
         self.goal_phase_acceptance = goal_phase_acceptance
         self.goal_phase_lr = goal_phase_lr
+        self.center_uplift = center_uplift
         self.goal_batch_size = goal_batch_size
         self.hidden_layer_sizes = hidden_layer_sizes
         self.monotone_cost = monotone_cost
@@ -431,6 +437,8 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
             self.warmup_epochs_ = min(self._fixed_warmup(), len(self.net_.history))
             self.goal_phase_kept_ = None
             self.goal_phase_win_rate_ = None
+        self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
+            np.zeros(self.n_levels_)
         self._strip_training_state()
         return self
 
@@ -510,7 +518,19 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
 
         return calibrate
 
+    def _revenue_shift(self, X, rct):
+        """Per-level shift that centres the predicted revenue uplift on the RCT's
+        difference in means (inverse-propensity weighted) over the training users."""
+        r, _ = self._forward_scaled(self._scaled_dict(X)["x"])
+        w = 1.0 / rct.propensity
+        control = rct.arm == 0
+        base = np.average(rct.revenue[control], weights=w[control])
+        dim = np.array([np.average(rct.revenue[rct.arm == k], weights=w[rct.arm == k]) - base
+                        for k in range(1, self.n_levels_ + 1)])
+        return dim - r.mean(axis=0) * self.revenue_scale_
+
     def _predict_uplift(self, X):
         x = self._scaled_dict(np.asarray(X, dtype=np.float64))["x"]
         r, c = self._forward_scaled(x)
-        return r * self.revenue_scale_, c * self.cost_scale_
+        shift = getattr(self, "revenue_shift_", 0.0)
+        return r * self.revenue_scale_ + shift, c * self.cost_scale_
