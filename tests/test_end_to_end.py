@@ -287,7 +287,7 @@ def test_goal_phase_lr_applies_to_phase_two_only(data, y):
     slow = make_est(goal_phase_lr=1e-6, **params).fit(data.X, y)
     same = make_est(**params).fit(data.X, y)
     assert [g["lr"] for g in slow.net_.optimizer_.param_groups] == [1e-6]
-    assert [g["lr"] for g in same.net_.optimizer_.param_groups] == [same.lr]
+    assert [g["lr"] for g in same.net_.optimizer_.param_groups] == [same.lr / 10]
     n1 = slow.warmup_epochs_
     assert n1 == same.warmup_epochs_  # phase 1 is unchanged
     np.testing.assert_allclose(slow.net_.history[:n1, "valid_loss"],

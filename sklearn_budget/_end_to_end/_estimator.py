@@ -101,21 +101,24 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         under-trained warm-up epoch (measured on the hard synthetic
         setting: the deployed model was a warm-up epoch in half the seeds).
         Without early stopping ``"auto"`` means 5 epochs.
-    goal_phase_acceptance : float in [0, 1], default=0.9
+    goal_phase_acceptance : float in [0, 1], default=0.5
         ``warmup_epochs="auto"``: the goal phase is kept only if its best
         epoch beats phase 1 on the validation goal, on average and in at
         least this share of 50 paired bootstrap resamples of the validation
-        users (the best of ~10 noisy epochs beats a fixed model by chance
-        alone; on heavy-tailed revenue the plain comparison kept harmful
-        fine-tunes). 0 keeps it whenever its best epoch leads on the whole
-        validation data.
+        users (0.5: it must lead in the majority). Higher is more
+        conservative: on the tuning seeds 0.9 rejected half of the goal
+        phases that truly helped in the hard synthetic setting; 0 keeps it
+        whenever its best epoch leads on the whole validation data.
     center_uplift : bool, default=False
         After training, shift each level's predicted revenue uplift by a
         constant so that its mean over the training users equals the RCT's
         difference in means for that level (``revenue_shift_``).
     goal_phase_lr : float or None, default=None
         Learning rate of phase 2 (the fine-tuning with the goal) of
-        ``warmup_epochs="auto"``; None keeps ``lr``.
+        ``warmup_epochs="auto"``; None means ``lr / 10``. Measured on the
+        tuning seeds (hard setting, goal phase kept): fine-tuning at ``lr``
+        lost 17% against the ablation, at ``lr / 10`` it gained 11%
+        (``benchmarks/bench_goal.py``).
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
@@ -250,7 +253,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     def __init__(self, budget=1.0, reg_weight=1.0, *, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
-                 goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.9,
+                 goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
                  goal_phase_lr=None, center_uplift=False, goal_batch_size=4096,
                  hidden_layer_sizes=(64, 64), monotone_cost=True, loss="mse", lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
@@ -466,9 +469,9 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         phase1_state = copy.deepcopy(net.module_.state_dict())
         phase1_pred = self._forward_scaled(x_valid)
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
-        if self.goal_phase_lr is not None:
-            for group in net.optimizer_.param_groups:
-                group["lr"] = self.goal_phase_lr
+        goal_lr = self.lr / 10 if self.goal_phase_lr is None else self.goal_phase_lr
+        for group in net.optimizer_.param_groups:
+            group["lr"] = goal_lr
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
