@@ -202,8 +202,9 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
     goal gradient has cosine ~0.66 with the full training set's, and the
     goal phase helps on some seeds and hurts on others (``goal_form``,
     ``goal_estimate`` and ``goal_phase_acceptance`` are compared in
-    ``benchmarks/bench_goal.py``; behind the default gate it averaged +0.5%
-    (default setting) and +1.8% (hard) at equal spend). Select
+    ``benchmarks/bench_goal.py``; with the defaults, fine-tuning at
+    ``lr / 10`` behind a majority gate, it averaged +0.6% (default setting)
+    and +2.7% (hard) at equal spend on seeds 0-2). Select
     ``reg_weight`` with ``GridSearchCV`` (``score`` is the marketing goal).
 
     Examples
