@@ -9,7 +9,7 @@ perfect) and the true incremental revenue as a fraction of the oracle's.
 
 Usage (repository root)::
 
-    python benchmarks/bench_calibration.py                  # 6 seeds, default + hard, ~10 min on 2 cores
+    python benchmarks/bench_calibration.py      # 6 seeds, default + hard, ~10 min on 2 cores
     python benchmarks/bench_calibration.py --quick          # 2 seeds, default only
     python benchmarks/bench_calibration.py --methods T --seeds 0 1 --output DIR
 

@@ -350,7 +350,8 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
             if not torch.is_floating_point(m):
                 m = m.double()
             if not bool(torch.isfinite(m).all()):
-                raise ValueError(f"`{name}` contains NaN or infinite values; fix the model's output.")
+                raise ValueError(
+                    f"`{name}` contains NaN or infinite values; fix the model's output.")
             out.append(m)
             continue
         if hasattr(m, "detach"):

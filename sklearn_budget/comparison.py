@@ -387,7 +387,8 @@ def summarize(result, columns=_SUMMARY_COLUMNS):
     for col in cols:
         digits = 1 if col == "fit_time" else 3
         out[col] = [
-            f"{m:.{digits}f}" if (n < 2 or not np.isfinite(s)) else f"{m:.{digits}f} ± {s:.{digits}f}"
+            f"{m:.{digits}f}" if (n < 2 or not np.isfinite(s))
+            else f"{m:.{digits}f} ± {s:.{digits}f}"
             for m, s, n in zip(mean[col], std[col], count[col])
         ]
     out.insert(0, "seeds", grouped.size().values)

@@ -46,7 +46,8 @@ def _random_instance(rng, kind):
 
 @pytest.mark.parametrize("kind", ["plain", "ties", "zero_cost", "negative", "increasing"])
 def test_matches_exact_integer_program(kind):
-    rng = np.random.default_rng(["plain", "ties", "zero_cost", "negative", "increasing"].index(kind))
+    kinds = ["plain", "ties", "zero_cost", "negative", "increasing"]
+    rng = np.random.default_rng(kinds.index(kind))
     gaps = []
     for _ in range(40):
         r, c, budget = _random_instance(rng, kind)

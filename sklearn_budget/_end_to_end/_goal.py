@@ -67,12 +67,12 @@ def gain_matrix(arm, revenue, cost, weight, multiplier, predicted=None):
     fixed ``predicted``, and every arm of every user carries a value.
     """
     value = revenue - multiplier * cost
-    n_cols = int(arm.max()) + 1 if arm.numel() else 1
     if predicted is not None:
         predicted = predicted.detach().to(value.dtype)
         residual = (value - predicted.gather(1, arm[:, None])[:, 0]) * weight
         return predicted.scatter_add(1, arm[:, None], residual[:, None])
     value = (value - value.mean()) * weight
+    n_cols = int(arm.max()) + 1 if arm.numel() else 1
     gains = torch.zeros(arm.shape[0], n_cols, dtype=value.dtype, device=value.device)
     return gains.scatter(1, arm[:, None], value[:, None])
 

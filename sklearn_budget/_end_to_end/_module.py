@@ -57,7 +57,8 @@ class UpliftNetwork(nn.Module):
         raw = self.cost_head(h)
         if self.monotone_cost:
             base = F.softplus(raw[:, :1])
-            cost = base + torch.cat([torch.zeros_like(base), torch.cumsum(F.softplus(raw[:, 1:]), 1)], 1)
+            steps = torch.cumsum(F.softplus(raw[:, 1:]), 1)
+            cost = base + torch.cat([torch.zeros_like(base), steps], 1)
         else:
             cost = F.softplus(raw)
         return revenue, cost

@@ -28,15 +28,16 @@ class BudgetNet(NeuralNet):
     ``warmup_epochs``, ``goal_multipliers`` (factors applied to the current
     multiplier), ``goal_batch_size`` and ``goal_data`` (tensors the larger goal
     batch is drawn from), ``goal_form`` ("lagrangian" or "penalty"),
-    ``budget`` (per user, scaled cost units) and ``overspend_penalty`` (for
-    "penalty": the price of overspend relative to the current multiplier),
-    ``seed``.
+    ``goal_estimate`` ("ipw" or "dr", for "lagrangian"), ``budget`` (per
+    user, scaled cost units) and ``overspend_penalty`` (for "penalty": the
+    price of overspend relative to the current multiplier), ``seed``.
     """
 
     def __init__(self, module, *args, reg_weight=1.0, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3, loss_type="mse",
                  warmup_epochs=0, goal_multipliers=(1.0,), goal_batch_size=None,
-                 goal_form="lagrangian", goal_estimate="ipw", budget=1.0, overspend_penalty=2.0, seed=0, **kwargs):
+                 goal_form="lagrangian", goal_estimate="ipw", budget=1.0,
+                 overspend_penalty=2.0, seed=0, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.reg_weight = reg_weight
         self.gradient_estimator = gradient_estimator
