@@ -106,9 +106,10 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         epoch beats phase 1 on the validation goal, on average and in at
         least this share of 50 paired bootstrap resamples of the validation
         users (0.5: it must lead in the majority). Higher is more
-        conservative: on the tuning seeds 0.9 rejected half of the goal
-        phases that truly helped in the hard synthetic setting; 0 keeps it
-        whenever its best epoch leads on the whole validation data.
+        conservative: on the tuning seeds 0.9 rejected one of the three goal
+        phases that truly helped in the hard synthetic setting (one worth
+        +23%); 0 keeps it whenever its best epoch leads on the whole
+        validation data.
     center_uplift : bool, default=False
         After training, shift each level's predicted revenue uplift by a
         constant so that its mean over the training users equals the RCT's
