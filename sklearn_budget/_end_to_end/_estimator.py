@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
 from skorch.dataset import Dataset
-from skorch.helper import SliceDict, predefined_split
+from skorch.helper import predefined_split
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseBudgetAllocator
-from ..metrics import multiplier_at_budget, value_at_budget
 from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier
-from ._training import check_network_params, paired_bootstrap_differences, torch_threads
+from ._scaling import ScaledNetworkMixin
+from ._training import TwoPhaseMixin, check_network_params, torch_threads
 
 __all__ = ["EndToEndBudgetAllocator"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
-class EndToEndBudgetAllocator(BaseBudgetAllocator):
+class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAllocator):
     """Budget allocation learned end to end through the marketing goal.
 
     A torch network (shared trunk, per-arm revenue and cost heads) is trained
@@ -296,66 +295,6 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # -- data --------------------------------------------------------------------------
-    def _scaled_dict(self, X, rct=None):
-        x = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
-        if rct is None:
-            return SliceDict(x=x)
-        return SliceDict(
-            x=x,
-            arm=rct.arm.astype(np.int64),
-            revenue=(rct.revenue / self.revenue_scale_).astype(np.float32),
-            cost=(rct.cost / self.cost_scale_).astype(np.float32),
-            weight=(1.0 / rct.propensity).astype(np.float32),
-        )
-
-    def _forward_scaled(self, x, batch=65536):
-        """Scaled (revenue, cost) uplift predictions, numpy float64."""
-        module = self.net_.module_
-        was_training = module.training
-        module.eval()
-        out_r, out_c = [], []
-        with torch.no_grad():
-            for s in range(0, len(x), batch):
-                xb = torch.as_tensor(x[s:s + batch], device=self.net_.device)
-                rev, cost = module(xb)
-                out_r.append((rev[:, 1:] - rev[:, :1]).double().cpu().numpy())
-                out_c.append((cost[:, 1:] - cost[:, :1]).double().cpu().numpy())
-        module.train(was_training)
-        k = self.n_levels_
-        if not out_r:
-            return np.zeros((0, k)), np.zeros((0, k))
-        return np.concatenate(out_r), np.concatenate(out_c)
-
-    def _goal_value(self, x, rct, budget):
-        """EOM incremental revenue at ``budget`` of the current network on ``x``."""
-        return self._goal_of(self._forward_scaled(x), rct, budget)
-
-    def _goal_of(self, predictions, rct, budget):
-        """EOM incremental revenue at ``budget`` of scaled (revenue, cost) predictions."""
-        r, c = predictions
-        return value_at_budget(r * self.revenue_scale_, c * self.cost_scale_, rct.arm,
-                               rct.revenue, rct.cost, budget, propensity=rct.propensity,
-                               levels=np.arange(1, self.n_levels_ + 1),
-                               n_multipliers=self._n_multipliers)
-
-    # paired bootstrap resamples of the validation users behind goal_phase_acceptance
-    _goal_bootstrap_samples = 50
-
-    def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed):
-        """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users.
-
-        ``phase1_pred`` are phase 1's validation predictions; phase 2's come
-        from the current network.
-        """
-        diffs = paired_bootstrap_differences(
-            lambda pred, rct: self._goal_of(pred, rct, self.budget),
-            self._forward_scaled(x_valid), phase1_pred, valid_rct,
-            self._goal_bootstrap_samples, seed)
-        self.goal_phase_win_rate_ = float(np.mean(diffs > 0)) if len(diffs) else 0.0
-        return bool(len(diffs)) and diffs.mean() > 0 and \
-            self.goal_phase_win_rate_ >= self.goal_phase_acceptance
-
     # -- hooks of BaseBudgetAllocator -----------------------------------------------------
     _validates_on_holdout = True
 
@@ -369,10 +308,7 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         torch.manual_seed(seed)
         X = np.asarray(X, dtype=np.float64)
-        self.x_mean_ = X.mean(axis=0)
-        self.x_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
-        self.revenue_scale_ = float(np.std(rct.revenue)) or 1.0
-        self.cost_scale_ = float(np.std(rct.cost)) or 1.0
+        self._fit_scales(X, rct)
 
         callbacks = [("goal_multiplier", GoalMultiplier(self._make_calibrator(X, rct, rng)))]
         train_split = None
@@ -447,95 +383,6 @@ class EndToEndBudgetAllocator(BaseBudgetAllocator):
         self._strip_training_state()
         return self
 
-    def _goal_selects_epochs(self):
-        """Whether early stopping (from the first epoch) monitors the validation goal."""
-        return self.warmup_epochs != "auto"
-
-    def _two_phase(self):
-        return (self.warmup_epochs == "auto" and self.early_stopping and self.reg_weight > 0)
-
-    def _fixed_warmup(self):
-        if self.warmup_epochs != "auto":
-            return self.warmup_epochs
-        # two phases: the goal stays off until phase 2 sets the warm-up
-        return np.iinfo(np.int32).max if self._two_phase() else 5
-
-    def _fit_two_phases(self, train_dict, x_valid, valid_rct, seed):
-        """Phase 1: prediction loss to early stopping; phase 2: fine-tune with the goal."""
-        net = self.net_
-        net.partial_fit(train_dict, None)  # early stopping restores the best epoch
-        phase1_epochs = len(net.history)
-        # the deployed phase-1 network is the epoch with the best validation loss
-        best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
-        phase1_goal = float(net.history[best_epoch, "valid_goal"])
-        phase1_state = copy.deepcopy(net.module_.state_dict())
-        phase1_pred = self._forward_scaled(x_valid)
-        net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
-        goal_lr = self.lr / 10 if self.goal_phase_lr is None else self.goal_phase_lr
-        for group in net.optimizer_.param_groups:
-            group["lr"] = goal_lr
-        stopper = dict(net.callbacks_)["early_stopping"]
-        stopper.monitor, stopper.lower_is_better = "valid_goal", False
-        net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
-        phase2 = net.history[phase1_epochs:, "valid_goal"]
-        kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_goal
-        if kept:  # the best goal epoch is restored: is its lead more than noise?
-            kept = self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed)
-        else:
-            self.goal_phase_win_rate_ = 0.0
-        if not kept:
-            net.module_.load_state_dict(phase1_state)
-        self.warmup_epochs_ = phase1_epochs
-        self.goal_phase_kept_ = kept
-
-    def _strip_training_state(self):
-        """Drop what only training needs (closures over the data, goal tensors, RNG).
-
-        Keeps the fitted estimator small and picklable (``joblib.dump``); the
-        history (losses, goals, multipliers) stays in ``net_.history``.
-        """
-        net = self.net_
-        net.callbacks = []
-        net.callbacks_ = []
-        net.train_split = None
-        net.goal_data_ = None
-        net.generator_ = None
-
     def _check_params(self):
         return check_network_params(self.hidden_layer_sizes, self.goal_multipliers,
                                     self.device)
-
-    def _make_calibrator(self, X, rct, rng, max_rows=20000):
-        """Multiplier (scaled units) meeting the budget on the training RCT (EOM)."""
-        rows = np.arange(len(X))
-        if len(rows) > max_rows:
-            rows = np.sort(rng.choice(rows, max_rows, replace=False))
-        sub = rct.subset(rows)
-        x_rows = X[rows]
-
-        def calibrate(net):
-            r, c = self._forward_scaled(self._scaled_dict(x_rows)["x"])
-            lam = multiplier_at_budget(r * self.revenue_scale_, c * self.cost_scale_, sub.arm,
-                                       sub.revenue, sub.cost, self.budget,
-                                       propensity=sub.propensity,
-                                       levels=np.arange(1, self.n_levels_ + 1))
-            return lam * self.cost_scale_ / self.revenue_scale_
-
-        return calibrate
-
-    def _revenue_shift(self, X, rct):
-        """Per-level shift that centres the predicted revenue uplift on the RCT's
-        difference in means (inverse-propensity weighted) over the training users."""
-        r, _ = self._forward_scaled(self._scaled_dict(X)["x"])
-        w = 1.0 / rct.propensity
-        control = rct.arm == 0
-        base = np.average(rct.revenue[control], weights=w[control])
-        dim = np.array([np.average(rct.revenue[rct.arm == k], weights=w[rct.arm == k]) - base
-                        for k in range(1, self.n_levels_ + 1)])
-        return dim - r.mean(axis=0) * self.revenue_scale_
-
-    def _predict_uplift(self, X):
-        x = self._scaled_dict(np.asarray(X, dtype=np.float64))["x"]
-        r, c = self._forward_scaled(x)
-        shift = getattr(self, "revenue_shift_", 0.0)
-        return r * self.revenue_scale_ + shift, c * self.cost_scale_

@@ -1,18 +1,22 @@
-"""Training helpers of the end-to-end estimator: device, threads, checks, bootstrap.
+"""Training schedule and helpers of the end-to-end estimator.
 
-Kept out of the estimator so that ``_estimator.py`` holds the scikit-learn
-face (parameters, data scaling, the training phases) and nothing else.
+The two-phase schedule of ``warmup_epochs="auto"`` (phase 1 prediction loss,
+phase 2 fine-tuning with the goal, kept only if it wins the paired bootstrap
+on the validation users), plus device, thread and parameter-check helpers.
+Kept out of ``_estimator.py``, which holds the scikit-learn face.
 """
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 
-__all__ = ["check_network_params", "paired_bootstrap_differences", "torch_threads"]
+__all__ = ["TwoPhaseMixin", "check_network_params", "paired_bootstrap_differences",
+           "torch_threads"]
 
 
 @contextmanager
@@ -84,3 +88,80 @@ def paired_bootstrap_differences(goal_of, new_pred, old_pred, rct, n_resamples, 
         except ValueError:
             continue
     return np.asarray(diffs, dtype=float)
+
+
+class TwoPhaseMixin:
+    """The training schedule of ``EndToEndBudgetAllocator`` (``warmup_epochs``,
+    ``goal_phase_acceptance``, ``goal_phase_lr``); needs ``net_`` and the
+    scaling mixin's ``_forward_scaled`` / ``_goal_of``."""
+
+    # paired bootstrap resamples of the validation users behind goal_phase_acceptance
+    _goal_bootstrap_samples = 50
+
+    def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed):
+        """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users.
+
+        ``phase1_pred`` are phase 1's validation predictions; phase 2's come
+        from the current network.
+        """
+        diffs = paired_bootstrap_differences(
+            lambda pred, rct: self._goal_of(pred, rct, self.budget),
+            self._forward_scaled(x_valid), phase1_pred, valid_rct,
+            self._goal_bootstrap_samples, seed)
+        self.goal_phase_win_rate_ = float(np.mean(diffs > 0)) if len(diffs) else 0.0
+        return bool(len(diffs)) and diffs.mean() > 0 and \
+            self.goal_phase_win_rate_ >= self.goal_phase_acceptance
+
+    def _goal_selects_epochs(self):
+        """Whether early stopping (from the first epoch) monitors the validation goal."""
+        return self.warmup_epochs != "auto"
+
+    def _two_phase(self):
+        return (self.warmup_epochs == "auto" and self.early_stopping and self.reg_weight > 0)
+
+    def _fixed_warmup(self):
+        if self.warmup_epochs != "auto":
+            return self.warmup_epochs
+        # two phases: the goal stays off until phase 2 sets the warm-up
+        return np.iinfo(np.int32).max if self._two_phase() else 5
+
+    def _fit_two_phases(self, train_dict, x_valid, valid_rct, seed):
+        """Phase 1: prediction loss to early stopping; phase 2: fine-tune with the goal."""
+        net = self.net_
+        net.partial_fit(train_dict, None)  # early stopping restores the best epoch
+        phase1_epochs = len(net.history)
+        # the deployed phase-1 network is the epoch with the best validation loss
+        best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
+        phase1_goal = float(net.history[best_epoch, "valid_goal"])
+        phase1_state = copy.deepcopy(net.module_.state_dict())
+        phase1_pred = self._forward_scaled(x_valid)
+        net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
+        goal_lr = self.lr / 10 if self.goal_phase_lr is None else self.goal_phase_lr
+        for group in net.optimizer_.param_groups:
+            group["lr"] = goal_lr
+        stopper = dict(net.callbacks_)["early_stopping"]
+        stopper.monitor, stopper.lower_is_better = "valid_goal", False
+        net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
+        phase2 = net.history[phase1_epochs:, "valid_goal"]
+        kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_goal
+        if kept:  # the best goal epoch is restored: is its lead more than noise?
+            kept = self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed)
+        else:
+            self.goal_phase_win_rate_ = 0.0
+        if not kept:
+            net.module_.load_state_dict(phase1_state)
+        self.warmup_epochs_ = phase1_epochs
+        self.goal_phase_kept_ = kept
+
+    def _strip_training_state(self):
+        """Drop what only training needs (closures over the data, goal tensors, RNG).
+
+        Keeps the fitted estimator small and picklable (``joblib.dump``); the
+        history (losses, goals, multipliers) stays in ``net_.history``.
+        """
+        net = self.net_
+        net.callbacks = []
+        net.callbacks_ = []
+        net.train_split = None
+        net.goal_data_ = None
+        net.generator_ = None

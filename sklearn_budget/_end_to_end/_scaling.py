@@ -1,0 +1,106 @@
+"""The network's inputs and outputs in the users' units (a mixin of the estimator).
+
+Features are standardised and revenue / cost divided by their standard
+deviations before they reach the network; everything here converts between
+those scaled units and the users' own: the training dict that skorch batches,
+batched forward passes, the goal of a set of predictions, the training-time
+multiplier and the uplift that ``predict`` returns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch.helper import SliceDict
+
+from ..metrics import multiplier_at_budget, value_at_budget
+
+__all__ = ["ScaledNetworkMixin"]
+
+
+class ScaledNetworkMixin:
+    """Scaling and forward passes of ``EndToEndBudgetAllocator`` (needs ``net_``,
+    ``n_levels_``, ``budget`` and ``_n_multipliers`` from the estimator)."""
+
+    def _fit_scales(self, X, rct):
+        self.x_mean_ = X.mean(axis=0)
+        self.x_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+        self.revenue_scale_ = float(np.std(rct.revenue)) or 1.0
+        self.cost_scale_ = float(np.std(rct.cost)) or 1.0
+
+    def _scaled_dict(self, X, rct=None):
+        x = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
+        if rct is None:
+            return SliceDict(x=x)
+        return SliceDict(
+            x=x,
+            arm=rct.arm.astype(np.int64),
+            revenue=(rct.revenue / self.revenue_scale_).astype(np.float32),
+            cost=(rct.cost / self.cost_scale_).astype(np.float32),
+            weight=(1.0 / rct.propensity).astype(np.float32),
+        )
+
+    def _forward_scaled(self, x, batch=65536):
+        """Scaled (revenue, cost) uplift predictions, numpy float64."""
+        module = self.net_.module_
+        was_training = module.training
+        module.eval()
+        out_r, out_c = [], []
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                xb = torch.as_tensor(x[s:s + batch], device=self.net_.device)
+                rev, cost = module(xb)
+                out_r.append((rev[:, 1:] - rev[:, :1]).double().cpu().numpy())
+                out_c.append((cost[:, 1:] - cost[:, :1]).double().cpu().numpy())
+        module.train(was_training)
+        k = self.n_levels_
+        if not out_r:
+            return np.zeros((0, k)), np.zeros((0, k))
+        return np.concatenate(out_r), np.concatenate(out_c)
+
+    def _goal_value(self, x, rct, budget):
+        """EOM incremental revenue at ``budget`` of the current network on ``x``."""
+        return self._goal_of(self._forward_scaled(x), rct, budget)
+
+    def _goal_of(self, predictions, rct, budget):
+        """EOM incremental revenue at ``budget`` of scaled (revenue, cost) predictions."""
+        r, c = predictions
+        return value_at_budget(r * self.revenue_scale_, c * self.cost_scale_, rct.arm,
+                               rct.revenue, rct.cost, budget, propensity=rct.propensity,
+                               levels=np.arange(1, self.n_levels_ + 1),
+                               n_multipliers=self._n_multipliers)
+
+    def _make_calibrator(self, X, rct, rng, max_rows=20000):
+        """Multiplier (scaled units) meeting the budget on the training RCT (EOM)."""
+        rows = np.arange(len(X))
+        if len(rows) > max_rows:
+            rows = np.sort(rng.choice(rows, max_rows, replace=False))
+        sub = rct.subset(rows)
+        x_rows = X[rows]
+
+        def calibrate(net):
+            r, c = self._forward_scaled(self._scaled_dict(x_rows)["x"])
+            lam = multiplier_at_budget(r * self.revenue_scale_, c * self.cost_scale_, sub.arm,
+                                       sub.revenue, sub.cost, self.budget,
+                                       propensity=sub.propensity,
+                                       levels=np.arange(1, self.n_levels_ + 1))
+            return lam * self.cost_scale_ / self.revenue_scale_
+
+        return calibrate
+
+    def _revenue_shift(self, X, rct):
+        """Per-level shift that centres the predicted revenue uplift on the RCT's
+        difference in means (inverse-propensity weighted) over the training users."""
+        r, _ = self._forward_scaled(self._scaled_dict(X)["x"])
+        w = 1.0 / rct.propensity
+        control = rct.arm == 0
+        base = np.average(rct.revenue[control], weights=w[control])
+        dim = np.array([np.average(rct.revenue[rct.arm == k], weights=w[rct.arm == k]) - base
+                        for k in range(1, self.n_levels_ + 1)])
+        return dim - r.mean(axis=0) * self.revenue_scale_
+
+    def _predict_uplift(self, X):
+        x = self._scaled_dict(np.asarray(X, dtype=np.float64))["x"]
+        r, c = self._forward_scaled(x)
+        shift = getattr(self, "revenue_shift_", 0.0)
+        return r * self.revenue_scale_ + shift, c * self.cost_scale_
