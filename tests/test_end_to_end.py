@@ -346,7 +346,7 @@ def test_early_stopping_keeps_the_best_epoch(data, y):
 
 
 @pytest.mark.parametrize("params", [
-    {"loss": "huber"}, {"optimizer": "sgd", "lr": 1e-2}, {"optimizer": "adamw"},
+    {"loss": "mse"}, {"optimizer": "sgd", "lr": 1e-2}, {"optimizer": "adamw"},
     {"goal_multipliers": (0.5, 1.0, 2.0)}, {"calibration": "predicted"},
     {"warmup_epochs": 0, "max_epochs": 2}, {"gradient_estimator": "es", "n_perturbations": 4},
     {"batch_size": 64, "max_epochs": 2}, {"hidden_layer_sizes": (8,)},
