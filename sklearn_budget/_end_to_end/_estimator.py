@@ -207,8 +207,8 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
     goal phase helps on some seeds and hurts on others (``goal_form``,
     ``goal_estimate`` and ``goal_phase_acceptance`` are compared in
     ``benchmarks/bench_goal.py``; with the defaults, fine-tuning at
-    ``lr / 10`` behind a majority gate, it averaged +0.6% (default setting)
-    and +2.7% (hard) at equal spend on seeds 0-2). Select
+    ``lr / 10`` behind a majority gate with the Huber loss, it averaged +2.3%
+    (default setting) and -3.6% (hard) at equal spend on seeds 0-2). Select
     ``reg_weight`` with ``GridSearchCV`` (``score`` is the marketing goal).
 
     Examples
