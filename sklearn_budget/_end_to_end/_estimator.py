@@ -200,7 +200,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
     -----
     Measured on ``make_marketing_rct`` (README, ``benchmarks/bench_quality.py``):
     with the default two-phase training the network beats causalml's T- and
-    X-learners by 3-5% (default setting) and 18-34% (hard setting) of the
+    X-learners by 5-6% (default setting) and 33-55% (hard setting) of the
     oracle's value at equal spend, but the goal phase does not add a
     consistent gain over the ``reg_weight=0`` ablation: a 4,096-user batch's
     goal gradient has cosine ~0.66 with the full training set's, and the
