@@ -203,7 +203,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
     X-learners by 5-6% (default setting) and 33-55% (hard setting) of the
     oracle's value at equal spend, but the goal phase does not add a
     consistent gain over the ``reg_weight=0`` ablation: a 4,096-user batch's
-    goal gradient has cosine ~0.66 with the full training set's, and the
+    goal gradient has cosine ~0.6 with the full training set's, and the
     goal phase helps on some seeds and hurts on others (``goal_form``,
     ``goal_estimate`` and ``goal_phase_acceptance`` are compared in
     ``benchmarks/bench_goal.py``; with the defaults, fine-tuning at
