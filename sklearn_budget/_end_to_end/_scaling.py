@@ -14,6 +14,7 @@ import torch
 from skorch.helper import SliceDict
 
 from ..metrics import multiplier_at_budget, value_at_budget
+from ..metrics._eom import _EOMEvaluator
 
 __all__ = ["ScaledNetworkMixin"]
 
@@ -76,10 +77,10 @@ class ScaledNetworkMixin:
         if len(rows) > max_rows:
             rows = np.sort(rng.choice(rows, max_rows, replace=False))
         sub = rct.subset(rows)
-        x_rows = X[rows]
+        x_rows = self._scaled_dict(X[rows])["x"]  # scaled once, not every epoch
 
         def calibrate(net):
-            r, c = self._forward_scaled(self._scaled_dict(x_rows)["x"])
+            r, c = self._forward_scaled(x_rows)
             lam = multiplier_at_budget(r * self.revenue_scale_, c * self.cost_scale_, sub.arm,
                                        sub.revenue, sub.cost, self.budget,
                                        propensity=sub.propensity,
@@ -90,12 +91,12 @@ class ScaledNetworkMixin:
 
     def _revenue_shift(self, X, rct):
         """Per-level shift that centres the predicted revenue uplift on the RCT's
-        difference in means (inverse-propensity weighted) over the training users."""
+        difference in means (the EOM of treating everyone with the level) over
+        the training users."""
         r, _ = self._forward_scaled(self._scaled_dict(X)["x"])
-        w = 1.0 / rct.propensity
-        control = rct.arm == 0
-        base = np.average(rct.revenue[control], weights=w[control])
-        dim = np.array([np.average(rct.revenue[rct.arm == k], weights=w[rct.arm == k]) - base
+        eom = _EOMEvaluator(rct)
+        n = rct.n_samples
+        dim = np.array([eom.evaluate(np.full(n, k)).incremental_revenue
                         for k in range(1, self.n_levels_ + 1)])
         return dim - r.mean(axis=0) * self.revenue_scale_
 
