@@ -65,7 +65,7 @@ def inspect(path, params, budget_fraction):
             cost=data.cost_train)
     arms = labels_to_arms(est.allocate(data.X_test), est.levels_, 0)
     share = np.bincount(arms, minlength=len(est.levels_) + 1) / len(arms)
-    print(f"  seed 0, levels {list(est.levels_)}: share of users per arm (control first) "
+    print(f"  seed 0, levels {est.levels_.tolist()}: share of users per arm (control first) "
           f"{np.round(share, 3)}, mean predicted revenue uplift per level "
           f"{np.round(est.predict(data.X_test).mean(axis=0), 3)}")
 
