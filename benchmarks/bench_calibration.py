@@ -7,6 +7,13 @@ the model's cost predictions), and its ``allocate`` on the test half is
 scored by the TRUE incremental cost per user divided by the budget (1.0 is
 perfect) and the true incremental revenue as a fraction of the oracle's.
 
+The ``perfect model`` rows are the noise floor of each calibration: the true
+expected uplifts stand in for a model's predictions, calibrated on the same
+held-out slice as the fitted models and on ``--perfect-slices - 1`` further
+random slices of the same size per seed. Their spend error comes only from
+the outcome noise of ~6,000 held-out RCT users (and, for ``"predicted"``,
+from the training users differing from the test users).
+
 Usage (repository root)::
 
     python benchmarks/bench_calibration.py      # 6 seeds, default + hard, ~10 min on 2 cores
@@ -23,19 +30,61 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from _common import hardware, markdown_table
 
+from sklearn.model_selection import train_test_split
+
+from sklearn_budget import solve_budget_allocation
+from sklearn_budget._solver import allocate_at_multiplier
 from sklearn_budget._validation import labels_to_arms
 from sklearn_budget.comparison import ComparisonData, make_allocator
 from sklearn_budget.datasets import make_marketing_rct
-from sklearn_budget.metrics import oracle_allocation, true_value
+from sklearn_budget.metrics import cost_curve, oracle_allocation, true_value
 
 CALIBRATIONS = ("holdout", "holdout-dr", "predicted")
 
 
-def run(settings, seeds, methods, n_samples, budget_frac, calibrations=CALIBRATIONS):
+def _uplift(revenue, cost):
+    return revenue[:, 1:] - revenue[:, :1], cost[:, 1:] - cost[:, :1]
+
+
+def perfect_model_rows(data, budget, oracle_value, seed, calibrations, n_slices,
+                       calibration_size=0.3):
+    """Calibrate the TRUE uplifts like a model's; the spend error is the calibration's own."""
+    r_train, c_train = _uplift(data.true_revenue_train, data.true_cost_train)
+    r_test, c_test = data.true_uplift()
+    rows = []
+    for calibration in calibrations:
+        for rep in range(n_slices if calibration != "predicted" else 1):
+            if calibration == "predicted":  # solved on all training users' uplifts
+                lam = solve_budget_allocation(r_train, c_train,
+                                              budget_per_user=budget).multiplier
+            else:  # rep 0: the slice the fitted models hold out (same split call)
+                _, cal = train_test_split(
+                    np.arange(len(r_train)), test_size=calibration_size,
+                    stratify=data.treatment_train,
+                    random_state=seed if rep == 0 else 1000 * seed + rep)
+                cal = np.sort(cal)
+                curve = cost_curve(
+                    r_train[cal], c_train[cal], data.treatment_train[cal],
+                    data.revenue_train[cal], data.cost_train[cal],
+                    estimate="dr" if calibration == "holdout-dr" else "eom")
+                lam = curve.multiplier_at(budget)
+            tv = true_value(allocate_at_multiplier(r_test, c_test, float(lam)),
+                            data.true_revenue, data.true_cost)
+            rows.append(dict(setting=data.name.removeprefix("synthetic-"), seed=seed,
+                             method="perfect model", calibration=calibration,
+                             spend_ratio=tv.incremental_cost / budget,
+                             oracle_fraction=tv.incremental_revenue / oracle_value,
+                             fit_time=0.0))
+    return rows
+
+
+def run(settings, seeds, methods, n_samples, budget_frac, calibrations=CALIBRATIONS,
+        perfect_slices=10):
     rows = []
     for setting in settings:
         for seed in seeds:
@@ -47,6 +96,9 @@ def run(settings, seeds, methods, n_samples, budget_frac, calibrations=CALIBRATI
             oracle = oracle_allocation(data.true_revenue, data.true_cost, budget)
             oracle_value = true_value(oracle, data.true_revenue,
                                       data.true_cost).incremental_revenue
+            if perfect_slices:
+                rows += perfect_model_rows(data, budget, oracle_value, seed, calibrations,
+                                           perfect_slices)
             for method in methods:
                 for calibration in calibrations:
                     est = make_allocator(method, budget, random_state=seed, device="cpu")
@@ -92,6 +144,9 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=20000)
     parser.add_argument("--budget", type=float, default=0.4,
                         help="budget as a fraction of the oracle's full spend")
+    parser.add_argument("--perfect-slices", type=int, default=10,
+                        help="calibration slices per seed for the perfect-model rows "
+                             "(0: no such rows)")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     settings = args.settings or (["default"] if args.quick else ["default", "hard"])
@@ -99,7 +154,8 @@ def main(argv=None):
     hw = hardware()
     print(f"Hardware: {hw}")
     t0 = time.perf_counter()
-    frame = run(settings, seeds, args.methods, args.n_samples, args.budget)
+    frame = run(settings, seeds, args.methods, args.n_samples, args.budget,
+                perfect_slices=args.perfect_slices)
     summary = summarize(frame)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,8 @@ class ComparisonData:
     """An RCT split into train and test parts, with truth when it is known.
 
     ``true_revenue`` / ``true_cost`` are the (n_test, K + 1) expected outcomes
-    of every arm on the test users (None for real data).
+    of every arm on the test users (None for real data); ``true_revenue_train``
+    / ``true_cost_train`` the same on the training users.
     """
 
     name: str
@@ -84,6 +85,8 @@ class ComparisonData:
     cost_test: np.ndarray
     true_revenue: np.ndarray | None = None
     true_cost: np.ndarray | None = None
+    true_revenue_train: np.ndarray | None = None
+    true_cost_train: np.ndarray | None = None
 
     @property
     def has_truth(self):
@@ -105,8 +108,9 @@ class ComparisonData:
                                   random_state=random_state)
         truth = {}
         if true_revenue is not None:
-            truth = {"true_revenue": np.asarray(true_revenue)[te],
-                     "true_cost": np.asarray(true_cost)[te]}
+            true_revenue, true_cost = np.asarray(true_revenue), np.asarray(true_cost)
+            truth = {"true_revenue": true_revenue[te], "true_cost": true_cost[te],
+                     "true_revenue_train": true_revenue[tr], "true_cost_train": true_cost[tr]}
         t, r, c = (np.asarray(a) for a in (treatment, revenue, cost))
         return cls(name, X[tr], t[tr], r[tr], c[tr], X[te], t[te], r[te], c[te], **truth)
 

@@ -298,6 +298,45 @@ def test_goal_phase_lr_applies_to_phase_two_only(data, y):
     assert moved < 1e-3 * best
 
 
+@pytest.mark.parametrize("which, changed", [
+    ("heads", {"revenue_head.weight", "revenue_head.bias", "cost_head.weight",
+               "cost_head.bias"}),
+    ("bias", {"revenue_head.bias", "cost_head.bias"}),
+    ("all", None),
+])
+def test_goal_phase_params_limits_what_phase_two_moves(data, y, which, changed):
+    # phase 1 is the reg_weight=0 fit; a kept phase 2 moves only the chosen parameters
+    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=0,
+                  goal_phase_acceptance=0.0, goal_phase_lr=1e-2)
+    est = make_est(goal_phase_params=which, **params).fit(data.X, y)
+    rw0 = make_est(reg_weight=0.0, **params).fit(data.X, y)
+    assert est.goal_phase_kept_  # on this data and seed the goal phase leads: it is kept
+    after, before = est.net_.module_.state_dict(), rw0.net_.module_.state_dict()
+    moved = {name for name in after if not torch.equal(after[name], before[name])}
+    if changed is None:
+        assert {"trunk.0.weight", "revenue_head.weight"} <= moved
+    else:
+        assert moved == changed
+    # every parameter is trainable again after the fit (refits, warm starts)
+    assert all(p.requires_grad for p in est.net_.module_.parameters())
+
+
+def test_cost_loss_overrides_the_loss_for_costs_only(data, y):
+    est = make_est(loss="huber", cost_loss="mse", max_epochs=1).fit(data.X, y)
+    net = est.net_
+    rev, cost = torch.randn(6, 3), torch.rand(6, 3)
+    batch = {"arm": torch.tensor([0, 1, 2, 0, 1, 2]), "revenue": 5 * torch.randn(6),
+             "cost": 4 * torch.rand(6)}
+    r_fit, c_fit = rev[torch.arange(6), batch["arm"]], cost[torch.arange(6), batch["arm"]]
+    expected = (torch.nn.functional.huber_loss(r_fit, batch["revenue"])
+                + torch.nn.functional.mse_loss(c_fit, batch["cost"]))
+    assert net._prediction_loss(rev, cost, batch) == pytest.approx(float(expected))
+    net.cost_loss_type = None  # None: the costs follow ``loss``
+    expected = (torch.nn.functional.huber_loss(r_fit, batch["revenue"])
+                + torch.nn.functional.huber_loss(c_fit, batch["cost"]))
+    assert net._prediction_loss(rev, cost, batch) == pytest.approx(float(expected))
+
+
 def test_center_uplift_matches_difference_in_means(data, y):
     params = dict(calibration="predicted", early_stopping=False, max_epochs=2)
     plain = make_est(**params).fit(data.X, y)
@@ -754,7 +793,7 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
     {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"}, {"n_threads": 0},
     {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"goal_phase_lr": 0.0},
     {"center_uplift": "yes"}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
-    {"loss": "l1"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
+    {"loss": "l1"}, {"cost_loss": "l1"}, {"goal_phase_params": "trunk"}, {"lr": 0.0}, {"batch_size": 0}, {"max_epochs": 0},
     {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},
     {"validation_fraction": 1.0}, {"patience": 0}, {"device": 0}, {"calibration": "both"},
     {"calibration_size": 1.5}, {"random_state": "seed"}, {"verbose": "loud"},

@@ -18,7 +18,7 @@ from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier
 from ._scaling import ScaledNetworkMixin
-from ._training import TwoPhaseMixin, check_network_params, torch_threads
+from ._training import GOAL_PHASE_PARAMS, TwoPhaseMixin, check_network_params, torch_threads
 
 __all__ = ["EndToEndBudgetAllocator"]
 
@@ -119,6 +119,12 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         tuning seeds (hard setting, goal phase kept): fine-tuning at ``lr``
         lost 17% against the ablation, at ``lr / 10`` it gained 11%
         (``benchmarks/bench_goal.py``).
+    goal_phase_params : {"all", "heads", "bias"}, default="all"
+        Which parameters phase 2 of ``warmup_epochs="auto"`` fine-tunes with
+        the goal: ``"all"``; ``"heads"``, only the revenue and cost output
+        layers (the trunk keeps phase 1's features, so the goal re-weighs
+        them instead of refitting them to the noisy per-user signal);
+        ``"bias"``, only the output layers' per-arm offsets.
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
@@ -134,6 +140,11 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         training data only: on Hillstrom's training halves (3-fold CV) it
         won 3 of 3 seeds, and on the synthetic tuning seeds it raised the
         value at equal spend by 0.9% (default setting) and 6% (hard).
+    cost_loss : {"huber", "mse"} or None, default=None
+        Prediction loss of the costs; None uses ``loss``. Huber fits a
+        robust centre, below the mean of right-skewed costs, so predicted
+        costs (``predict_cost``, ``calibration="predicted"``) run low;
+        squared error fits their mean.
     lr : float, default=1e-3
     batch_size : int, default=512
     max_epochs : int, default=30
@@ -239,9 +250,11 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "goal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
         "center_uplift": ["boolean"],
+        "goal_phase_params": [StrOptions(set(GOAL_PHASE_PARAMS))],
         "hidden_layer_sizes": [tuple, list],
         "monotone_cost": ["boolean"],
         "loss": [StrOptions({"huber", "mse"})],
+        "cost_loss": [StrOptions({"huber", "mse"}), None],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -259,8 +272,10 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
-                 goal_phase_lr=None, center_uplift=False, goal_batch_size=4096,
-                 hidden_layer_sizes=(64, 64), monotone_cost=True, loss="huber", lr=1e-3,
+                 goal_phase_lr=None, goal_phase_params="all", center_uplift=False,
+                 goal_batch_size=4096,
+                 hidden_layer_sizes=(64, 64), monotone_cost=True, loss="huber", cost_loss=None,
+                 lr=1e-3,
                  batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
                  early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
                  n_threads=None, control_name=0, calibration="holdout", calibration_size=0.3,
@@ -278,11 +293,13 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         self.warmup_epochs = warmup_epochs
         self.goal_phase_acceptance = goal_phase_acceptance
         self.goal_phase_lr = goal_phase_lr
+        self.goal_phase_params = goal_phase_params
         self.center_uplift = center_uplift
         self.goal_batch_size = goal_batch_size
         self.hidden_layer_sizes = hidden_layer_sizes
         self.monotone_cost = monotone_cost
         self.loss = loss
+        self.cost_loss = cost_loss
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -362,6 +379,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
             perturbation_scale=self.perturbation_scale,
             temperature=self.temperature,
             loss_type=self.loss,
+            cost_loss_type=self.cost_loss,
             warmup_epochs=self._fixed_warmup(),
             goal_multipliers=tuple(self.goal_multipliers),
             goal_batch_size=self.goal_batch_size,

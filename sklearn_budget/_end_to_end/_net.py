@@ -12,6 +12,8 @@ from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
 
 __all__ = ["BudgetNet", "GoalMultiplier"]
 
+_LOSSES = {"huber": torch.nn.functional.huber_loss, "mse": torch.nn.functional.mse_loss}
+
 
 class BudgetNet(NeuralNet):
     """A skorch ``NeuralNet`` whose loss is ``L_pred - reg_weight * goal``.
@@ -24,7 +26,8 @@ class BudgetNet(NeuralNet):
 
     Extra parameters (besides skorch's) are set as attributes:
     ``reg_weight``, ``gradient_estimator``, ``n_perturbations``,
-    ``perturbation_scale``, ``temperature``, ``loss_type`` ("mse" or "huber"),
+    ``perturbation_scale``, ``temperature``, ``loss_type`` ("mse" or "huber"; revenue, and cost
+    unless ``cost_loss_type`` is set),
     ``warmup_epochs``, ``goal_multipliers`` (factors applied to the current
     multiplier), ``goal_batch_size`` and ``goal_data`` (tensors the larger goal
     batch is drawn from), ``goal_form`` ("lagrangian" or "penalty"),
@@ -35,6 +38,7 @@ class BudgetNet(NeuralNet):
 
     def __init__(self, module, *args, reg_weight=1.0, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3, loss_type="mse",
+                 cost_loss_type=None,
                  warmup_epochs=0, goal_multipliers=(1.0,), goal_batch_size=None,
                  goal_form="lagrangian", goal_estimate="ipw", budget=1.0,
                  overspend_penalty=2.0, seed=0, **kwargs):
@@ -45,6 +49,7 @@ class BudgetNet(NeuralNet):
         self.perturbation_scale = perturbation_scale
         self.temperature = temperature
         self.loss_type = loss_type
+        self.cost_loss_type = cost_loss_type
         self.warmup_epochs = warmup_epochs
         self.goal_multipliers = goal_multipliers
         self.goal_batch_size = goal_batch_size
@@ -67,9 +72,8 @@ class BudgetNet(NeuralNet):
         arm = batch["arm"][:, None]
         r_fit = revenue_pred.gather(1, arm)[:, 0]
         c_fit = cost_pred.gather(1, arm)[:, 0]
-        fn = torch.nn.functional.huber_loss if self.loss_type == "huber" else \
-            torch.nn.functional.mse_loss
-        return fn(r_fit, batch["revenue"]) + fn(c_fit, batch["cost"])
+        return (_LOSSES[self.loss_type](r_fit, batch["revenue"])
+                + _LOSSES[self.cost_loss_type or self.loss_type](c_fit, batch["cost"]))
 
     def goal_active(self):
         return self.reg_weight > 0 and len(self.history) > self.warmup_epochs

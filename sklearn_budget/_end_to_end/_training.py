@@ -90,6 +90,24 @@ def paired_bootstrap_differences(goal_of, new_pred, old_pred, rct, n_resamples, 
     return np.asarray(diffs, dtype=float)
 
 
+# which parameters phase 2 fine-tunes: a predicate on the module's parameter names
+GOAL_PHASE_PARAMS = {
+    "all": lambda name: True,
+    "heads": lambda name: name.startswith(("revenue_head.", "cost_head.")),
+    "bias": lambda name: name in ("revenue_head.bias", "cost_head.bias"),
+}
+
+
+def _freeze_for_goal_phase(module, which):
+    """Stop the gradient of the parameters that phase 2 leaves alone; return them."""
+    trainable = GOAL_PHASE_PARAMS[which]
+    frozen = [p for name, p in module.named_parameters()
+              if p.requires_grad and not trainable(name)]
+    for param in frozen:
+        param.requires_grad_(False)
+    return frozen
+
+
 class TwoPhaseMixin:
     """The training schedule of ``EndToEndBudgetAllocator`` (``warmup_epochs``,
     ``goal_phase_acceptance``, ``goal_phase_lr``); needs ``net_`` and the
@@ -141,7 +159,12 @@ class TwoPhaseMixin:
             group["lr"] = goal_lr
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
-        net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
+        frozen = _freeze_for_goal_phase(net.module_, self.goal_phase_params)
+        try:
+            net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
+        finally:
+            for param in frozen:
+                param.requires_grad_(True)
         phase2 = net.history[phase1_epochs:, "valid_goal"]
         kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_goal
         if kept:  # the best goal epoch is restored: is its lead more than noise?
