@@ -26,8 +26,8 @@ class BudgetNet(NeuralNet):
 
     Extra parameters (besides skorch's) are set as attributes:
     ``reg_weight``, ``gradient_estimator``, ``n_perturbations``,
-    ``perturbation_scale``, ``temperature``, ``loss_type`` ("mse" or "huber"; revenue, and cost
-    unless ``cost_loss_type`` is set),
+    ``perturbation_scale``, ``temperature``, ``loss_type`` and ``cost_loss_type`` ("mse" or "huber",
+    of the revenue and of the cost; None: the cost's is ``loss_type``),
     ``warmup_epochs``, ``goal_multipliers`` (factors applied to the current
     multiplier), ``goal_batch_size`` and ``goal_data`` (tensors the larger goal
     batch is drawn from), ``goal_form`` ("lagrangian" or "penalty"),
