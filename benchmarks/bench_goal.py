@@ -18,7 +18,12 @@ Variants:
 * ``dr``: the same goal estimated doubly robustly (the network's detached
   predictions for every arm, plus matched users' residuals);
 * ``penalty``: revenue of the allocation that meets the budget on the
-  *predicted* costs, minus 2 x lam per unit of RCT-estimated overspend.
+  *predicted* costs, minus 2 x lam per unit of RCT-estimated overspend;
+* ``heads only``: the goal phase fine-tunes only the output layers
+  (``goal_phase_params="heads"``);
+* ``Huber costs``: costs fitted with the Huber loss like the revenue (the
+  previous default, ``cost_loss="huber"``), compared with the ablation that
+  also uses it.
 
 Reported per variant and setting (mean and std over seeds): true incremental
 revenue of the deployed allocation / oracle's, the same at equal true spend
@@ -70,9 +75,17 @@ VARIANTS = {
                                                  goal_phase_acceptance=0.9),
     # fine-tuning at lr / 10 behind the majority gate
     "ipw, lr/10, gate 0.5 (default)": dict(),
+    "ipw, lr/10, gate 0.5, heads only": dict(goal_phase_params="heads"),
     "dr, lr/10, gate 0.5": dict(goal_estimate="dr"),
     "penalty, lr/10, gate 0.5": dict(goal_form="penalty"),
+    # the previous default loss of the costs (Huber, like the revenue's)
+    "reg_weight=0, Huber costs": dict(reg_weight=0.0, cost_loss="huber"),
+    "ipw, lr/10, gate 0.5, Huber costs (previous default)": dict(cost_loss="huber"),
 }
+# the reg_weight=0 model each variant is compared with (default: "reg_weight=0")
+ABLATION_OF = {"reg_weight=0, Huber costs": "reg_weight=0, Huber costs",
+               "ipw, lr/10, gate 0.5, Huber costs (previous default)":
+                   "reg_weight=0, Huber costs"}
 
 
 def _cost_ratio(arms, predicted_cost, true_cost_uplift):
@@ -123,11 +136,14 @@ def run(settings, seeds, budget_frac, n_samples, variants, common=None):
                       f"  cost ratio {rows[-1]['cost_ratio']:.2f}  kept "
                       f"{est.goal_phase_kept_}  ({fit_time:.0f} s)", flush=True)
     frame = pd.DataFrame(rows)
-    base = frame[frame.variant == "reg_weight=0"].set_index(["setting", "seed"])
-    if len(base):
-        frame["gain_vs_ablation"] = [
-            r.equal_spend_fraction / base.loc[(r.setting, r.seed), "equal_spend_fraction"] - 1
-            for r in frame.itertuples()]
+    value = frame.set_index(["setting", "seed", "variant"]).equal_spend_fraction
+    gains = []
+    for r in frame.itertuples():
+        ablation = ABLATION_OF.get(r.variant, "reg_weight=0")
+        key = (r.setting, r.seed, ablation)
+        gains.append(r.equal_spend_fraction / value[key] - 1 if key in value.index
+                     else np.nan)
+    frame["gain_vs_ablation"] = gains
     return frame
 
 
@@ -137,9 +153,9 @@ def summarise(frame):
         row = dict(setting=setting, variant=variant)
         for col in ("equal_spend_fraction", "oracle_fraction", "spend_ratio", "cost_ratio",
                     "gain_vs_ablation"):
-            if col in g:
+            if col in g and g[col].notna().any():
                 row[col] = f"{g[col].mean():.3f} ± {g[col].std(ddof=0):.3f}"
-        if "gain_vs_ablation" in g:
+        if g.gain_vs_ablation.notna().any():
             row["seeds_better"] = f"{int((g.gain_vs_ablation > 0).sum())}/{len(g)}"
         kept = g.goal_phase_kept.dropna()
         row["goal_phase_kept"] = f"{int(kept.sum())}/{len(kept)}" if len(kept) else "-"

@@ -135,8 +135,8 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         Cost uplift non-negative and non-decreasing in the level by
         construction (for ordered incentive levels).
     loss : {"huber", "mse"}, default="huber"
-        Prediction loss of the revenue, on outcomes scaled to unit standard deviation
-        (Huber with threshold 1, or squared error). Huber was chosen on
+        Prediction loss of the revenue, on outcomes scaled to unit standard
+        deviation (Huber with threshold 1, or squared error). Huber was chosen on
         training data only: on Hillstrom's training halves (3-fold CV) it
         won 3 of 3 seeds, and on the synthetic tuning seeds it raised the
         value at equal spend by 0.9% (default setting) and 6% (hard).
@@ -276,12 +276,11 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
                  goal_phase_lr=None, goal_phase_params="all", center_uplift=False,
-                 goal_batch_size=4096,
-                 hidden_layer_sizes=(64, 64), monotone_cost=True, loss="huber", cost_loss="mse",
-                 lr=1e-3,
-                 batch_size=512, max_epochs=30, optimizer="adam", weight_decay=1e-4,
-                 early_stopping=True, validation_fraction=0.15, patience=8, device="auto",
-                 n_threads=None, control_name=0, calibration="holdout", calibration_size=0.3,
+                 goal_batch_size=4096, hidden_layer_sizes=(64, 64), monotone_cost=True,
+                 loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
+                 optimizer="adam", weight_decay=1e-4, early_stopping=True,
+                 validation_fraction=0.15, patience=8, device="auto", n_threads=None,
+                 control_name=0, calibration="holdout", calibration_size=0.3,
                  random_state=None, verbose=0):
         self.budget = budget
         self.reg_weight = reg_weight

@@ -26,8 +26,9 @@ class BudgetNet(NeuralNet):
 
     Extra parameters (besides skorch's) are set as attributes:
     ``reg_weight``, ``gradient_estimator``, ``n_perturbations``,
-    ``perturbation_scale``, ``temperature``, ``loss_type`` and ``cost_loss_type`` ("mse" or "huber",
-    of the revenue and of the cost; None: the cost's is ``loss_type``),
+    ``perturbation_scale``, ``temperature``, ``loss_type`` and
+    ``cost_loss_type`` ("mse" or "huber", of the revenue and of the cost;
+    None: the cost's is ``loss_type``),
     ``warmup_epochs``, ``goal_multipliers`` (factors applied to the current
     multiplier), ``goal_batch_size`` and ``goal_data`` (tensors the larger goal
     batch is drawn from), ``goal_form`` ("lagrangian" or "penalty"),
@@ -38,9 +39,8 @@ class BudgetNet(NeuralNet):
 
     def __init__(self, module, *args, reg_weight=1.0, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3, loss_type="mse",
-                 cost_loss_type=None,
-                 warmup_epochs=0, goal_multipliers=(1.0,), goal_batch_size=None,
-                 goal_form="lagrangian", goal_estimate="ipw", budget=1.0,
+                 cost_loss_type=None, warmup_epochs=0, goal_multipliers=(1.0,),
+                 goal_batch_size=None, goal_form="lagrangian", goal_estimate="ipw", budget=1.0,
                  overspend_penalty=2.0, seed=0, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.reg_weight = reg_weight
