@@ -44,6 +44,19 @@ def test_compare_oracle_and_random_against_truth():
     assert "±" in table.loc[0, "oracle_fraction"]
 
 
+def test_comparison_data_keeps_truth_aligned_with_both_halves():
+    d = make_marketing_rct(n_samples=400, random_state=0)
+    data = _factory(400)(0)
+    for X, rev, cost in [(data.X_train, data.true_revenue_train, data.true_cost_train),
+                         (data.X_test, data.true_revenue, data.true_cost)]:
+        # each row's truth is the generator's truth of the user with those features
+        rows = [int(np.flatnonzero((d.X == x).all(1))[0]) for x in X]
+        np.testing.assert_array_equal(rev, d.true_revenue[rows])
+        np.testing.assert_array_equal(cost, d.true_cost[rows])
+    real = ComparisonData.from_arrays("real", d.X, d.treatment, d.revenue, d.cost)
+    assert real.true_revenue_train is None and not real.has_truth
+
+
 def test_compare_time_limit_returns_partial_results():
     res = compare_allocators(_factory(), ["random", "oracle"], seeds=(0, 1), progress=False,
                              time_limit=0.0)
