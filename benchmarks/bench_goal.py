@@ -19,11 +19,14 @@ Variants:
   predictions for every arm, plus matched users' residuals);
 * ``penalty``: revenue of the allocation that meets the budget on the
   *predicted* costs, minus 2 x lam per unit of RCT-estimated overspend;
+* ``shared validation``: phase 2's best epoch picked and judged by the gate on
+  the same validation users (``goal_phase_validation="shared"``; the default
+  picks on one half and judges on the other);
 * ``heads only``: the goal phase fine-tunes only the output layers
   (``goal_phase_params="heads"``);
 * ``Huber costs``: costs fitted with the Huber loss like the revenue (the
-  previous default, ``cost_loss="huber"``), compared with the ablation that
-  also uses it.
+  previous default, ``cost_loss="huber"``, with shared validation),
+  compared with the ablation that also uses it.
 
 Reported per variant and setting (mean and std over seeds): true incremental
 revenue of the deployed allocation / oracle's, the same at equal true spend
@@ -75,12 +78,14 @@ VARIANTS = {
                                                  goal_phase_acceptance=0.9),
     # fine-tuning at lr / 10 behind the majority gate
     "ipw, lr/10, gate 0.5 (default)": dict(),
+    "ipw, lr/10, gate 0.5, shared validation": dict(goal_phase_validation="shared"),
     "ipw, lr/10, gate 0.5, heads only": dict(goal_phase_params="heads"),
     "dr, lr/10, gate 0.5": dict(goal_estimate="dr"),
     "penalty, lr/10, gate 0.5": dict(goal_form="penalty"),
     # the previous default loss of the costs (Huber, like the revenue's)
     "reg_weight=0, Huber costs": dict(reg_weight=0.0, cost_loss="huber"),
-    "ipw, lr/10, gate 0.5, Huber costs (previous default)": dict(cost_loss="huber"),
+    "ipw, lr/10, gate 0.5, Huber costs (previous default)": dict(
+        cost_loss="huber", goal_phase_validation="shared"),
 }
 # the reg_weight=0 model each variant is compared with (default: "reg_weight=0")
 ABLATION_OF = {"reg_weight=0, Huber costs": "reg_weight=0, Huber costs",

@@ -240,7 +240,8 @@ def test_auto_warmup_is_two_phases_and_never_worse_than_phase_one(data, y, seed)
     # on the validation loss); phase 2 is kept only when its best validation
     # goal beats phase 1's model, in >= goal_phase_acceptance of paired bootstrap
     # resamples.
-    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=seed)
+    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=seed,
+                  goal_phase_validation="shared")
     auto = make_est(**params).fit(data.X, y)
     rw0 = make_est(reg_weight=0.0, **params).fit(data.X, y)
     history = auto.net_.history
@@ -267,7 +268,8 @@ def test_auto_warmup_is_two_phases_and_never_worse_than_phase_one(data, y, seed)
 def test_auto_warmup_acceptance_level_decides(data, y):
     # With no bar (level 0) a phase 2 whose best epoch leads is kept; with the
     # strictest bar (1) only if it wins every resample, else phase 1 is deployed.
-    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=0)
+    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=0,
+                  goal_phase_validation="shared")
     strict = make_est(goal_phase_acceptance=1.0, **params).fit(data.X, y)
     assert strict.goal_phase_kept_ == (strict.goal_phase_win_rate_ == 1.0)
     assert not strict.goal_phase_kept_  # on this data the goal phase loses some resamples
@@ -279,6 +281,39 @@ def test_auto_warmup_acceptance_level_decides(data, y):
     h = lax.net_.history
     leads = max(h[n1:, "valid_goal"]) > h[int(np.argmin(h[:n1, "valid_loss"])), "valid_goal"]
     assert lax.goal_phase_kept_ == (leads and lax.goal_phase_win_rate_ > 0.5)
+
+
+@pytest.mark.parametrize("validation", ["split", "shared"])
+def test_goal_phase_validation_split_picks_and_judges_on_disjoint_halves(
+        data, y, monkeypatch, validation):
+    from sklearn_budget._end_to_end import _training
+
+    halves, judged = [], []
+    real_halves, real_bootstrap = _training._halves, _training.paired_bootstrap_differences
+
+    def spy_halves(rct, seed):
+        halves.append((rct.n_samples, *real_halves(rct, seed)))
+        return halves[-1][1:]
+
+    def spy_bootstrap(goal_of, new_pred, old_pred, rct, *args):
+        judged.append(rct.n_samples)
+        return real_bootstrap(goal_of, new_pred, old_pred, rct, *args)
+
+    monkeypatch.setattr(_training, "_halves", spy_halves)
+    monkeypatch.setattr(_training, "paired_bootstrap_differences", spy_bootstrap)
+    params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=0,
+                  goal_phase_acceptance=0.0, goal_phase_lr=1e-2)
+    est = make_est(goal_phase_validation=validation, **params).fit(data.X, y)
+    n_valid = int(round(0.3 * len(y)))  # the calibration slice validates
+    if validation == "shared":
+        assert not halves and judged in ([], [n_valid])
+        return
+    (n, pick, judge), = halves
+    assert n == n_valid and abs(len(pick) - len(judge)) <= 1
+    assert sorted([*pick, *judge]) == list(range(n))  # disjoint, all users
+    # phase 2's epochs were scored on the pick half, the gate judged on the other
+    assert judged in ([], [len(judge)])
+    assert judged or not est.goal_phase_kept_  # nothing is kept without the judge half
 
 
 def test_goal_phase_lr_applies_to_phase_two_only(data, y):
@@ -307,7 +342,7 @@ def test_goal_phase_lr_applies_to_phase_two_only(data, y):
 def test_goal_phase_params_limits_what_phase_two_moves(data, y, which, changed):
     # phase 1 is the reg_weight=0 fit; a kept phase 2 moves only the chosen parameters
     params = dict(warmup_epochs="auto", max_epochs=6, patience=2, random_state=0,
-                  goal_phase_acceptance=0.0, goal_phase_lr=1e-2)
+                  goal_phase_acceptance=0.0, goal_phase_lr=1e-2, goal_phase_validation="shared")
     est = make_est(goal_phase_params=which, **params).fit(data.X, y)
     rw0 = make_est(reg_weight=0.0, **params).fit(data.X, y)
     assert est.goal_phase_kept_  # on this data and seed the goal phase leads: it is kept
@@ -793,7 +828,8 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
     {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"}, {"n_threads": 0},
     {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"goal_phase_lr": 0.0},
     {"center_uplift": "yes"}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
-    {"loss": "l1"}, {"cost_loss": "l1"}, {"goal_phase_params": "trunk"}, {"lr": 0.0},
+    {"loss": "l1"}, {"cost_loss": "l1"}, {"goal_phase_params": "trunk"},
+    {"goal_phase_validation": "none"}, {"lr": 0.0},
     {"batch_size": 0}, {"max_epochs": 0},
     {"optimizer": "rmsprop"}, {"weight_decay": -1e-4}, {"early_stopping": "no"},
     {"validation_fraction": 1.0}, {"patience": 0}, {"device": 0}, {"calibration": "both"},

@@ -128,6 +128,16 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         (``benchmarks/bench_goal.py``): ``"heads"`` was level with ``"all"``
         within noise on the tuning seeds and 0.4% / 9% behind it (default /
         hard setting) on the report seeds.
+    goal_phase_validation : {"split", "shared"}, default="split"
+        How phase 2 of ``warmup_epochs="auto"`` uses the validation users.
+        ``"split"``: its best epoch is picked on one half (stratified by
+        arm) and ``goal_phase_acceptance``'s gate judges it against phase 1
+        on the other half, so the gate does not inherit the pick's luck.
+        ``"shared"``: both on all validation users (the earlier behaviour).
+        Measured on the tuning seeds 10-17 (value at equal true spend
+        against ``reg_weight=0``, default / hard setting): ``"split"``
+        +0.5% / +2.1%, never worse on any seed; ``"shared"`` +0.7% / +1.9%,
+        with 2 hard seeds 2% and 7% worse.
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
@@ -260,6 +270,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
         "center_uplift": ["boolean"],
         "goal_phase_params": [StrOptions(set(GOAL_PHASE_PARAMS))],
+        "goal_phase_validation": [StrOptions({"split", "shared"})],
         "hidden_layer_sizes": [tuple, list],
         "monotone_cost": ["boolean"],
         "loss": [StrOptions({"huber", "mse"})],
@@ -281,7 +292,8 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
-                 goal_phase_lr=None, goal_phase_params="all", center_uplift=False,
+                 goal_phase_lr=None, goal_phase_params="all", goal_phase_validation="split",
+                 center_uplift=False,
                  goal_batch_size=4096, hidden_layer_sizes=(64, 64), monotone_cost=True,
                  loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
                  optimizer="adam", weight_decay=1e-4, early_stopping=True,
@@ -302,6 +314,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         self.goal_phase_acceptance = goal_phase_acceptance
         self.goal_phase_lr = goal_phase_lr
         self.goal_phase_params = goal_phase_params
+        self.goal_phase_validation = goal_phase_validation
         self.center_uplift = center_uplift
         self.goal_batch_size = goal_batch_size
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -352,9 +365,12 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
                 valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
             train_split = predefined_split(Dataset(self._scaled_dict(x_valid, valid_rct)))
             scaled_valid = self._scaled_dict(x_valid)["x"]
+            # the users the validation goal is measured on (phase 2 may narrow them)
+            goal_users = {"x": scaled_valid, "rct": valid_rct}
             callbacks += [
                 ("valid_goal", EpochScoring(
-                    lambda net, X_, y_: self._goal_value(scaled_valid, valid_rct, self.budget),
+                    lambda net, X_, y_: self._goal_value(goal_users["x"], goal_users["rct"],
+                                                         self.budget),
                     lower_is_better=False, name="valid_goal", use_caching=False)),
                 ("early_stopping", EarlyStopping(
                     monitor="valid_goal" if self._goal_selects_epochs() else "valid_loss",
@@ -402,7 +418,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
             self.net_.goal_data_ = {k: torch.as_tensor(v, device=self.net_.device)
                                     for k, v in train_dict.items()}
         if self._two_phase():
-            self._fit_two_phases(train_dict, scaled_valid, valid_rct, seed)
+            self._fit_two_phases(train_dict, goal_users, seed)
         else:
             self.net_.partial_fit(train_dict, None)
             self.warmup_epochs_ = min(self._fixed_warmup(), len(self.net_.history))

@@ -14,6 +14,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 
 __all__ = ["TwoPhaseMixin", "check_network_params", "paired_bootstrap_differences",
            "torch_threads"]
@@ -108,9 +109,23 @@ def _freeze_for_goal_phase(module, which):
     return frozen
 
 
+def _halves(rct, seed):
+    """Two halves of the validation users, stratified by arm."""
+    try:
+        return train_test_split(np.arange(rct.n_samples), test_size=0.5, stratify=rct.arm,
+                                random_state=seed)
+    except ValueError as exc:
+        raise ValueError(
+            f"goal_phase_validation='split' needs every arm at least twice among the "
+            f"{rct.n_samples} validation users ({exc}); use more data, a larger "
+            "calibration_size / validation_fraction, or goal_phase_validation='shared'."
+        ) from None
+
+
 class TwoPhaseMixin:
     """The training schedule of ``EndToEndBudgetAllocator`` (``warmup_epochs``,
-    ``goal_phase_acceptance``, ``goal_phase_lr``); needs ``net_`` and the
+    ``goal_phase_acceptance``, ``goal_phase_lr``, ``goal_phase_params``,
+    ``goal_phase_validation``); needs ``net_`` and the
     scaling mixin's ``_forward_scaled`` / ``_goal_of``."""
 
     # paired bootstrap resamples of the validation users behind goal_phase_acceptance
@@ -143,16 +158,33 @@ class TwoPhaseMixin:
         # two phases: the goal stays off until phase 2 sets the warm-up
         return np.iinfo(np.int32).max if self._two_phase() else 5
 
-    def _fit_two_phases(self, train_dict, x_valid, valid_rct, seed):
-        """Phase 1: prediction loss to early stopping; phase 2: fine-tune with the goal."""
+    def _fit_two_phases(self, train_dict, goal_users, seed):
+        """Phase 1: prediction loss to early stopping; phase 2: fine-tune with the goal.
+
+        ``goal_users`` (dict with the scaled validation features ``"x"`` and
+        their ``"rct"``) is what the ``valid_goal`` scoring reads; with
+        ``goal_phase_validation="split"`` phase 2 narrows it to one half of
+        the validation users, which picks phase 2's best epoch, and the gate
+        judges that epoch on the other half (no winner's curse from picking
+        and judging on the same users).
+        """
         net = self.net_
         net.partial_fit(train_dict, None)  # early stopping restores the best epoch
         phase1_epochs = len(net.history)
-        # the deployed phase-1 network is the epoch with the best validation loss
-        best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
-        phase1_goal = float(net.history[best_epoch, "valid_goal"])
         phase1_state = copy.deepcopy(net.module_.state_dict())
+        x_valid, valid_rct = goal_users["x"], goal_users["rct"]
         phase1_pred = self._forward_scaled(x_valid)
+        if self.goal_phase_validation == "split":
+            pick, judge = _halves(valid_rct, seed)
+            goal_users["x"], goal_users["rct"] = x_valid[pick], valid_rct.subset(pick)
+            phase1_goal = self._goal_of([p[pick] for p in phase1_pred], goal_users["rct"],
+                                        self.budget)
+            x_valid, valid_rct = x_valid[judge], valid_rct.subset(judge)
+            phase1_pred = [p[judge] for p in phase1_pred]
+        else:
+            # the deployed phase-1 network is the epoch with the best validation loss
+            best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
+            phase1_goal = float(net.history[best_epoch, "valid_goal"])
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
         goal_lr = self.lr / 10 if self.goal_phase_lr is None else self.goal_phase_lr
         for group in net.optimizer_.param_groups:
