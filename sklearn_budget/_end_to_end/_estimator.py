@@ -126,7 +126,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         them instead of refitting them to the noisy per-user signal);
         ``"bias"``, only the output layers' per-arm offsets. Measured
         (``benchmarks/bench_goal.py``): ``"heads"`` was level with ``"all"``
-        within noise on the tuning seeds and 0.4% / 9% behind it (default /
+        within noise on the tuning seeds and 0.7% / 3.1% behind it (default /
         hard setting) on the report seeds.
     goal_phase_validation : {"split", "shared"}, default="split"
         How phase 2 of ``warmup_epochs="auto"`` uses the validation users.
