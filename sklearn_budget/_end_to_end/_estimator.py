@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-import numpy as np
-import torch
-from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
-from skorch.dataset import Dataset
-from skorch.helper import predefined_split
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseBudgetAllocator
 from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
-from ._module import UpliftNetwork
-from ._net import BudgetNet, GoalMultiplier
 from ._scaling import ScaledNetworkMixin
-from ._training import GOAL_PHASE_PARAMS, TwoPhaseMixin, check_network_params, torch_threads
+from ._training import GOAL_PHASE_PARAMS, OPTIMIZERS, TrainingMixin
 
 __all__ = ["EndToEndBudgetAllocator"]
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-
-class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAllocator):
+class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAllocator):
     """Budget allocation learned end to end through the marketing goal.
 
     A torch network (shared trunk, per-arm revenue and cost heads) is trained
@@ -278,7 +266,7 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -337,98 +325,6 @@ class EndToEndBudgetAllocator(TwoPhaseMixin, ScaledNetworkMixin, BaseBudgetAlloc
         self.random_state = random_state
         self.verbose = verbose
 
-    # -- hooks of BaseBudgetAllocator -----------------------------------------------------
+    # the calibration slice doubles as the validation data (BaseBudgetAllocator hook);
+    # fitting itself (_fit_uplift) lives in TrainingMixin
     _validates_on_holdout = True
-
-    def _fit_uplift(self, X, rct, validation=None):
-        with torch_threads(self.n_threads):
-            return self._fit_network(X, rct, validation)
-
-    def _fit_network(self, X, rct, validation):
-        device = self._check_params()
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        torch.manual_seed(seed)
-        X = np.asarray(X, dtype=np.float64)
-        self._fit_scales(X, rct)
-
-        callbacks = [("goal_multiplier", GoalMultiplier(self._make_calibrator(X, rct, rng)))]
-        train_split = None
-        idx_train = np.arange(len(X))
-        if self.early_stopping:
-            if validation is not None:
-                x_valid, valid_rct = np.asarray(validation[0], dtype=np.float64), validation[1]
-            else:
-                idx_train, idx_valid = train_test_split(
-                    idx_train, test_size=self.validation_fraction, stratify=rct.arm,
-                    random_state=rng.randint(np.iinfo(np.int32).max))
-                valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
-            train_split = predefined_split(Dataset(self._scaled_dict(x_valid, valid_rct)))
-            scaled_valid = self._scaled_dict(x_valid)["x"]
-            # the users the validation goal is measured on (phase 2 may narrow them)
-            goal_users = {"x": scaled_valid, "rct": valid_rct}
-            callbacks += [
-                ("valid_goal", EpochScoring(
-                    lambda net, X_, y_: self._goal_value(goal_users["x"], goal_users["rct"],
-                                                         self.budget),
-                    lower_is_better=False, name="valid_goal", use_caching=False)),
-                ("early_stopping", EarlyStopping(
-                    monitor="valid_goal" if self._goal_selects_epochs() else "valid_loss",
-                    lower_is_better=not self._goal_selects_epochs(),
-                    patience=self.patience, load_best=True, sink=lambda *a: None)),
-            ]
-        if self.verbose >= 2:
-            callbacks.append(("progress", ProgressBar()))
-        train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
-        self.net_ = BudgetNet(
-            UpliftNetwork,
-            module__n_features=X.shape[1],
-            module__n_arms=self.n_levels_ + 1,
-            module__hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            module__monotone_cost=self.monotone_cost,
-            criterion=torch.nn.MSELoss,  # unused: BudgetNet.get_loss builds the loss
-            optimizer=_OPTIMIZERS[self.optimizer],
-            optimizer__weight_decay=self.weight_decay,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            train_split=train_split,
-            callbacks=callbacks,
-            iterator_train__shuffle=True,
-            device=device,
-            verbose=self.verbose,
-            reg_weight=self.reg_weight,
-            gradient_estimator=self.gradient_estimator,
-            n_perturbations=self.n_perturbations,
-            perturbation_scale=self.perturbation_scale,
-            temperature=self.temperature,
-            loss_type=self.loss,
-            cost_loss_type=self.cost_loss,
-            warmup_epochs=self._fixed_warmup(),
-            goal_multipliers=tuple(self.goal_multipliers),
-            goal_batch_size=self.goal_batch_size,
-            goal_form=self.goal_form,
-            goal_estimate=self.goal_estimate,
-            budget=self.budget / self.cost_scale_,
-            overspend_penalty=self.overspend_penalty,
-            seed=seed,
-        )
-        self.net_.initialize()
-        if self.goal_batch_size:
-            self.net_.goal_data_ = {k: torch.as_tensor(v, device=self.net_.device)
-                                    for k, v in train_dict.items()}
-        if self._two_phase():
-            self._fit_two_phases(train_dict, goal_users, seed)
-        else:
-            self.net_.partial_fit(train_dict, None)
-            self.warmup_epochs_ = min(self._fixed_warmup(), len(self.net_.history))
-            self.goal_phase_kept_ = None
-            self.goal_phase_win_rate_ = None
-        self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
-            np.zeros(self.n_levels_)
-        self._strip_training_state()
-        return self
-
-    def _check_params(self):
-        return check_network_params(self.hidden_layer_sizes, self.goal_multipliers,
-                                    self.device)
