@@ -35,14 +35,12 @@ import pandas as pd
 
 from _common import hardware, markdown_table
 
-from sklearn.model_selection import train_test_split
-
-from sklearn_budget import solve_budget_allocation
+from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._solver import allocate_at_multiplier
-from sklearn_budget._validation import labels_to_arms
+from sklearn_budget._validation import check_rct, labels_to_arms
 from sklearn_budget.comparison import ComparisonData, make_allocator
 from sklearn_budget.datasets import make_marketing_rct
-from sklearn_budget.metrics import cost_curve, oracle_allocation, true_value
+from sklearn_budget.metrics import oracle_allocation, true_value
 
 CALIBRATIONS = ("holdout", "holdout-dr", "predicted")
 
@@ -51,28 +49,32 @@ def _uplift(revenue, cost):
     return revenue[:, 1:] - revenue[:, :1], cost[:, 1:] - cost[:, :1]
 
 
-def perfect_model_rows(data, budget, oracle_value, seed, calibrations, n_slices,
-                       calibration_size=0.3):
+def _calibrated_multiplier(data, r_train, c_train, budget, calibration, random_state):
+    """The multiplier a fitted model with these training uplifts would deploy.
+
+    Runs the estimators' own calibration (``_calibration_split`` and
+    ``_calibrate`` of ``BaseBudgetAllocator``) on the given uplifts.
+    """
+    est = EndToEndBudgetAllocator(budget=budget, calibration=calibration,
+                                  random_state=random_state)
+    rct = check_rct(data.treatment_train, data.revenue_train, data.cost_train)
+    est.levels_ = rct.levels
+    cal = (np.arange(rct.n_samples) if calibration == "predicted"
+           else est._calibration_split(rct)[1])
+    est._calibrate(r_train[cal], c_train[cal], rct.subset(cal))
+    return est.multiplier_
+
+
+def perfect_model_rows(data, budget, oracle_value, seed, calibrations, n_slices):
     """Calibrate the TRUE uplifts like a model's; the spend error is the calibration's own."""
     r_train, c_train = _uplift(data.true_revenue_train, data.true_cost_train)
     r_test, c_test = data.true_uplift()
     rows = []
     for calibration in calibrations:
+        # rep 0: the slice the fitted models hold out (same random_state)
         for rep in range(n_slices if calibration != "predicted" else 1):
-            if calibration == "predicted":  # solved on all training users' uplifts
-                lam = solve_budget_allocation(r_train, c_train,
-                                              budget_per_user=budget).multiplier
-            else:  # rep 0: the slice the fitted models hold out (same split call)
-                _, cal = train_test_split(
-                    np.arange(len(r_train)), test_size=calibration_size,
-                    stratify=data.treatment_train,
-                    random_state=seed if rep == 0 else 1000 * seed + rep)
-                cal = np.sort(cal)
-                curve = cost_curve(
-                    r_train[cal], c_train[cal], data.treatment_train[cal],
-                    data.revenue_train[cal], data.cost_train[cal],
-                    estimate="dr" if calibration == "holdout-dr" else "eom")
-                lam = curve.multiplier_at(budget)
+            lam = _calibrated_multiplier(data, r_train, c_train, budget, calibration,
+                                         seed if rep == 0 else 1000 * seed + rep)
             tv = true_value(allocate_at_multiplier(r_test, c_test, float(lam)),
                             data.true_revenue, data.true_cost)
             rows.append(dict(setting=data.name.removeprefix("synthetic-"), seed=seed,
