@@ -143,6 +143,12 @@ class TrainingMixin:
 
     # paired bootstrap resamples of the validation users behind goal_phase_acceptance
     _goal_bootstrap_samples = 50
+    # the skorch net class (subclasses may swap the goal, e.g. benchmarks/goal_ceiling.py)
+    _net_class = BudgetNet
+
+    def _extra_callbacks(self):
+        """More ``(name, callback)`` pairs for the skorch net (none; a subclass hook)."""
+        return []
 
     def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed):
         """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users.
@@ -273,8 +279,9 @@ class TrainingMixin:
             ]
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
+        callbacks += self._extra_callbacks()
         train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
-        self.net_ = BudgetNet(
+        self.net_ = self._net_class(
             UpliftNetwork,
             module__n_features=X.shape[1],
             module__n_arms=self.n_levels_ + 1,

@@ -1,0 +1,215 @@
+"""What limits the goal phase: the noise of its RCT goal, or the mechanism?
+
+A diagnostic on ``make_marketing_rct`` (ground truth known), not a method
+users can run: the goal phase of ``EndToEndBudgetAllocator`` (phase 2 of
+``warmup_epochs="auto"``, fine-tuning through the marketing goal) is run
+with two training goals on the same seeds:
+
+* ``rct goal`` (the estimator as shipped): the Lagrangian value
+  ``revenue - lam cost`` of the model's policy estimated by inverse
+  propensity on a batch of RCT users;
+* ``true goal``: the same Lagrangian value computed from the users' TRUE
+  expected revenue and cost of every arm (no outcome noise, no random-arm
+  noise): the best signal the goal could ever give. Only the training goal
+  changes; the pick of phase 2's epoch and the gate still use the RCT
+  validation users, exactly as shipped.
+
+After every epoch a callback records the network's true value at equal true
+spend on the test half (fraction of the oracle's value; the test users are
+only looked at, never used to choose anything), so each fit gives:
+
+* ``ablation``: phase 1 (prediction loss only) as restored at its best
+  validation-loss epoch, i.e. the ``reg_weight=0`` model;
+* ``best epoch``: the best phase-2 epoch in hindsight (what a perfect pick
+  would deploy: the ceiling of the fine-tuning itself);
+* ``last epoch``: the last phase-2 epoch run;
+* ``picked``: the phase-2 epoch chosen by the validation goal;
+* ``deployed``: the final network (the picked epoch if the gate kept it,
+  else phase 1).
+
+Usage (repository root)::
+
+    python benchmarks/goal_ceiling.py                 # tuning seeds 10-13, ~15 min
+    python benchmarks/goal_ceiling.py --seeds 10 --settings default
+
+Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` to ``benchmarks/results``
+(or ``--output``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from skorch.callbacks import Callback
+
+from _common import hardware, markdown_table
+
+from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget._end_to_end._net import BudgetNet
+from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
+from sklearn_budget.datasets import make_marketing_rct
+from sklearn_budget.metrics import oracle_allocation, true_value
+
+
+class TrueGoalNet(BudgetNet):
+    """``BudgetNet`` whose Lagrangian goal uses the batch users' true expected
+    revenue and cost of every arm (keys ``true_revenue`` / ``true_cost``)."""
+
+    def _goal(self, revenue_pred, cost_pred, batch):
+        r_up = revenue_pred[:, 1:] - revenue_pred[:, :1]
+        c_up = cost_pred[:, 1:] - cost_pred[:, :1]
+        lam = self.multiplier_
+        gains = batch["true_revenue"] - lam * batch["true_cost"]
+        return self._estimate(r_up, c_up, gains.to(r_up.dtype), lam)
+
+
+class TestValue(Callback):
+    """Records the true value at equal true spend on the test users every epoch."""
+
+    def __init__(self, estimator, data, budget, oracle):
+        self.estimator, self.data, self.budget, self.oracle = estimator, data, budget, oracle
+        self.tr, self.tc = data.true_uplift()
+
+    def on_epoch_end(self, net, **kwargs):
+        est = self.estimator
+        r, c = est._forward_scaled(est._scaled_dict(self.data.X_test)["x"])
+        assignment = _equal_spend_assignment(r * est.revenue_scale_, c * est.cost_scale_,
+                                             self.tr, self.tc, self.budget)
+        value = true_value(assignment, self.data.true_revenue, self.data.true_cost)
+        net.history.record("test_value", value.incremental_revenue / self.oracle)
+
+
+class DiagnosticAllocator(EndToEndBudgetAllocator):
+    """``EndToEndBudgetAllocator`` with the per-epoch test-value callback and,
+    with ``true_goal``, :class:`TrueGoalNet` (set as attributes, not parameters)."""
+
+    def setup(self, data, budget, oracle, true_goal):
+        self._diag = dict(data=data, budget=budget, oracle=oracle, true_goal=true_goal)
+        if true_goal:
+            self._net_class = TrueGoalNet
+            x = np.asarray(data.X_train, dtype=np.float64)
+            self._row_of = {row.tobytes(): i for i, row in enumerate(x)}
+        return self
+
+    def _extra_callbacks(self):
+        d = self._diag
+        return [("test_value", TestValue(self, d["data"], d["budget"], d["oracle"]))]
+
+    def _scaled_dict(self, X, rct=None):
+        out = super()._scaled_dict(X, rct)
+        if rct is None or not self._diag["true_goal"]:
+            return out
+        rows = [self._row_of.get(np.asarray(row, dtype=np.float64).tobytes())
+                for row in X]
+        if any(r is None for r in rows):
+            raise ValueError("TrueGoalNet needs every training row among data.X_train.")
+        data = self._diag["data"]
+        out["true_revenue"] = (data.true_revenue_train[rows] /
+                               self.revenue_scale_).astype(np.float32)
+        out["true_cost"] = (data.true_cost_train[rows] / self.cost_scale_).astype(np.float32)
+        return out
+
+
+def _summarise_fit(est):
+    h = est.net_.history
+    values = np.array(h[:, "test_value"], dtype=float)
+    valid_loss = np.array(h[:, "valid_loss"], dtype=float)
+    n1 = est.warmup_epochs_
+    phase1 = int(np.argmin(valid_loss[:n1]))
+    phase2 = values[n1:]
+    goals = np.array(h[n1:, "valid_goal"], dtype=float)
+    picked = int(np.argmax(goals)) if len(goals) else None
+    return dict(
+        ablation=values[phase1],
+        best_epoch=float(phase2.max()) if len(phase2) else np.nan,
+        last_epoch=float(phase2[-1]) if len(phase2) else np.nan,
+        picked=float(phase2[picked]) if picked is not None else np.nan,
+        phase1_epochs=n1, phase2_epochs=len(phase2),
+        kept=est.goal_phase_kept_, win_rate=est.goal_phase_win_rate_)
+
+
+def run(settings, seeds, budget_frac, n_samples, goals, params):
+    rows = []
+    for setting in settings:
+        for seed in seeds:
+            d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
+            data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
+                                              true_revenue=d.true_revenue,
+                                              true_cost=d.true_cost, random_state=seed)
+            budget = budget_frac * data.budget_scale()
+            oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
+                                data.true_revenue, data.true_cost).incremental_revenue
+            y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
+            tr, tc = data.true_uplift()
+            for goal in goals:
+                est = DiagnosticAllocator(budget=budget, random_state=seed, **params)
+                est.setup(data, budget, oracle, true_goal=(goal == "true goal"))
+                t0 = time.perf_counter()
+                est.fit(data.X_train, y)
+                r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
+                deployed = true_value(_equal_spend_assignment(r, c, tr, tc, budget),
+                                      data.true_revenue, data.true_cost)
+                row = dict(setting=setting, seed=seed, goal=goal, **_summarise_fit(est),
+                           deployed=deployed.incremental_revenue / oracle,
+                           fit_time=time.perf_counter() - t0)
+                rows.append(row)
+                print(f"{setting:8s} seed {seed} {goal:9s} ablation {row['ablation']:.3f} "
+                      f"best {row['best_epoch']:.3f} last {row['last_epoch']:.3f} picked "
+                      f"{row['picked']:.3f} deployed {row['deployed']:.3f} kept {row['kept']} "
+                      f"({row['phase2_epochs']} goal epochs, {row['fit_time']:.0f} s)",
+                      flush=True)
+    frame = pd.DataFrame(rows)
+    for col in ("best_epoch", "last_epoch", "picked", "deployed"):
+        frame[f"{col}_gain"] = frame[col] / frame["ablation"] - 1
+    return frame
+
+
+def summarise(frame):
+    out = []
+    for (setting, goal), g in frame.groupby(["setting", "goal"], sort=False):
+        row = dict(setting=setting, goal=goal, ablation=f"{g.ablation.mean():.3f}")
+        for col in ("best_epoch", "last_epoch", "picked", "deployed"):
+            gain = g[f"{col}_gain"]
+            row[col] = (f"{g[col].mean():.3f} ({gain.mean():+.1%} ± {gain.std():.1%}; "
+                        f"better on {(gain > 0.001).sum()}/{len(g)})")
+        row["kept"] = f"{int(g.kept.sum())}/{len(g)}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=["default", "hard"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[10, 11, 12, 13])
+    parser.add_argument("--budget", type=float, default=0.4,
+                        help="budget as a fraction of the oracle's full spend")
+    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--goals", nargs="+", default=["rct goal", "true goal"],
+                        choices=["rct goal", "true goal"])
+    parser.add_argument("--set", default="{}",
+                        help="JSON of estimator parameters for every fit")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    frame = run(args.settings, args.seeds, args.budget, args.n_samples, args.goals,
+                json.loads(args.set))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "goal_ceiling.csv", index=False)
+    table = summarise(frame)
+    text = (f"# Goal ceiling\n\n{hardware()}\n\nseeds {args.seeds}, budget {args.budget} "
+            f"x oracle spend, parameters {args.set}; values: true incremental revenue at "
+            "equal true spend / oracle's (mean; gain over the same fit's phase-1 ablation, "
+            "mean ± std, runs better by > 0.1%)\n\n" + markdown_table(table) + "\n")
+    (out / "goal_ceiling.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
