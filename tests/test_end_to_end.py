@@ -408,6 +408,41 @@ def test_goal_batch_size(data, y):
     assert len(goals) > 0 and np.isfinite(goals).all()
 
 
+def test_subclass_hooks_swap_the_net_class_and_add_callbacks(data, y):
+    # benchmarks/goal_ceiling.py relies on both hooks
+    from skorch.callbacks import Callback
+
+    from sklearn_budget._end_to_end import BudgetNet
+
+    calls = {"goal": 0, "epochs": 0}
+
+    class CountingNet(BudgetNet):
+        def _goal(self, revenue_pred, cost_pred, batch):
+            calls["goal"] += 1
+            return super()._goal(revenue_pred, cost_pred, batch)
+
+    class CountEpochs(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            calls["epochs"] += 1
+            net.history.record("counted", calls["epochs"])
+
+    class Hooked(EndToEndBudgetAllocator):
+        _net_class = CountingNet
+
+        def _extra_callbacks(self):
+            return [("count", CountEpochs())]
+
+    est = Hooked(budget=1.0, random_state=0, **FAST).fit(data.X, y)
+    assert isinstance(est.net_, CountingNet)
+    n_goal_batches = sum("goal" in b for e in est.net_.history[FAST["warmup_epochs"]:]
+                         for b in e["batches"])
+    assert calls["goal"] == n_goal_batches > 0
+    assert est.net_.history[:, "counted"] == list(range(1, len(est.net_.history) + 1))
+    assert calls["epochs"] == FAST["max_epochs"]
+    # the plain estimator keeps its defaults
+    assert type(make_est().fit(data.X, y).net_) is BudgetNet
+
+
 def test_early_stopping_records_valid_goal(fitted, data, y):
     valid_goal = fitted.net_.history[:, "valid_goal"]
     assert len(valid_goal) == len(fitted.net_.history) and np.isfinite(valid_goal).all()
