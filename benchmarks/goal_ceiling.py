@@ -31,14 +31,21 @@ Usage (repository root)::
 
     python benchmarks/goal_ceiling.py                 # tuning seeds 10-17, ~4 min
     python benchmarks/goal_ceiling.py --seeds 10 --settings default
+    python benchmarks/goal_ceiling.py --gate-power default:13 hard:10 hard:15   # ~2 min
 
-Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` to ``benchmarks/results``
+``--gate-power`` fits the ablation and the noise-free goal's model (its
+picked epoch deployed whatever the gate says) and reports how often the
+gate's statistic (EOM incremental revenue at the budget) on 200 random
+1,500-user slices of the test half prefers it, next to its true gain.
+
+Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` (or ``gate_power.md``) to ``benchmarks/results``
 (or ``--output``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -54,7 +61,7 @@ from sklearn_budget import EndToEndBudgetAllocator, rct_target
 from sklearn_budget._end_to_end._net import BudgetNet
 from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
 from sklearn_budget.datasets import make_marketing_rct
-from sklearn_budget.metrics import oracle_allocation, true_value
+from sklearn_budget.metrics import oracle_allocation, true_value, value_at_budget
 
 
 class TrueGoalNet(BudgetNet):
@@ -116,15 +123,81 @@ class DiagnosticAllocator(EndToEndBudgetAllocator):
         return out
 
 
+class KeepGoalPhase(DiagnosticAllocator):
+    """Deploys phase 2's picked epoch whatever the gate decides."""
+
+    def _fit_two_phases(self, train_dict, goal_users, seed):
+        module = self.net_.module_
+        load = type(module).load_state_dict
+        before_load = []
+
+        def recording_load(state, *args, **kwargs):
+            before_load.append(copy.deepcopy(module.state_dict()))
+            return load(module, state, *args, **kwargs)
+
+        module.load_state_dict = recording_load
+        try:
+            super()._fit_two_phases(train_dict, goal_users, seed)
+        finally:
+            del module.load_state_dict
+        if not self.goal_phase_kept_:  # undo the gate's restore of phase 1
+            module.load_state_dict(before_load[-1])
+
+
+def gate_power(setting, seed, budget_frac, n_samples, params, n_slices=200, slice_size=1500):
+    """Can an EOM on ``slice_size`` held-out users see a true gain?
+
+    Fits the ablation and the noise-free-goal model (picked epoch deployed
+    whatever the gate says) and compares their EOM incremental revenue at the
+    budget on random slices of the test half (the gate's statistic).
+    """
+    d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
+    data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
+                                      true_revenue=d.true_revenue, true_cost=d.true_cost,
+                                      random_state=seed)
+    budget = budget_frac * data.budget_scale()
+    oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
+                        data.true_revenue, data.true_cost).incremental_revenue
+    y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
+    tr, tc = data.true_uplift()
+    fits = {}
+    for name, cls, extra in [("ablation", DiagnosticAllocator, dict(reg_weight=0.0)),
+                             ("noise-free goal", KeepGoalPhase, {})]:
+        est = cls(budget=budget, random_state=seed, **{**params, **extra})
+        est.setup(data, budget, oracle, true_goal=(name != "ablation")).fit(data.X_train, y)
+        r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
+        eq = true_value(_equal_spend_assignment(r, c, tr, tc, budget), data.true_revenue,
+                        data.true_cost).incremental_revenue / oracle
+        fits[name] = (r, c, eq)
+
+    def eom_gain(idx):
+        values = [value_at_budget(r[idx], c[idx], data.treatment_test[idx],
+                                  data.revenue_test[idx], data.cost_test[idx], budget)
+                  for r, c, _ in (fits["noise-free goal"], fits["ablation"])]
+        return values[0] - values[1]
+
+    rng = np.random.default_rng(seed)
+    n_test = len(data.X_test)
+    diffs = np.array([eom_gain(rng.choice(n_test, slice_size, replace=False))
+                      for _ in range(n_slices)])
+    return dict(setting=setting, seed=seed,
+                true_gain=fits["noise-free goal"][2] / fits["ablation"][2] - 1,
+                slice_win_rate=float(np.mean(diffs > 0)),
+                full_test_eom_gain=eom_gain(np.arange(n_test)))
+
+
 def _summarise_fit(est):
     h = est.net_.history
-    values = np.array(h[:, "test_value"], dtype=float)
-    valid_loss = np.array(h[:, "valid_loss"], dtype=float)
+    values = np.array([row.get("test_value", np.nan) for row in h], dtype=float)
+    valid_loss = np.array([row.get("valid_loss", np.nan) for row in h], dtype=float)
+    if np.isnan(values).any():
+        raise RuntimeError("an epoch has no test value; the TestValue callback must run "
+                           "before early stopping")
     n1 = est.warmup_epochs_
     phase1 = int(np.argmin(valid_loss[:n1]))
     phase2 = values[n1:]
-    goals = np.array(h[n1:, "valid_goal"], dtype=float)
-    picked = int(np.argmax(goals)) if len(goals) else None
+    goals = np.array([row.get("valid_goal", np.nan) for row in h[n1:]], dtype=float)
+    picked = int(np.nanargmax(goals)) if np.isfinite(goals).any() else None
     return dict(
         ablation=values[phase1],
         best_epoch=float(phase2.max()) if len(phase2) else np.nan,
@@ -194,9 +267,25 @@ def main(argv=None):
                         choices=["rct goal", "true goal"])
     parser.add_argument("--set", default="{}",
                         help="JSON of estimator parameters for every fit")
+    parser.add_argument("--gate-power", nargs="+", default=None, metavar="SETTING:SEED",
+                        help="instead: how often an EOM on 1,500 test users sees the true "
+                             "gain of the noise-free goal's model, e.g. default:13 hard:15")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.gate_power:
+        rows = []
+        for item in args.gate_power:
+            setting, seed = item.split(":")
+            rows.append(gate_power(setting, int(seed), args.budget, args.n_samples,
+                                   json.loads(args.set)))
+            print(rows[-1], flush=True)
+        text = markdown_table(pd.DataFrame(rows))
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gate_power.md").write_text(f"# Gate power\n\n{hardware()}\n\n{text}\n")
+        print(text)
+        return
     frame = run(args.settings, args.seeds, args.budget, args.n_samples, args.goals,
                 json.loads(args.set))
     out = Path(args.output)

@@ -147,7 +147,11 @@ class TrainingMixin:
     _net_class = BudgetNet
 
     def _extra_callbacks(self):
-        """More ``(name, callback)`` pairs for the skorch net (none; a subclass hook)."""
+        """More ``(name, callback)`` pairs for the skorch net (none; a subclass hook).
+
+        They run right after the goal multiplier's, before the validation
+        scoring and early stopping, so their ``on_epoch_end`` sees every epoch.
+        """
         return []
 
     def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed):
@@ -253,6 +257,9 @@ class TrainingMixin:
         self._fit_scales(X, rct)
 
         callbacks = [("goal_multiplier", GoalMultiplier(self._make_calibrator(X, rct, rng)))]
+        # before the validation scoring and early stopping, so they see every epoch
+        # (EarlyStopping ends training from its on_epoch_end, skipping later callbacks)
+        callbacks += self._extra_callbacks()
         train_split = None
         idx_train = np.arange(len(X))
         if self.early_stopping:
@@ -279,7 +286,6 @@ class TrainingMixin:
             ]
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
-        callbacks += self._extra_callbacks()
         train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
         self.net_ = self._net_class(
             UpliftNetwork,
