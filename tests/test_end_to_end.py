@@ -439,6 +439,12 @@ def test_subclass_hooks_swap_the_net_class_and_add_callbacks(data, y):
     assert calls["goal"] == n_goal_batches > 0
     assert est.net_.history[:, "counted"] == list(range(1, len(est.net_.history) + 1))
     assert calls["epochs"] == FAST["max_epochs"]
+    # they run before early stopping, so they also see the epoch it ends training on
+    calls["epochs"] = 0
+    stopped = Hooked(budget=1.0, random_state=0, **{**FAST, "max_epochs": 30,
+                                                    "patience": 1}).fit(data.X, y)
+    assert len(stopped.net_.history) < 30  # early stopping did end it
+    assert all("counted" in row for row in stopped.net_.history)
     # the plain estimator keeps its defaults
     assert type(make_est().fit(data.X, y).net_) is BudgetNet
 
