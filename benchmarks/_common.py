@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts (hardware line, Markdown tables)."""
+"""Helpers shared by the benchmark scripts (hardware line, Markdown tables, synthetic cases)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,29 @@ def markdown_table(frame, digits=3):
         out.append("| " + " | ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v)
                                      for v in row) + " |")
     return "\n".join(out)
+
+
+def synthetic_case(setting, seed, n_samples, budget_frac):
+    """One seed of ``make_marketing_rct`` split like the comparison, with its budget.
+
+    Returns a dict: ``data`` (:class:`~sklearn_budget.comparison.ComparisonData`,
+    truth kept), ``budget`` (``budget_frac`` x the oracle's full spend),
+    ``oracle`` (the oracle allocation's true incremental revenue at that
+    budget on the test half), ``y`` (packed training target) and ``tr`` /
+    ``tc`` (true revenue / cost uplift of the test users).
+    """
+    from sklearn_budget import rct_target
+    from sklearn_budget.comparison import ComparisonData
+    from sklearn_budget.datasets import make_marketing_rct
+    from sklearn_budget.metrics import oracle_allocation, true_value
+
+    d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
+    data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
+                                      true_revenue=d.true_revenue, true_cost=d.true_cost,
+                                      random_state=seed)
+    budget = budget_frac * data.budget_scale()
+    oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
+                        data.true_revenue, data.true_cost).incremental_revenue
+    tr, tc = data.true_uplift()
+    return dict(data=data, budget=budget, oracle=oracle, tr=tr, tc=tc,
+                y=rct_target(data.treatment_train, data.revenue_train, data.cost_train))

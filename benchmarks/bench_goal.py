@@ -59,13 +59,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import hardware, markdown_table
+from _common import hardware, markdown_table, synthetic_case
 
-from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._validation import labels_to_arms
-from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
-from sklearn_budget.datasets import make_marketing_rct
-from sklearn_budget.metrics import oracle_allocation, true_value
+from sklearn_budget.comparison import _equal_spend_assignment
+from sklearn_budget.metrics import true_value
 
 VARIANTS = {
     "reg_weight=0": dict(reg_weight=0.0),
@@ -106,15 +105,9 @@ def run(settings, seeds, budget_frac, n_samples, variants, common=None):
     rows = []
     for setting in settings:
         for seed in seeds:
-            d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
-            data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
-                                              true_revenue=d.true_revenue,
-                                              true_cost=d.true_cost, random_state=seed)
-            budget = budget_frac * data.budget_scale()
-            oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
-                                data.true_revenue, data.true_cost).incremental_revenue
-            y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
-            tr, tc = data.true_uplift()
+            case = synthetic_case(setting, seed, n_samples, budget_frac)
+            data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
+            tr, tc = case["tr"], case["tc"]
             for name in variants:
                 est = EndToEndBudgetAllocator(budget=budget, random_state=seed,
                                               **{**VARIANTS[name], **(common or {})})

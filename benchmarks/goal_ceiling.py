@@ -55,13 +55,12 @@ import pandas as pd
 import torch
 from skorch.callbacks import Callback
 
-from _common import hardware, markdown_table
+from _common import hardware, markdown_table, synthetic_case
 
-from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._end_to_end._net import BudgetNet
-from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
-from sklearn_budget.datasets import make_marketing_rct
-from sklearn_budget.metrics import oracle_allocation, true_value, value_at_budget
+from sklearn_budget.comparison import _equal_spend_assignment
+from sklearn_budget.metrics import true_value, value_at_budget
 
 
 class TrueGoalNet(BudgetNet):
@@ -151,15 +150,9 @@ def gate_power(setting, seed, budget_frac, n_samples, params, n_slices=200, slic
     whatever the gate says) and compares their EOM incremental revenue at the
     budget on random slices of the test half (the gate's statistic).
     """
-    d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
-    data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
-                                      true_revenue=d.true_revenue, true_cost=d.true_cost,
-                                      random_state=seed)
-    budget = budget_frac * data.budget_scale()
-    oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
-                        data.true_revenue, data.true_cost).incremental_revenue
-    y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
-    tr, tc = data.true_uplift()
+    case = synthetic_case(setting, seed, n_samples, budget_frac)
+    data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
+    tr, tc = case["tr"], case["tc"]
     fits = {}
     for name, cls, extra in [("ablation", DiagnosticAllocator, dict(reg_weight=0.0)),
                              ("noise-free goal", KeepGoalPhase, {})]:
@@ -211,15 +204,9 @@ def run(settings, seeds, budget_frac, n_samples, goals, params):
     rows = []
     for setting in settings:
         for seed in seeds:
-            d = make_marketing_rct(n_samples=n_samples, setting=setting, random_state=seed)
-            data = ComparisonData.from_arrays(setting, d.X, d.treatment, d.revenue, d.cost,
-                                              true_revenue=d.true_revenue,
-                                              true_cost=d.true_cost, random_state=seed)
-            budget = budget_frac * data.budget_scale()
-            oracle = true_value(oracle_allocation(data.true_revenue, data.true_cost, budget),
-                                data.true_revenue, data.true_cost).incremental_revenue
-            y = rct_target(data.treatment_train, data.revenue_train, data.cost_train)
-            tr, tc = data.true_uplift()
+            case = synthetic_case(setting, seed, n_samples, budget_frac)
+            data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
+            tr, tc = case["tr"], case["tc"]
             for goal in goals:
                 est = DiagnosticAllocator(budget=budget, random_state=seed, **params)
                 est.setup(data, budget, oracle, true_goal=(goal == "true goal"))
