@@ -59,3 +59,22 @@ def synthetic_case(setting, seed, n_samples, budget_frac):
     tr, tc = data.true_uplift()
     return dict(data=data, budget=budget, oracle=oracle, tr=tr, tc=tc,
                 y=rct_target(data.treatment_train, data.revenue_train, data.cost_train))
+
+
+def synthetic_cases(settings, seeds, n_samples, budget_frac):
+    """``(setting, seed, case)`` for every setting and seed (see :func:`synthetic_case`)."""
+    for setting in settings:
+        for seed in seeds:
+            yield setting, seed, synthetic_case(setting, seed, n_samples, budget_frac)
+
+
+def equal_spend_fraction(revenue_uplift, cost_uplift, case):
+    """True value / oracle's of the predictions' ranking, at equal TRUE spend."""
+    from sklearn_budget.comparison import _equal_spend_assignment
+    from sklearn_budget.metrics import true_value
+
+    data = case["data"]
+    arms = _equal_spend_assignment(revenue_uplift, cost_uplift, case["tr"], case["tc"],
+                                   case["budget"])
+    value = true_value(arms, data.true_revenue, data.true_cost).incremental_revenue
+    return value / case["oracle"]

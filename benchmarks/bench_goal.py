@@ -59,11 +59,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import hardware, markdown_table, synthetic_case
+from _common import equal_spend_fraction, hardware, markdown_table, synthetic_cases
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._validation import labels_to_arms
-from sklearn_budget.comparison import _equal_spend_assignment
 from sklearn_budget.metrics import true_value
 
 VARIANTS = {
@@ -103,36 +102,31 @@ def _cost_ratio(arms, predicted_cost, true_cost_uplift):
 
 def run(settings, seeds, budget_frac, n_samples, variants, common=None):
     rows = []
-    for setting in settings:
-        for seed in seeds:
-            case = synthetic_case(setting, seed, n_samples, budget_frac)
-            data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
-            tr, tc = case["tr"], case["tc"]
-            for name in variants:
-                est = EndToEndBudgetAllocator(budget=budget, random_state=seed,
-                                              **{**VARIANTS[name], **(common or {})})
-                t0 = time.perf_counter()
-                est.fit(data.X_train, y)
-                fit_time = time.perf_counter() - t0
-                r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
-                arms = labels_to_arms(est.allocate(data.X_test), est.levels_, 0)
-                deployed = true_value(arms, data.true_revenue, data.true_cost)
-                eq = true_value(_equal_spend_assignment(r, c, tr, tc, budget),
-                                data.true_revenue, data.true_cost)
-                rows.append(dict(
-                    setting=setting, seed=seed, variant=name,
-                    oracle_fraction=deployed.incremental_revenue / oracle,
-                    equal_spend_fraction=eq.incremental_revenue / oracle,
-                    spend_ratio=deployed.incremental_cost / budget,
-                    cost_ratio=_cost_ratio(arms, c, tc),
-                    goal_phase_kept=est.goal_phase_kept_,
-                    win_rate=est.goal_phase_win_rate_,
-                    fit_time=fit_time))
-                print(f"{setting:8s} seed {seed} {name:38s} equal-spend "
-                      f"{rows[-1]['equal_spend_fraction']:.3f}  deployed "
-                      f"{rows[-1]['oracle_fraction']:.3f}  spend {rows[-1]['spend_ratio']:.3f}"
-                      f"  cost ratio {rows[-1]['cost_ratio']:.2f}  kept "
-                      f"{est.goal_phase_kept_}  ({fit_time:.0f} s)", flush=True)
+    for setting, seed, case in synthetic_cases(settings, seeds, n_samples, budget_frac):
+        data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
+        for name in variants:
+            est = EndToEndBudgetAllocator(budget=budget, random_state=seed,
+                                          **{**VARIANTS[name], **(common or {})})
+            t0 = time.perf_counter()
+            est.fit(data.X_train, y)
+            fit_time = time.perf_counter() - t0
+            r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
+            arms = labels_to_arms(est.allocate(data.X_test), est.levels_, 0)
+            deployed = true_value(arms, data.true_revenue, data.true_cost)
+            rows.append(dict(
+                setting=setting, seed=seed, variant=name,
+                oracle_fraction=deployed.incremental_revenue / oracle,
+                equal_spend_fraction=equal_spend_fraction(r, c, case),
+                spend_ratio=deployed.incremental_cost / budget,
+                cost_ratio=_cost_ratio(arms, c, case["tc"]),
+                goal_phase_kept=est.goal_phase_kept_,
+                win_rate=est.goal_phase_win_rate_,
+                fit_time=fit_time))
+            print(f"{setting:8s} seed {seed} {name:38s} equal-spend "
+                  f"{rows[-1]['equal_spend_fraction']:.3f}  deployed "
+                  f"{rows[-1]['oracle_fraction']:.3f}  spend {rows[-1]['spend_ratio']:.3f}"
+                  f"  cost ratio {rows[-1]['cost_ratio']:.2f}  kept "
+                  f"{est.goal_phase_kept_}  ({fit_time:.0f} s)", flush=True)
     frame = pd.DataFrame(rows)
     value = frame.set_index(["setting", "seed", "variant"]).equal_spend_fraction
     gains = []

@@ -55,12 +55,12 @@ import pandas as pd
 import torch
 from skorch.callbacks import Callback
 
-from _common import hardware, markdown_table, synthetic_case
+from _common import (equal_spend_fraction, hardware, markdown_table, synthetic_case,
+                     synthetic_cases)
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._end_to_end._net import BudgetNet
-from sklearn_budget.comparison import _equal_spend_assignment
-from sklearn_budget.metrics import true_value, value_at_budget
+from sklearn_budget.metrics import value_at_budget
 
 
 class TrueGoalNet(BudgetNet):
@@ -78,25 +78,24 @@ class TrueGoalNet(BudgetNet):
 class TestValue(Callback):
     """Records the true value at equal true spend on the test users every epoch."""
 
-    def __init__(self, estimator, data, budget, oracle):
-        self.estimator, self.data, self.budget, self.oracle = estimator, data, budget, oracle
-        self.tr, self.tc = data.true_uplift()
+    def __init__(self, estimator, case):
+        self.estimator, self.case = estimator, case
 
     def on_epoch_end(self, net, **kwargs):
         est = self.estimator
-        r, c = est._forward_scaled(est._scaled_dict(self.data.X_test)["x"])
-        assignment = _equal_spend_assignment(r * est.revenue_scale_, c * est.cost_scale_,
-                                             self.tr, self.tc, self.budget)
-        value = true_value(assignment, self.data.true_revenue, self.data.true_cost)
-        net.history.record("test_value", value.incremental_revenue / self.oracle)
+        r, c = est._forward_scaled(est._scaled_dict(self.case["data"].X_test)["x"])
+        net.history.record("test_value", equal_spend_fraction(
+            r * est.revenue_scale_, c * est.cost_scale_, self.case))
 
 
 class DiagnosticAllocator(EndToEndBudgetAllocator):
     """``EndToEndBudgetAllocator`` with the per-epoch test-value callback and,
     with ``true_goal``, :class:`TrueGoalNet` (set as attributes, not parameters)."""
 
-    def setup(self, data, budget, oracle, true_goal):
-        self._diag = dict(data=data, budget=budget, oracle=oracle, true_goal=true_goal)
+    def setup(self, case, true_goal):
+        """``case`` from ``_common.synthetic_case``; ``true_goal``: train on the truth."""
+        self._diag = dict(case=case, true_goal=true_goal)
+        data = case["data"]
         if true_goal:
             self._net_class = TrueGoalNet
             x = np.asarray(data.X_train, dtype=np.float64)
@@ -104,8 +103,7 @@ class DiagnosticAllocator(EndToEndBudgetAllocator):
         return self
 
     def _extra_callbacks(self):
-        d = self._diag
-        return [("test_value", TestValue(self, d["data"], d["budget"], d["oracle"]))]
+        return [("test_value", TestValue(self, self._diag["case"]))]
 
     def _scaled_dict(self, X, rct=None):
         out = super()._scaled_dict(X, rct)
@@ -115,7 +113,7 @@ class DiagnosticAllocator(EndToEndBudgetAllocator):
                 for row in X]
         if any(r is None for r in rows):
             raise ValueError("TrueGoalNet needs every training row among data.X_train.")
-        data = self._diag["data"]
+        data = self._diag["case"]["data"]
         out["true_revenue"] = (data.true_revenue_train[rows] /
                                self.revenue_scale_).astype(np.float32)
         out["true_cost"] = (data.true_cost_train[rows] / self.cost_scale_).astype(np.float32)
@@ -151,17 +149,15 @@ def gate_power(setting, seed, budget_frac, n_samples, params, n_slices=200, slic
     budget on random slices of the test half (the gate's statistic).
     """
     case = synthetic_case(setting, seed, n_samples, budget_frac)
-    data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
-    tr, tc = case["tr"], case["tc"]
+    data, budget = case["data"], case["budget"]
     fits = {}
     for name, cls, extra in [("ablation", DiagnosticAllocator, dict(reg_weight=0.0)),
                              ("noise-free goal", KeepGoalPhase, {})]:
         est = cls(budget=budget, random_state=seed, **{**params, **extra})
-        est.setup(data, budget, oracle, true_goal=(name != "ablation")).fit(data.X_train, y)
+        est.setup(case, true_goal=(name != "ablation"))
+        est.fit(data.X_train, case["y"])
         r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
-        eq = true_value(_equal_spend_assignment(r, c, tr, tc, budget), data.true_revenue,
-                        data.true_cost).incremental_revenue / oracle
-        fits[name] = (r, c, eq)
+        fits[name] = (r, c, equal_spend_fraction(r, c, case))
 
     def eom_gain(idx):
         values = [value_at_budget(r[idx], c[idx], data.treatment_test[idx],
@@ -202,28 +198,23 @@ def _summarise_fit(est):
 
 def run(settings, seeds, budget_frac, n_samples, goals, params):
     rows = []
-    for setting in settings:
-        for seed in seeds:
-            case = synthetic_case(setting, seed, n_samples, budget_frac)
-            data, budget, oracle, y = case["data"], case["budget"], case["oracle"], case["y"]
-            tr, tc = case["tr"], case["tc"]
-            for goal in goals:
-                est = DiagnosticAllocator(budget=budget, random_state=seed, **params)
-                est.setup(data, budget, oracle, true_goal=(goal == "true goal"))
-                t0 = time.perf_counter()
-                est.fit(data.X_train, y)
-                r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
-                deployed = true_value(_equal_spend_assignment(r, c, tr, tc, budget),
-                                      data.true_revenue, data.true_cost)
-                row = dict(setting=setting, seed=seed, goal=goal, **_summarise_fit(est),
-                           deployed=deployed.incremental_revenue / oracle,
-                           fit_time=time.perf_counter() - t0)
-                rows.append(row)
-                print(f"{setting:8s} seed {seed} {goal:9s} ablation {row['ablation']:.3f} "
-                      f"best {row['best_epoch']:.3f} last {row['last_epoch']:.3f} picked "
-                      f"{row['picked']:.3f} deployed {row['deployed']:.3f} kept {row['kept']} "
-                      f"({row['phase2_epochs']} goal epochs, {row['fit_time']:.0f} s)",
-                      flush=True)
+    for setting, seed, case in synthetic_cases(settings, seeds, n_samples, budget_frac):
+        data = case["data"]
+        for goal in goals:
+            est = DiagnosticAllocator(budget=case["budget"], random_state=seed, **params)
+            est.setup(case, true_goal=(goal == "true goal"))
+            t0 = time.perf_counter()
+            est.fit(data.X_train, case["y"])
+            deployed = equal_spend_fraction(est.predict(data.X_test),
+                                            est.predict_cost(data.X_test), case)
+            row = dict(setting=setting, seed=seed, goal=goal, **_summarise_fit(est),
+                       deployed=deployed, fit_time=time.perf_counter() - t0)
+            rows.append(row)
+            print(f"{setting:8s} seed {seed} {goal:9s} ablation {row['ablation']:.3f} "
+                  f"best {row['best_epoch']:.3f} last {row['last_epoch']:.3f} picked "
+                  f"{row['picked']:.3f} deployed {row['deployed']:.3f} kept {row['kept']} "
+                  f"({row['phase2_epochs']} goal epochs, {row['fit_time']:.0f} s)",
+                  flush=True)
     frame = pd.DataFrame(rows)
     for col in ("best_epoch", "last_epoch", "picked", "deployed"):
         frame[f"{col}_gain"] = frame[col] / frame["ablation"] - 1
