@@ -27,6 +27,10 @@ only looked at, never used to choose anything), so each fit gives:
 * ``deployed``: the final network (the picked epoch if the gate kept it,
   else phase 1).
 
+The CSV also has the range of the budget's multiplier over the goal epochs
+(``multiplier_min`` / ``multiplier_max``, scaled units) and the test users'
+mean predicted revenue uplift at the last epoch (``last_mean_uplift``).
+
 Usage (repository root)::
 
     python benchmarks/goal_ceiling.py                 # tuning seeds 10-17, ~4 min
@@ -38,8 +42,8 @@ picked epoch deployed whatever the gate says) and reports how often the
 gate's statistic (EOM incremental revenue at the budget) on 200 random
 1,500-user slices of the test half prefers it, next to its true gain.
 
-Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` (or ``gate_power.md``) to ``benchmarks/results``
-(or ``--output``).
+Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` (or ``gate_power.md``) to
+``benchmarks/results`` (or ``--output``).
 """
 
 from __future__ import annotations
@@ -84,8 +88,9 @@ class TestValue(Callback):
     def on_epoch_end(self, net, **kwargs):
         est = self.estimator
         r, c = est._forward_scaled(est._scaled_dict(self.case["data"].X_test)["x"])
-        net.history.record("test_value", equal_spend_fraction(
-            r * est.revenue_scale_, c * est.cost_scale_, self.case))
+        r, c = r * est.revenue_scale_, c * est.cost_scale_
+        net.history.record("test_value", equal_spend_fraction(r, c, self.case))
+        net.history.record("test_mean_uplift", float(r.mean()))
 
 
 class DiagnosticAllocator(EndToEndBudgetAllocator):
@@ -187,7 +192,14 @@ def _summarise_fit(est):
     phase2 = values[n1:]
     goals = np.array([row.get("valid_goal", np.nan) for row in h[n1:]], dtype=float)
     picked = int(np.nanargmax(goals)) if np.isfinite(goals).any() else None
+    # the budget's multiplier, re-set every goal epoch (scaled units), and the mean
+    # predicted revenue uplift of the test users at the last epoch (users' units)
+    lam = np.array([row.get("goal_multiplier", np.nan) for row in h[n1:]], dtype=float)
+    lam = lam[np.isfinite(lam)]
     return dict(
+        multiplier_min=float(lam.min()) if len(lam) else np.nan,
+        multiplier_max=float(lam.max()) if len(lam) else np.nan,
+        last_mean_uplift=float(h[-1, "test_mean_uplift"]),
         ablation=values[phase1],
         best_epoch=float(phase2.max()) if len(phase2) else np.nan,
         last_epoch=float(phase2[-1]) if len(phase2) else np.nan,
