@@ -49,7 +49,6 @@ Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` (or ``gate_power.md``) to
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -71,12 +70,8 @@ class TrueGoalNet(BudgetNet):
     """``BudgetNet`` whose Lagrangian goal uses the batch users' true expected
     revenue and cost of every arm (keys ``true_revenue`` / ``true_cost``)."""
 
-    def _goal(self, revenue_pred, cost_pred, batch):
-        r_up = revenue_pred[:, 1:] - revenue_pred[:, :1]
-        c_up = cost_pred[:, 1:] - cost_pred[:, :1]
-        lam = self.multiplier_
-        gains = batch["true_revenue"] - lam * batch["true_cost"]
-        return self._estimate(r_up, c_up, gains.to(r_up.dtype), lam)
+    def _lagrangian_gains(self, revenue_pred, cost_pred, batch, lam):
+        return (batch["true_revenue"] - lam * batch["true_cost"]).to(revenue_pred.dtype)
 
 
 class TestValue(Callback):
@@ -128,22 +123,9 @@ class DiagnosticAllocator(EndToEndBudgetAllocator):
 class KeepGoalPhase(DiagnosticAllocator):
     """Deploys phase 2's picked epoch whatever the gate decides."""
 
-    def _fit_two_phases(self, train_dict, goal_users, seed):
-        module = self.net_.module_
-        load = type(module).load_state_dict
-        before_load = []
-
-        def recording_load(state, *args, **kwargs):
-            before_load.append(copy.deepcopy(module.state_dict()))
-            return load(module, state, *args, **kwargs)
-
-        module.load_state_dict = recording_load
-        try:
-            super()._fit_two_phases(train_dict, goal_users, seed)
-        finally:
-            del module.load_state_dict
-        if not self.goal_phase_kept_:  # undo the gate's restore of phase 1
-            module.load_state_dict(before_load[-1])
+    def _keep_goal_phase(self, *args, **kwargs):
+        self.goal_phase_win_rate_ = np.nan
+        return True
 
 
 def gate_power(setting, seed, budget_frac, n_samples, params, n_slices=200, slice_size=1500):

@@ -98,6 +98,12 @@ class BudgetNet(NeuralNet):
         surrogate, value = self._estimate(r_up, c_up, gains, lam)
         return surrogate, value - penalty * over
 
+    def _lagrangian_gains(self, revenue_pred, cost_pred, batch, lam):
+        """(n, K+1) value of ``revenue - lam * cost`` each user adds per arm (IPW or DR)."""
+        predicted = (revenue_pred - lam * cost_pred) if self.goal_estimate == "dr" else None
+        return gain_matrix(batch["arm"], batch["revenue"], batch["cost"], batch["weight"], lam,
+                           predicted)
+
     def _goal(self, revenue_pred, cost_pred, batch):
         r_up = revenue_pred[:, 1:] - revenue_pred[:, :1]
         c_up = cost_pred[:, 1:] - cost_pred[:, :1]
@@ -106,9 +112,7 @@ class BudgetNet(NeuralNet):
         surrogate, value = 0.0, 0.0
         for factor in self.goal_multipliers:
             lam = self.multiplier_ * factor
-            predicted = (revenue_pred - lam * cost_pred) if self.goal_estimate == "dr" else None
-            gains = gain_matrix(batch["arm"], batch["revenue"], batch["cost"], batch["weight"],
-                                lam, predicted)
+            gains = self._lagrangian_gains(revenue_pred, cost_pred, batch, lam)
             s, v = self._estimate(r_up, c_up, gains, lam)
             surrogate = surrogate + s / len(self.goal_multipliers)
             value += v / len(self.goal_multipliers)

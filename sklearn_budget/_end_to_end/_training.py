@@ -168,6 +168,20 @@ class TrainingMixin:
         return bool(len(diffs)) and diffs.mean() > 0 and \
             self.goal_phase_win_rate_ >= self.goal_phase_acceptance
 
+    def _keep_goal_phase(self, phase2_goals, phase1_goal, phase1_pred, x_valid, valid_rct,
+                         seed):
+        """Whether phase 2's restored best epoch replaces phase 1 (the gate).
+
+        Its best validation goal must beat phase 1's on the picking users, and
+        then win the paired bootstrap on the judging ones; sets
+        ``goal_phase_win_rate_``.
+        """
+        if not len(phase2_goals) or float(np.max(phase2_goals)) <= phase1_goal:
+            self.goal_phase_win_rate_ = 0.0
+            return False
+        # the best goal epoch is restored: is its lead more than noise?
+        return self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed)
+
     def _goal_selects_epochs(self):
         """Whether early stopping (from the first epoch) monitors the validation goal."""
         return self.warmup_epochs != "auto"
@@ -221,11 +235,8 @@ class TrainingMixin:
             for param in frozen:
                 param.requires_grad_(True)
         phase2 = net.history[phase1_epochs:, "valid_goal"]
-        kept = bool(len(phase2)) and float(np.max(phase2)) > phase1_goal
-        if kept:  # the best goal epoch is restored: is its lead more than noise?
-            kept = self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed)
-        else:
-            self.goal_phase_win_rate_ = 0.0
+        kept = self._keep_goal_phase(phase2, phase1_goal, phase1_pred, x_valid, valid_rct,
+                                     seed)
         if not kept:
             net.module_.load_state_dict(phase1_state)
         self.warmup_epochs_ = phase1_epochs
@@ -270,10 +281,10 @@ class TrainingMixin:
                     idx_train, test_size=self.validation_fraction, stratify=rct.arm,
                     random_state=rng.randint(np.iinfo(np.int32).max))
                 valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
-            train_split = predefined_split(Dataset(self._scaled_dict(x_valid, valid_rct)))
-            scaled_valid = self._scaled_dict(x_valid)["x"]
+            valid_dict = self._scaled_dict(x_valid, valid_rct)
+            train_split = predefined_split(Dataset(valid_dict))
             # the users the validation goal is measured on (phase 2 may narrow them)
-            goal_users = {"x": scaled_valid, "rct": valid_rct}
+            goal_users = {"x": valid_dict["x"], "rct": valid_rct}
             callbacks += [
                 ("valid_goal", EpochScoring(
                     lambda net, X_, y_: self._goal_value(goal_users["x"], goal_users["rct"],
