@@ -449,6 +449,37 @@ def test_subclass_hooks_swap_the_net_class_and_add_callbacks(data, y):
     assert type(make_est().fit(data.X, y).net_) is BudgetNet
 
 
+def test_goal_subclass_hooks_gains_and_gate(data, y):
+    # goal_ceiling's noise-free goal swaps _lagrangian_gains; KeepGoalPhase _keep_goal_phase
+    from sklearn_budget._end_to_end import BudgetNet
+
+    calls = []
+
+    class GainsNet(BudgetNet):
+        def _lagrangian_gains(self, revenue_pred, cost_pred, batch, lam):
+            calls.append(lam)
+            return super()._lagrangian_gains(revenue_pred, cost_pred, batch, lam)
+
+    class Hooked(EndToEndBudgetAllocator):
+        _net_class = GainsNet
+
+    est = Hooked(budget=1.0, random_state=0, goal_multipliers=(0.5, 1.0, 2.0),
+                 **FAST).fit(data.X, y)
+    n_goal_batches = sum("goal" in b for e in est.net_.history for b in e["batches"])
+    assert len(calls) == 3 * n_goal_batches > 0  # once per multiplier and goal batch
+
+    class AlwaysKeep(EndToEndBudgetAllocator):
+        def _keep_goal_phase(self, *args, **kwargs):
+            self.goal_phase_win_rate_ = 1.0
+            return True
+
+    params = dict(budget=1.0, random_state=0, warmup_epochs="auto", max_epochs=4, patience=2,
+                  goal_phase_acceptance=1.0)
+    assert AlwaysKeep(**params).fit(data.X, y).goal_phase_kept_ is True
+    # the same fit without the override is decided by the gate (acceptance 1: rejected)
+    assert make_est(**params).fit(data.X, y).goal_phase_kept_ is False
+
+
 def test_early_stopping_records_valid_goal(fitted, data, y):
     valid_goal = fitted.net_.history[:, "valid_goal"]
     assert len(valid_goal) == len(fitted.net_.history) and np.isfinite(valid_goal).all()
