@@ -343,6 +343,30 @@ def test_goal_phase_lr_applies_to_phase_two_only(data, y):
     assert moved < 1e-3 * best
 
 
+def _train_batches(history):
+    return [sum("train_loss" in b for b in epoch["batches"]) for epoch in history]
+
+
+def test_goal_phase_epoch_size_bounds_phase_two_epochs(data, y):
+    # 2,000 users: 1,400 fit the network (3 batches of 512); a goal epoch of 300
+    # users is one batch, phase 1 keeps its full epochs
+    params = dict(warmup_epochs="auto", max_epochs=3, patience=2, batch_size=512,
+                  goal_phase_acceptance=0.0)
+    full = make_est(goal_phase_epoch_size=None, **params).fit(data.X, y)
+    part = make_est(goal_phase_epoch_size=300, **params).fit(data.X, y)
+    n1 = part.warmup_epochs_
+    assert n1 == full.warmup_epochs_
+    assert _train_batches(part.net_.history[:n1]) == _train_batches(full.net_.history[:n1])
+    assert set(_train_batches(full.net_.history)) == {3}
+    assert set(_train_batches(part.net_.history[n1:])) == {1}
+    # a size above the training set changes nothing; a partial epoch is reproducible
+    big = make_est(goal_phase_epoch_size=10**6, **params).fit(data.X, y)
+    np.testing.assert_array_equal(big.predict(data.X), full.predict(data.X))
+    again = make_est(goal_phase_epoch_size=300, **params).fit(data.X, y)
+    np.testing.assert_array_equal(again.predict(data.X), part.predict(data.X))
+    assert not np.array_equal(part.predict(data.X), full.predict(data.X))
+
+
 @pytest.mark.parametrize("which, changed", [
     ("heads", {"revenue_head.weight", "revenue_head.bias", "cost_head.weight",
                "cost_head.bias"}),
@@ -909,6 +933,7 @@ def test_predictions_evaluate_with_causalml_per_arm(fitted):
     {"goal_estimate": "aipw"},
     {"goal_multipliers": 1.0}, {"warmup_epochs": -1}, {"warmup_epochs": "late"}, {"n_threads": 0},
     {"goal_batch_size": 0}, {"goal_phase_acceptance": 1.5}, {"goal_phase_lr": 0.0},
+    {"goal_phase_epoch_size": 0},
     {"center_uplift": "yes"}, {"hidden_layer_sizes": 64}, {"monotone_cost": "yes"},
     {"loss": "l1"}, {"cost_loss": "l1"}, {"goal_phase_params": "trunk"},
     {"goal_phase_validation": "none"}, {"lr": 0.0},

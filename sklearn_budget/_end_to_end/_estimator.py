@@ -128,6 +128,16 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         against ``reg_weight=0``, default / hard setting): ``"split"``
         +0.5% / +2.1%, never worse on any seed; ``"shared"`` +0.7% / +1.9%,
         with 2 hard seeds 2% and 7% worse.
+    goal_phase_epoch_size : int or None, default=8192
+        Training users drawn at random (without replacement) for each epoch
+        of phase 2 of ``warmup_epochs="auto"``, so that a goal epoch (the
+        unit of the multiplier's re-calibration, of validation and of
+        ``patience``) is a fixed number of steps at ``goal_phase_lr``
+        whatever the data size; with fewer training users every epoch uses
+        them all. None: full passes. Measured with ten times the users
+        (``benchmarks/goal_ceiling.py --n-samples 200000``): with full passes
+        the first goal epoch already overshot (best epoch below the ablation
+        even with a noise-free goal); see the README for the figures.
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
@@ -261,6 +271,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "center_uplift": ["boolean"],
         "goal_phase_params": [StrOptions(set(GOAL_PHASE_PARAMS))],
         "goal_phase_validation": [StrOptions({"split", "shared"})],
+        "goal_phase_epoch_size": [Interval(Integral, 1, None, closed="left"), None],
         "hidden_layer_sizes": [tuple, list],
         "monotone_cost": ["boolean"],
         "loss": [StrOptions({"huber", "mse"})],
@@ -283,6 +294,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
                  goal_phase_lr=None, goal_phase_params="all", goal_phase_validation="split",
+                 goal_phase_epoch_size=8192,
                  center_uplift=False,
                  goal_batch_size=4096, hidden_layer_sizes=(64, 64), monotone_cost=True,
                  loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
@@ -305,6 +317,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         self.goal_phase_lr = goal_phase_lr
         self.goal_phase_params = goal_phase_params
         self.goal_phase_validation = goal_phase_validation
+        self.goal_phase_epoch_size = goal_phase_epoch_size
         self.center_uplift = center_uplift
         self.goal_batch_size = goal_batch_size
         self.hidden_layer_sizes = hidden_layer_sizes

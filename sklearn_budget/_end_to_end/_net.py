@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNet
+from torch.utils.data import RandomSampler
 from skorch.callbacks import Callback
 
 from .._solver import solve_budget_allocation
@@ -34,14 +35,17 @@ class BudgetNet(NeuralNet):
     batch is drawn from), ``goal_form`` ("lagrangian" or "penalty"),
     ``goal_estimate`` ("ipw" or "dr", for "lagrangian"), ``budget`` (per
     user, scaled cost units) and ``overspend_penalty`` (for "penalty": the
-    price of overspend relative to the current multiplier), ``seed``.
+    price of overspend relative to the current multiplier), ``seed``, and
+    ``epoch_size`` (None: an epoch passes over all training samples; an int:
+    each epoch draws that many of them at random, without replacement, so an
+    epoch is a fixed number of steps whatever the data size).
     """
 
     def __init__(self, module, *args, reg_weight=1.0, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3, loss_type="mse",
                  cost_loss_type=None, warmup_epochs=0, goal_multipliers=(1.0,),
                  goal_batch_size=None, goal_form="lagrangian", goal_estimate="ipw", budget=1.0,
-                 overspend_penalty=2.0, seed=0, **kwargs):
+                 overspend_penalty=2.0, seed=0, epoch_size=None, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.reg_weight = reg_weight
         self.gradient_estimator = gradient_estimator
@@ -58,6 +62,7 @@ class BudgetNet(NeuralNet):
         self.budget = budget
         self.overspend_penalty = overspend_penalty
         self.seed = seed
+        self.epoch_size = epoch_size
         # multiplier of the goal in scaled units, set by the GoalMultiplier callback
         self.multiplier_ = 0.0
         self.goal_data_ = None
@@ -65,7 +70,20 @@ class BudgetNet(NeuralNet):
     def initialize(self):
         super().initialize()
         self.generator_ = torch.Generator(device=self.device).manual_seed(self.seed)
+        # draws the samples of a partial epoch (DataLoader samplers run on the CPU)
+        self.sampler_generator_ = torch.Generator().manual_seed(self.seed)
         return self
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator; with ``epoch_size``, training epochs draw that many samples."""
+        if not (training and self.epoch_size and len(dataset) > self.epoch_size):
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.pop("shuffle", None)  # the sampler shuffles
+        kwargs.setdefault("batch_size", self.batch_size)
+        kwargs["sampler"] = RandomSampler(dataset, num_samples=self.epoch_size,
+                                          generator=self.sampler_generator_)
+        return self.iterator_train(dataset, **kwargs)
 
     # -- loss --------------------------------------------------------------------------
     def _prediction_loss(self, revenue_pred, cost_pred, batch):

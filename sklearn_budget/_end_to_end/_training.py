@@ -229,9 +229,12 @@ class TrainingMixin:
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         frozen = _freeze_for_goal_phase(net.module_, self.goal_phase_params)
+        # a goal epoch is a fixed number of steps whatever the data size
+        net.epoch_size = self.goal_phase_epoch_size
         try:
             net.partial_fit(train_dict, None)  # EarlyStopping resets on train begin
         finally:
+            net.epoch_size = None
             for param in frozen:
                 param.requires_grad_(True)
         phase2 = net.history[phase1_epochs:, "valid_goal"]
@@ -254,6 +257,7 @@ class TrainingMixin:
         net.train_split = None
         net.goal_data_ = None
         net.generator_ = None
+        net.sampler_generator_ = None
 
     def _fit_uplift(self, X, rct, validation=None):
         with torch_threads(self.n_threads):
