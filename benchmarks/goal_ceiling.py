@@ -36,6 +36,9 @@ Usage (repository root)::
     python benchmarks/goal_ceiling.py                 # tuning seeds 10-17, ~4 min
     python benchmarks/goal_ceiling.py --seeds 10 --settings default
     python benchmarks/goal_ceiling.py --gate-power default:13 hard:10 hard:15   # ~2 min
+    python benchmarks/goal_ceiling.py --seeds 10 11 12 13 14 15 --n-samples 200000 \
+        --goals "rct goal"    # 10x the users, ~10 min; add
+        # --set '{"goal_phase_epoch_size": null}' for full-pass goal epochs
 
 ``--gate-power`` fits the ablation and the noise-free goal's model (its
 picked epoch deployed whatever the gate says) and reports how often the

@@ -129,6 +129,12 @@ def mt_aucc(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propensity
     ranks users by ``r_hat / c_hat`` as :func:`aucc` does, measured with the
     EOM instead of group differences.
 
+    The normalisation divides by the maximal-spend policy's EOM revenue, an
+    RCT estimate: when that is close to zero (weak effects, small samples)
+    the normalised curve can rise far above 1 and the area exceed 1, and
+    when it is not positive the metric is undefined (``ValueError``).
+    Compare models by :func:`cost_curve` or by the EOM at the budget then.
+
     Parameters
     ----------
     revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
