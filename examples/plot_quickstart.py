@@ -34,12 +34,11 @@ from sklearn.model_selection import train_test_split
 from sklearn_budget import EndToEndBudgetAllocator, rct_target
 from sklearn_budget.datasets import make_marketing_rct
 from sklearn_budget.metrics import oracle_allocation, regret, true_value
-from sklearn_budget.plotting import CostCurveDisplay
+from sklearn_budget.plotting import CostCurveDisplay, TrainingHistoryDisplay
 
 FAST = os.environ.get("SKLEARN_BUDGET_EXAMPLES_FAST", "") not in ("", "0")
 N_SAMPLES = 3_000 if FAST else 20_000
 MAX_EPOCHS = 4 if FAST else 30
-WARMUP_EPOCHS = 1 if FAST else 5
 
 # %%
 # A synthetic coupon RCT
@@ -78,13 +77,17 @@ true_cost_test = data.true_cost[idx_test]
 # goal in the loss (0 gives a plain two-stage neural uplift model). After
 # training, the allocator calibrates its Lagrange multiplier on a held-out
 # slice of the training RCT so that the estimated spend meets the budget.
+#
+# Training runs in two phases (``warmup_epochs="auto"``): phase 1 fits the
+# prediction loss alone until the validation loss stops improving; phase 2
+# fine-tunes that network with the goal switched on, and is kept only if it
+# beats phase 1 on the validation goal (``goal_phase_kept_``).
 budget = 2.5
-est = EndToEndBudgetAllocator(
-    budget=budget, reg_weight=1.0, max_epochs=MAX_EPOCHS, warmup_epochs=WARMUP_EPOCHS,
-    random_state=0,
-)
+est = EndToEndBudgetAllocator(budget=budget, reg_weight=1.0, max_epochs=MAX_EPOCHS,
+                              random_state=0)
 est.fit(X_train, y_train)
-print(f"trained {len(est.net_.history)} epochs, calibrated multiplier {est.multiplier_:.3f}")
+print(f"trained {len(est.net_.history)} epochs ({est.warmup_epochs_} in phase 1), goal phase "
+      f"kept: {est.goal_phase_kept_}, calibrated multiplier {est.multiplier_:.3f}")
 
 # %%
 # Predict the uplift of every level
@@ -163,28 +166,20 @@ print(f"deployed true spend {learned.incremental_cost:.3f} per user for a budget
 # %%
 # Plots: training and cost curve
 # ------------------------------
-# Left: the training history kept by skorch. The validation goal is the EOM
-# incremental revenue at the budget on held-out RCT users (the calibration
-# slice); the epoch where it is best is the one kept.
+# Left two panels: :class:`~sklearn_budget.plotting.TrainingHistoryDisplay`
+# draws the history kept by skorch. The dashed line is where the goal was
+# switched on; the circles are the epochs the schedule restores (phase 1's
+# best validation loss, the goal phase's best validation goal, the EOM
+# incremental revenue at the budget on held-out RCT users); the title says
+# whether the goal phase was kept.
 # Right: the EOM cost curve of the allocation policy on the test RCT when its
 # multiplier is swept from "nobody treated" to "everyone's best level", with
 # the oracle's curve (same EOM, true uplifts) and the random-allocation line.
-history = est.net_.history
-fig, (ax_hist, ax_curve) = plt.subplots(1, 2, figsize=(11, 4.5))
-epochs = history[:, "epoch"]
-ax_hist.plot(epochs, history[:, "train_loss"], label="train loss")
-ax_hist.set_xlabel("epoch")
-ax_hist.set_ylabel("training loss")
-ax_goal = ax_hist.twinx()
-ax_goal.plot(epochs, history[:, "valid_goal"], color="C1", label="validation goal")
-ax_goal.set_ylabel("validation EOM revenue at the budget")
-ax_hist.legend(loc="upper left")
-ax_goal.legend(loc="upper right")
-ax_hist.set_title("Training history")
-
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+TrainingHistoryDisplay.from_estimator(est, axes=axes[:2])
 CostCurveDisplay.from_estimator(
     est, X_test, y_test, oracle=(true_revenue_uplift, true_cost_uplift), budget=budget,
-    name="end-to-end", ax=ax_curve)
-ax_curve.set_title("EOM cost curve on the test RCT")
+    name="end-to-end", ax=axes[2])
+axes[2].set_title("EOM cost curve on the test RCT")
 fig.tight_layout()
 plt.show()

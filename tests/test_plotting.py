@@ -122,3 +122,83 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     disp = plotting.CostCurveDisplay(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
     with pytest.raises(ImportError, match=r'pip install "sklearn-budget\[plot\]"'):
         disp.plot()
+
+
+# -- TrainingHistoryDisplay ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def e2e_data():
+    from sklearn_budget.datasets import make_marketing_rct
+    d = make_marketing_rct(n_samples=2000, random_state=0)
+    return d.X, rct_target(d.treatment, d.revenue, d.cost)
+
+
+def _e2e(e2e_data, **params):
+    from sklearn_budget import EndToEndBudgetAllocator
+    X, y = e2e_data
+    kw = dict(budget=1.0, max_epochs=3, hidden_layer_sizes=(16,), random_state=0)
+    return EndToEndBudgetAllocator(**{**kw, **params}).fit(X, y)
+
+
+@pytest.mark.parametrize("acceptance", [0.0, 1.0])
+def test_training_history_two_phases(e2e_data, acceptance):
+    from sklearn_budget.plotting import TrainingHistoryDisplay
+    est = _e2e(e2e_data, goal_phase_acceptance=acceptance)
+    history = est.net_.history
+    disp = TrainingHistoryDisplay.from_estimator(est)
+    assert set(disp.lines_) == {"train_loss", "valid_loss", "valid_goal"}
+    np.testing.assert_allclose(disp.lines_["valid_goal"].get_ydata(), history[:, "valid_goal"])
+    np.testing.assert_allclose(disp.lines_["train_loss"].get_xdata(), history[:, "epoch"])
+    # the goal was switched on after phase 1: one dashed line per panel between the phases
+    n1 = est.warmup_epochs_
+    assert 0 < n1 < len(history)
+    assert len(disp.goal_on_lines_) == 2
+    assert disp.goal_on_lines_[0].get_xdata()[0] == pytest.approx(n1 + 0.5)
+    # circles at phase 1's best validation loss and phase 2's best validation goal
+    (x1,), (x2,) = (m.get_xdata() for m in disp.restored_markers_)
+    assert x1 == 1 + int(np.argmin(history[:n1, "valid_loss"]))
+    assert x2 == n1 + 1 + int(np.argmax(history[n1:, "valid_goal"]))
+    title = disp.figure_._suptitle.get_text()
+    assert ("kept" in title) == bool(est.goal_phase_kept_)
+    assert ("rejected" in title) == (not est.goal_phase_kept_)
+
+
+@pytest.mark.parametrize("kept, text", [(True, "x: goal phase kept"),
+                                        (False, "x: goal phase rejected (phase 1 deployed)")])
+def test_training_history_title_and_restored_epochs(kept, text):
+    from sklearn_budget.plotting import TrainingHistoryDisplay
+    nan = np.nan
+    disp = TrainingHistoryDisplay(
+        [1, 2, 3, 4, 5], [3, 2, 1, 0, -1], [2.0, 1.0, 1.5, 1.6, 1.7], [1, 2, 1, 4, 3],
+        goal_on=3, goal_phase_kept=kept, split_validation=True, name="x").plot()
+    assert disp.figure_._suptitle.get_text() == text
+    # phase 1's best loss is epoch 2; phase 2's best goal is epoch 4 (not phase 1's)
+    assert [m.get_xdata()[0] for m in disp.restored_markers_] == [2, 4]
+    assert "picking half" in disp.axes_[1].texts[0].get_text()
+    # no validation data: no validation curves and no circles
+    bare = TrainingHistoryDisplay([1, 2], [1, 0.5], [nan, nan], [nan, nan]).plot()
+    assert set(bare.lines_) == {"train_loss"} and bare.restored_markers_ == []
+
+
+def test_training_history_without_goal_and_on_given_axes(e2e_data):
+    from sklearn_budget.plotting import TrainingHistoryDisplay
+    est = _e2e(e2e_data, reg_weight=0.0)
+    fig, axes = plt.subplots(1, 2)
+    disp = TrainingHistoryDisplay.from_estimator(est, axes=axes, name="ablation")
+    assert disp.figure_ is fig and list(disp.axes_) == list(axes)
+    assert disp.goal_on_lines_ == [] and len(disp.restored_markers_) == 1
+    assert disp.figure_._suptitle.get_text() == "ablation"
+
+
+def test_training_history_errors(e2e_data):
+    from sklearn.exceptions import NotFittedError
+
+    from sklearn_budget import EndToEndBudgetAllocator
+    from sklearn_budget.plotting import TrainingHistoryDisplay
+    with pytest.raises(NotFittedError):
+        TrainingHistoryDisplay.from_estimator(EndToEndBudgetAllocator())
+    est = _e2e(e2e_data, max_epochs=1, warmup_epochs=0)
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="two matplotlib Axes"):
+        TrainingHistoryDisplay.from_estimator(est, axes=[ax])

@@ -1,27 +1,14 @@
-"""Plots of budget policies: the EOM cost curve.
-
-matplotlib is optional: ``pip install "sklearn-budget[plot]"``.
-"""
+"""CostCurveDisplay: the EOM cost curve of a budget policy."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import unpack_target
-from .metrics._cost_curve import CostCurve, cost_curve
+from .._validation import unpack_target
+from ..metrics._cost_curve import CostCurve, cost_curve
+from ._common import _import_pyplot
 
 __all__ = ["CostCurveDisplay"]
-
-
-def _import_pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plotting needs matplotlib, which is not installed. Install it with "
-            '`pip install "sklearn-budget[plot]"`.'
-        ) from exc
-    return plt
 
 
 class CostCurveDisplay:

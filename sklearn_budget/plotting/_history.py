@@ -1,0 +1,190 @@
+"""TrainingHistoryDisplay: the training curves of an end-to-end allocator."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._common import _import_pyplot
+
+__all__ = ["TrainingHistoryDisplay"]
+
+
+def _history_column(history, key):
+    return np.array([row.get(key, np.nan) for row in history], dtype=np.float64)
+
+
+class TrainingHistoryDisplay:
+    """Training curves of a fitted end-to-end allocator, phase by phase.
+
+    Left panel: training loss (``L_pred - reg_weight * goal`` once the goal is
+    on) and validation prediction loss per epoch; right panel: the validation goal (EOM incremental revenue at the budget on the
+    held-out RCT users). A dashed line marks where the goal was switched on
+    (phase 2 of ``warmup_epochs="auto"``), and circles the epochs the schedule
+    restores: phase 1's best validation loss and phase 2's best validation
+    goal. The title says whether the goal phase was kept. Build it with
+    :meth:`from_estimator`.
+
+    Parameters
+    ----------
+    epochs : ndarray of shape (n_epochs,)
+        Epoch numbers (skorch's, from 1).
+    train_loss, valid_loss, valid_goal : ndarray of shape (n_epochs,)
+        Per-epoch values; NaN where not recorded (no validation data).
+    goal_on : int or None, default=None
+        Epochs trained before the goal was switched on; None (or at least
+        ``n_epochs``): the goal was never on.
+    goal_phase_kept : bool or None, default=None
+        Whether the goal phase replaced phase 1 (``goal_phase_kept_``).
+    split_validation : bool, default=False
+        Phase 2's validation goal was measured on half of the validation
+        users (``goal_phase_validation="split"``), so its level is not
+        comparable with phase 1's; noted in the panel.
+    name : str, default=None
+        Title prefix (e.g. the estimator's class name).
+
+    Attributes
+    ----------
+    lines_ : dict of matplotlib Line2D
+        ``"train_loss"``, ``"valid_loss"`` and ``"valid_goal"`` (those recorded).
+    goal_on_lines_ : list of matplotlib Line2D
+        The "goal on" markers, one per panel (empty when the goal was never on).
+    restored_markers_ : list of matplotlib Line2D
+        Circles at the restored epochs.
+    axes_ : ndarray of two matplotlib Axes
+    figure_ : matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn_budget import EndToEndBudgetAllocator, rct_target
+    >>> from sklearn_budget.datasets import make_marketing_rct
+    >>> from sklearn_budget.plotting import TrainingHistoryDisplay
+    >>> d = make_marketing_rct(n_samples=3000, random_state=0)
+    >>> est = EndToEndBudgetAllocator(budget=1.0, max_epochs=3, random_state=0)
+    >>> est = est.fit(d.X, rct_target(d.treatment, d.revenue, d.cost))
+    >>> disp = TrainingHistoryDisplay.from_estimator(est)
+    >>> sorted(disp.lines_)
+    ['train_loss', 'valid_goal', 'valid_loss']
+    """
+
+    def __init__(self, epochs, train_loss, valid_loss, valid_goal, *, goal_on=None,
+                 goal_phase_kept=None, split_validation=False, name=None):
+        self.epochs = np.asarray(epochs, dtype=np.float64)
+        self.train_loss = np.asarray(train_loss, dtype=np.float64)
+        self.valid_loss = np.asarray(valid_loss, dtype=np.float64)
+        self.valid_goal = np.asarray(valid_goal, dtype=np.float64)
+        self.goal_on = goal_on
+        self.goal_phase_kept = goal_phase_kept
+        self.split_validation = split_validation
+        self.name = name
+
+    def _restored_epochs(self):
+        """(index, panel) of the epochs the schedule restores."""
+        n, on = len(self.epochs), self.goal_on
+        phase1 = slice(0, n if on is None else min(on, n))
+        out = []
+        if np.isfinite(self.valid_loss[phase1]).any():
+            out.append((int(np.nanargmin(self.valid_loss[phase1])), 0))
+        if on is not None and on < n and np.isfinite(self.valid_goal[on:]).any():
+            out.append((on + int(np.nanargmax(self.valid_goal[on:])), 1))
+        return out
+
+    def plot(self, axes=None):
+        """Draw both panels.
+
+        Parameters
+        ----------
+        axes : sequence of two matplotlib Axes, default=None
+            Loss panel and goal panel; None makes a new figure.
+
+        Returns
+        -------
+        display : TrainingHistoryDisplay
+        """
+        plt = _import_pyplot()
+        if axes is None:
+            _, axes = plt.subplots(1, 2, figsize=(10, 4))
+        axes = np.asarray(axes, dtype=object).ravel()
+        if len(axes) != 2:
+            raise ValueError(
+                f"`axes` must hold two matplotlib Axes (loss panel, goal panel); got "
+                f"{len(axes)}. Use e.g. `fig, axes = plt.subplots(1, 2)`.")
+        ax_loss, ax_goal = axes
+        self.lines_ = {}
+        goal_seen = self.goal_on is not None and self.goal_on < len(self.epochs)
+        train_label = "training loss (minus the goal term once on)" if goal_seen else \
+            "training loss"
+        for key, ax, label in [("train_loss", ax_loss, train_label),
+                               ("valid_loss", ax_loss, "validation loss"),
+                               ("valid_goal", ax_goal, "validation goal")]:
+            values = getattr(self, key)
+            if np.isfinite(values).any():
+                (self.lines_[key],) = ax.plot(self.epochs, values, marker=".", label=label)
+        self.goal_on_lines_ = []
+        if goal_seen:
+            x = self.epochs[self.goal_on] - 0.5
+            self.goal_on_lines_ = [ax.axvline(x, color="gray", linestyle="--",
+                                              label="goal switched on") for ax in axes]
+        self.restored_markers_ = []
+        for i, panel in self._restored_epochs():
+            values = self.valid_loss if panel == 0 else self.valid_goal
+            label = "restored (phase 1)" if panel == 0 else "restored (goal phase)"
+            (marker,) = axes[panel].plot([self.epochs[i]], [values[i]], marker="o",
+                                         markersize=9, markerfacecolor="none",
+                                         color="black", linestyle="none", label=label)
+            self.restored_markers_.append(marker)
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel("prediction loss (scaled outcomes)")
+        ax_goal.set_xlabel("epoch")
+        ax_goal.set_ylabel("validation EOM revenue per user at the budget")
+        if self.split_validation and goal_seen:
+            ax_goal.text(0.02, 0.02, "goal phase measured on the picking half",
+                         transform=ax_goal.transAxes, fontsize="small", color="gray")
+        for ax in axes:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", fontsize="small")
+        status = {True: "goal phase kept", False: "goal phase rejected (phase 1 deployed)",
+                  None: ""}[self.goal_phase_kept]
+        title = ": ".join(part for part in (self.name, status) if part)
+        if title:
+            ax_loss.figure.suptitle(title)
+        self.axes_ = axes
+        self.figure_ = ax_loss.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, axes=None, name=None):
+        """Plot the training history of a fitted end-to-end allocator.
+
+        Parameters
+        ----------
+        estimator : EndToEndBudgetAllocator
+            Fitted; its ``net_.history`` (skorch) is read.
+        axes : sequence of two matplotlib Axes, default=None
+            See :meth:`plot`.
+        name : str, default=None
+            Title prefix; None uses the estimator's class name.
+
+        Returns
+        -------
+        display : TrainingHistoryDisplay
+        """
+        check_is_fitted(estimator, "net_")
+        history = getattr(estimator.net_, "history", None)
+        if history is None or not len(history):
+            raise ValueError(
+                f"{type(estimator).__name__} has no training history (net_.history); "
+                "TrainingHistoryDisplay needs a fitted EndToEndBudgetAllocator.")
+        n = len(history)
+        goal_on = getattr(estimator, "warmup_epochs_", None)
+        if not getattr(estimator, "reg_weight", 1.0) or (goal_on is not None and goal_on >= n):
+            goal_on = None
+        kept = getattr(estimator, "goal_phase_kept_", None)
+        split = kept is not None and getattr(estimator, "goal_phase_validation", "") == "split"
+        return cls(_history_column(history, "epoch"), _history_column(history, "train_loss"),
+                   _history_column(history, "valid_loss"),
+                   _history_column(history, "valid_goal"), goal_on=goal_on,
+                   goal_phase_kept=kept, split_validation=split,
+                   name=type(estimator).__name__ if name is None else name).plot(axes=axes)
