@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNet
-from torch.utils.data import RandomSampler
 from skorch.callbacks import Callback
+from torch.utils.data import RandomSampler
 
 from .._solver import solve_budget_allocation
 from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
