@@ -33,6 +33,7 @@ _TABLE_COLUMNS = {
     "eom_revenue": "EOM incr. revenue",
     "mt_aucc": "MT-AUCC",
     "fit_time": "fit time (s)",
+    "goal_phase_kept": "goal phase kept",
 }
 
 

@@ -7,6 +7,9 @@ scores are the *true* incremental revenue and spend of the deployed
 allocation, its fraction of the oracle's value and the value at equal true
 spend; on every data set they include the EOM incremental revenue at the
 budget (:func:`~sklearn_budget.metrics.value_at_budget`) and the MT-AUCC.
+For the goal-trained end-to-end methods the rows also say whether the goal
+phase was kept (``goal_phase_kept``; empty for the other methods), so a
+table shows which networks are in fact their ``reg_weight=0`` ablation.
 
 Methods (names accepted by ``methods``):
 
@@ -343,6 +346,7 @@ class _TimeUp(Exception):
 def _run_one(method, data, budget, seed, device, fast, n_jobs, oracle_value):
     n_test = len(data.X_test)
     t0 = time.perf_counter()
+    kept = None  # the end-to-end two-phase schedule: did the goal phase replace phase 1?
     if method == "oracle":
         r, c = data.true_uplift()
         assignment = oracle_allocation(data.true_revenue, data.true_cost, budget)
@@ -363,8 +367,10 @@ def _run_one(method, data, budget, seed, device, fast, n_jobs, oracle_value):
                                          data.cost_train))
         r, c = est.predict(data.X_test), est.predict_cost(data.X_test)
         assignment = est.allocate(data.X_test) if data.has_truth else None
+        kept = getattr(est, "goal_phase_kept_", None)
     fit_time = time.perf_counter() - t0
     row = _score(method, data, r, c, assignment, budget, fit_time, oracle_value)
+    row["goal_phase_kept"] = np.nan if kept is None else bool(kept)
     row["_pred"] = (r, c)
     return row
 
@@ -396,4 +402,10 @@ def summarize(result, columns=_SUMMARY_COLUMNS):
             for m, s, n in zip(mean[col], std[col], count[col])
         ]
     out.insert(0, "seeds", grouped.size().values)
+    if "goal_phase_kept" in result:
+        # "kept / fits" of the goal phase, for the methods that have one
+        kept = result.groupby(keys, sort=False)["goal_phase_kept"].agg(
+            lambda v: f"{int((v == True).sum())}/{int(v.notna().sum())}"  # noqa: E712
+            if v.notna().any() else "")
+        out["goal_phase_kept"] = kept.values
     return out.reset_index()

@@ -91,6 +91,13 @@ def test_demo_writes_table_and_plot(tmp_path, capsys):
     assert "end-to-end" in out and "true value / oracle" in out
     table = pd.read_csv(tmp_path / "demo.csv")
     assert set(table.method) == {"end-to-end", "random", "oracle"}
+    # whether the end-to-end goal phase was kept is recorded; other methods have none
+    kept = table.set_index("method").goal_phase_kept
+    assert kept["end-to-end"] in (True, False) and kept[["random", "oracle"]].isna().all()
+    assert "goal phase kept" in out
+    summary = summarize(table).set_index("method").goal_phase_kept
+    assert summary["end-to-end"] == f"{int(kept['end-to-end'])}/1"
+    assert summary["random"] == summary["oracle"] == ""
     assert (tmp_path / "demo.md").read_text().startswith("| dataset")
     assert (tmp_path / "cost_curves_synthetic-default.png").stat().st_size > 1000
 
