@@ -367,6 +367,17 @@ def test_goal_phase_epoch_size_bounds_phase_two_epochs(data, y):
     assert not np.array_equal(part.predict(data.X), full.predict(data.X))
 
 
+def test_verbose_reports_the_two_phases(data, y, capsys):
+    est = make_est(warmup_epochs="auto", max_epochs=3, patience=2, verbose=1).fit(data.X, y)
+    out = capsys.readouterr().out
+    assert f"Phase 1 (prediction loss) ended after {est.warmup_epochs_} epochs" in out
+    verdict = "kept" if est.goal_phase_kept_ else "rejected (phase 1 deployed)"
+    assert f"Goal phase {verdict}" in out
+    assert f"win rate {est.goal_phase_win_rate_:.2f}" in out
+    make_est(warmup_epochs="auto", max_epochs=2, patience=2).fit(data.X, y)
+    assert capsys.readouterr().out == ""  # verbose=0 prints nothing
+
+
 @pytest.mark.parametrize("which, changed", [
     ("heads", {"revenue_head.weight", "revenue_head.bias", "cost_head.weight",
                "cost_head.bias"}),

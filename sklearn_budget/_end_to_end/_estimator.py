@@ -205,7 +205,10 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
         1 prints skorch's epoch table (losses, training goal, validation
-        goal, duration); 2 adds skorch's per-batch progress bar.
+        goal, duration) and, with ``warmup_epochs="auto"``, where phase 1
+        ended and whether the goal phase was kept (its best validation goal
+        against phase 1's, the bootstrap win rate); 2 adds skorch's
+        per-batch progress bar.
 
     Attributes
     ----------

@@ -224,6 +224,14 @@ class TrainingMixin:
             phase1_goal = float(net.history[best_epoch, "valid_goal"])
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
         goal_lr = self.lr / 10 if self.goal_phase_lr is None else self.goal_phase_lr
+        if self.verbose:
+            size = self.goal_phase_epoch_size
+            print(f"Phase 1 (prediction loss) ended after {phase1_epochs} epochs. Goal phase: "
+                  f"lr {goal_lr:g}, epochs of "
+                  + ("all" if size is None else f"at most {size}") + " training users; "
+                  "phase 1's validation goal "
+                  + ("on the picking half " if self.goal_phase_validation == "split" else "")
+                  + f"{phase1_goal:.4g}.", flush=True)
         for group in net.optimizer_.param_groups:
             group["lr"] = goal_lr
         stopper = dict(net.callbacks_)["early_stopping"]
@@ -242,6 +250,12 @@ class TrainingMixin:
                                      seed)
         if not kept:
             net.module_.load_state_dict(phase1_state)
+        if self.verbose:
+            best = float(np.max(phase2)) if len(phase2) else float("nan")
+            print(f"Goal phase {'kept' if kept else 'rejected (phase 1 deployed)'}: best "
+                  f"validation goal {best:.4g} vs {phase1_goal:.4g}, bootstrap win rate "
+                  f"{self.goal_phase_win_rate_:.2f} (needs {self.goal_phase_acceptance:g}).",
+                  flush=True)
         self.warmup_epochs_ = phase1_epochs
         self.goal_phase_kept_ = kept
 
