@@ -168,15 +168,15 @@ def gate_power(setting, seed, budget_frac, n_samples, params, n_slices=200, slic
 def _summarise_fit(est):
     h = est.net_.history
     values = np.array([row.get("test_value", np.nan) for row in h], dtype=float)
-    valid_loss = np.array([row.get("valid_loss", np.nan) for row in h], dtype=float)
     if np.isnan(values).any():
         raise RuntimeError("an epoch has no test value; the TestValue callback must run "
                            "before early stopping")
     n1 = est.warmup_epochs_
-    phase1 = int(np.argmin(valid_loss[:n1]))
+    # the epochs early stopping restored (skorch's improvement threshold makes them
+    # differ from the argmin / argmax now and then), numbered from 1
+    phase1 = est.phase1_best_epoch_ - 1
     phase2 = values[n1:]
-    goals = np.array([row.get("valid_goal", np.nan) for row in h[n1:]], dtype=float)
-    picked = int(np.nanargmax(goals)) if np.isfinite(goals).any() else None
+    picked = est.goal_phase_best_epoch_ - 1 - n1 if len(phase2) else None
     # the budget's multiplier, re-set every goal epoch (scaled units), and the mean
     # predicted revenue uplift of the test users at the last epoch (users' units)
     lam = np.array([row.get("goal_multiplier", np.nan) for row in h[n1:]], dtype=float)

@@ -367,6 +367,28 @@ def test_goal_phase_epoch_size_bounds_phase_two_epochs(data, y):
     assert not np.array_equal(part.predict(data.X), full.predict(data.X))
 
 
+@pytest.mark.parametrize("acceptance", [0.0, 1.0])
+def test_restored_epochs_are_early_stoppings(data, y, acceptance):
+    est = make_est(warmup_epochs="auto", max_epochs=6, patience=3,
+                   goal_phase_acceptance=acceptance).fit(data.X, y)
+    h, n1 = est.net_.history, est.warmup_epochs_
+    assert 1 <= est.phase1_best_epoch_ <= n1 < est.goal_phase_best_epoch_ <= len(h)
+    # skorch counts an improvement only beyond a relative 1e-4: within that of the best
+    loss = np.asarray(h[:n1, "valid_loss"])
+    assert loss[est.phase1_best_epoch_ - 1] <= loss.min() * (1 + 1e-4)
+    assert (loss[:est.phase1_best_epoch_ - 1] > loss[est.phase1_best_epoch_ - 1]).all()
+    goal = np.asarray(h[n1:, "valid_goal"])
+    assert goal[est.goal_phase_best_epoch_ - n1 - 1] == pytest.approx(goal.max(), rel=1e-4)
+    deployed = est.goal_phase_best_epoch_ if est.goal_phase_kept_ else est.phase1_best_epoch_
+    assert est.best_epoch_ == deployed
+    # one phase: the epoch early stopping restored; no early stopping: the last one
+    rw0 = make_est(reg_weight=0.0, max_epochs=6, patience=3).fit(data.X, y)
+    assert rw0.phase1_best_epoch_ is None and rw0.goal_phase_best_epoch_ is None
+    assert 1 <= rw0.best_epoch_ <= len(rw0.net_.history)
+    plain = make_est(early_stopping=False, max_epochs=2).fit(data.X, y)
+    assert plain.best_epoch_ == len(plain.net_.history) == 2
+
+
 def test_verbose_reports_the_two_phases(data, y, capsys):
     est = make_est(warmup_epochs="auto", max_epochs=3, patience=2, verbose=1).fit(data.X, y)
     out = capsys.readouterr().out

@@ -155,10 +155,9 @@ def test_training_history_two_phases(e2e_data, acceptance):
     assert 0 < n1 < len(history)
     assert len(disp.goal_on_lines_) == 2
     assert disp.goal_on_lines_[0].get_xdata()[0] == pytest.approx(n1 + 0.5)
-    # circles at phase 1's best validation loss and phase 2's best validation goal
+    # circles at the epochs early stopping restored in each phase
     (x1,), (x2,) = (m.get_xdata() for m in disp.restored_markers_)
-    assert x1 == 1 + int(np.argmin(history[:n1, "valid_loss"]))
-    assert x2 == n1 + 1 + int(np.argmax(history[n1:, "valid_goal"]))
+    assert x1 == est.phase1_best_epoch_ <= n1 < x2 == est.goal_phase_best_epoch_
     title = disp.figure_._suptitle.get_text()
     assert ("kept" in title) == bool(est.goal_phase_kept_)
     assert ("rejected" in title) == (not est.goal_phase_kept_)
@@ -175,6 +174,11 @@ def test_training_history_title_and_restored_epochs(kept, text):
     assert disp.figure_._suptitle.get_text() == text
     # phase 1's best loss is epoch 2; phase 2's best goal is epoch 4 (not phase 1's)
     assert [m.get_xdata()[0] for m in disp.restored_markers_] == [2, 4]
+    # given restored epochs win over the best values; 0 draws no marker
+    given = TrainingHistoryDisplay(
+        [1, 2, 3, 4, 5], [3, 2, 1, 0, -1], [2.0, 1.0, 1.5, 1.6, 1.7], [1, 2, 1, 4, 3],
+        goal_on=3, restored_epochs=(1, 0)).plot()
+    assert [m.get_xdata()[0] for m in given.restored_markers_] == [1]
     assert "picking half" in disp.axes_[1].texts[0].get_text()
     # no validation data: no validation curves and no circles
     bare = TrainingHistoryDisplay([1, 2], [1, 0.5], [nan, nan], [nan, nan]).plot()
@@ -188,6 +192,7 @@ def test_training_history_without_goal_and_on_given_axes(e2e_data):
     disp = TrainingHistoryDisplay.from_estimator(est, axes=axes, name="ablation")
     assert disp.figure_ is fig and list(disp.axes_) == list(axes)
     assert disp.goal_on_lines_ == [] and len(disp.restored_markers_) == 1
+    assert disp.restored_markers_[0].get_xdata()[0] == est.best_epoch_
     assert disp.figure_._suptitle.get_text() == "ablation"
 
 

@@ -226,6 +226,18 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         beat the ``reg_weight=0`` phase on the validation goal (False: the
         deployed network is phase 1's); see ``goal_phase_acceptance``. None
         for a fixed warm-up.
+    best_epoch_ : int
+        The epoch (numbered as in ``net_.history``, from 1) whose weights
+        the deployed network has: the one early stopping restored (phase 1's
+        when the goal phase was rejected), or the last without early stopping.
+    phase1_best_epoch_ : int or None
+        With ``warmup_epochs="auto"``: the epoch phase 1 restored (the
+        ``reg_weight=0`` network the goal phase starts from and is judged
+        against); None for a fixed warm-up.
+    goal_phase_best_epoch_ : int or None
+        With ``warmup_epochs="auto"``: the goal phase's epoch restored by
+        early stopping on the validation goal (the one the gate judged;
+        deployed only if ``goal_phase_kept_``); None for a fixed warm-up.
     goal_phase_win_rate_ : float or None
         Share of those resamples in which the goal phase's network had the
         higher validation goal (0 when its best epoch did not even beat

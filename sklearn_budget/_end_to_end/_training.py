@@ -208,6 +208,7 @@ class TrainingMixin:
         net = self.net_
         net.partial_fit(train_dict, None)  # early stopping restores the best epoch
         phase1_epochs = len(net.history)
+        phase1_best = self._restored_epoch()
         phase1_state = copy.deepcopy(net.module_.state_dict())
         x_valid, valid_rct = goal_users["x"], goal_users["rct"]
         phase1_pred = self._forward_scaled(x_valid)
@@ -219,9 +220,8 @@ class TrainingMixin:
             x_valid, valid_rct = x_valid[judge], valid_rct.subset(judge)
             phase1_pred = [p[judge] for p in phase1_pred]
         else:
-            # the deployed phase-1 network is the epoch with the best validation loss
-            best_epoch = int(np.argmin(net.history[:, "valid_loss"]))
-            phase1_goal = float(net.history[best_epoch, "valid_goal"])
+            # the deployed phase-1 network is the epoch early stopping restored
+            phase1_goal = float(net.history[phase1_best - 1, "valid_goal"])
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
         goal_lr = self.lr / 10 if self.goal_phase_lr is None else self.goal_phase_lr
         if self.verbose:
@@ -246,6 +246,7 @@ class TrainingMixin:
             for param in frozen:
                 param.requires_grad_(True)
         phase2 = net.history[phase1_epochs:, "valid_goal"]
+        picked = self._restored_epoch()
         kept = self._keep_goal_phase(phase2, phase1_goal, phase1_pred, x_valid, valid_rct,
                                      seed)
         if not kept:
@@ -258,6 +259,21 @@ class TrainingMixin:
                   flush=True)
         self.warmup_epochs_ = phase1_epochs
         self.goal_phase_kept_ = kept
+        self.phase1_best_epoch_ = phase1_best
+        self.goal_phase_best_epoch_ = picked
+        self.best_epoch_ = picked if kept else phase1_best
+
+    def _restored_epoch(self):
+        """Epoch (numbered as in ``net_.history``) whose weights the network has now.
+
+        Early stopping restores its best epoch, which is not always the
+        argmin of the validation loss: skorch counts an improvement only
+        beyond a relative threshold (1e-4).
+        """
+        stopper = dict(self.net_.callbacks_).get("early_stopping")
+        if stopper is None or not getattr(stopper, "best_epoch_", 0):
+            return len(self.net_.history)
+        return int(stopper.best_epoch_)
 
     def _strip_training_state(self):
         """Drop what only training needs (closures over the data, goal tensors, RNG).
@@ -359,6 +375,9 @@ class TrainingMixin:
             self.net_.partial_fit(train_dict, None)
             self.warmup_epochs_ = min(self._fixed_warmup(), len(self.net_.history))
             self.goal_phase_kept_ = None
+            self.phase1_best_epoch_ = None
+            self.goal_phase_best_epoch_ = None
+            self.best_epoch_ = self._restored_epoch()
             self.goal_phase_win_rate_ = None
         self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
             np.zeros(self.n_levels_)

@@ -42,6 +42,10 @@ class TrainingHistoryDisplay:
         comparable with phase 1's; noted in the panel.
     name : str, default=None
         Title prefix (e.g. the estimator's class name).
+    restored_epochs : tuple of two int or None, default=None
+        Epoch numbers early stopping restored in phase 1 (marked on the loss
+        panel) and in the goal phase (on the goal panel); None in either
+        place: the best validation loss / goal of that phase; 0: no marker.
 
     Attributes
     ----------
@@ -50,7 +54,7 @@ class TrainingHistoryDisplay:
     goal_on_lines_ : list of matplotlib Line2D
         The "goal on" markers, one per panel (empty when the goal was never on).
     restored_markers_ : list of matplotlib Line2D
-        Circles at the restored epochs.
+        Circles at the epochs early stopping restored.
     axes_ : ndarray of two matplotlib Axes
     figure_ : matplotlib Figure
 
@@ -70,7 +74,8 @@ class TrainingHistoryDisplay:
     """
 
     def __init__(self, epochs, train_loss, valid_loss, valid_goal, *, goal_on=None,
-                 goal_phase_kept=None, split_validation=False, name=None):
+                 goal_phase_kept=None, split_validation=False, name=None,
+                 restored_epochs=None):
         self.epochs = np.asarray(epochs, dtype=np.float64)
         self.train_loss = np.asarray(train_loss, dtype=np.float64)
         self.valid_loss = np.asarray(valid_loss, dtype=np.float64)
@@ -79,15 +84,24 @@ class TrainingHistoryDisplay:
         self.goal_phase_kept = goal_phase_kept
         self.split_validation = split_validation
         self.name = name
+        self.restored_epochs = restored_epochs
 
     def _restored_epochs(self):
         """(index, panel) of the epochs the schedule restores."""
         n, on = len(self.epochs), self.goal_on
         phase1 = slice(0, n if on is None else min(on, n))
+        given = self.restored_epochs or (None, None)
+        index = {int(e): i for i, e in enumerate(self.epochs)}
         out = []
-        if np.isfinite(self.valid_loss[phase1]).any():
+        if given[0]:
+            out.append((index[int(given[0])], 0))
+        elif given[0] is None and np.isfinite(self.valid_loss[phase1]).any():
             out.append((int(np.nanargmin(self.valid_loss[phase1])), 0))
-        if on is not None and on < n and np.isfinite(self.valid_goal[on:]).any():
+        if on is None or on >= n:
+            return out
+        if given[1]:
+            out.append((index[int(given[1])], 1))
+        elif given[1] is None and np.isfinite(self.valid_goal[on:]).any():
             out.append((on + int(np.nanargmax(self.valid_goal[on:])), 1))
         return out
 
@@ -130,7 +144,8 @@ class TrainingHistoryDisplay:
         self.restored_markers_ = []
         for i, panel in self._restored_epochs():
             values = self.valid_loss if panel == 0 else self.valid_goal
-            label = "restored (phase 1)" if panel == 0 else "restored (goal phase)"
+            label = "restored (best validation loss)" if panel == 0 else \
+                "restored (best validation goal)"
             (marker,) = axes[panel].plot([self.epochs[i]], [values[i]], marker="o",
                                          markersize=9, markerfacecolor="none",
                                          color="black", linestyle="none", label=label)
@@ -183,8 +198,17 @@ class TrainingHistoryDisplay:
             goal_on = None
         kept = getattr(estimator, "goal_phase_kept_", None)
         split = kept is not None and getattr(estimator, "goal_phase_validation", "") == "split"
+        # epochs early stopping restored: phase 1's and the goal phase's
+        restored = (getattr(estimator, "phase1_best_epoch_", None),
+                    getattr(estimator, "goal_phase_best_epoch_", None))
+        best = getattr(estimator, "best_epoch_", None)
+        if kept is None and best is not None:
+            # one phase (reg_weight=0) or a fixed warm-up: one restored epoch, judged by
+            # the validation loss without the goal, by the validation goal with it
+            restored = (best, 0) if goal_on is None else (0, best)
         return cls(_history_column(history, "epoch"), _history_column(history, "train_loss"),
                    _history_column(history, "valid_loss"),
                    _history_column(history, "valid_goal"), goal_on=goal_on,
                    goal_phase_kept=kept, split_validation=split,
-                   name=type(estimator).__name__ if name is None else name).plot(axes=axes)
+                   name=type(estimator).__name__ if name is None else name,
+                   restored_epochs=restored).plot(axes=axes)
