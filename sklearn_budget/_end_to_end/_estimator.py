@@ -137,9 +137,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         them all. None: full passes. Measured with 200,000 synthetic users
         (70,000 fitting; ``benchmarks/goal_ceiling.py``, 6 tuning seeds): with
         full passes the first goal epoch often overshot, and the epoch the
-        validation goal picked averaged -0.5% against the ablation in both
-        settings; with 8,192-user epochs +1.2% (default setting, better on 6
-        of 6 seeds) and +5.3% (hard).
+        validation goal picked averaged -0.7% / -0.5% against the ablation
+        (default / hard setting); with 8,192-user epochs +1.0% (better on 6
+        of 6 seeds) / +5.3%.
     goal_batch_size : int or None, default=4096
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
