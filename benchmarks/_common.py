@@ -70,7 +70,7 @@ def synthetic_cases(settings, seeds, n_samples, budget_frac):
 
 def equal_spend_fraction(revenue_uplift, cost_uplift, case):
     """True value / oracle's of the predictions' ranking, at equal TRUE spend."""
-    from sklearn_budget.comparison import _equal_spend_assignment
+    from sklearn_budget._comparison_scores import _equal_spend_assignment
     from sklearn_budget.metrics import true_value
 
     data = case["data"]

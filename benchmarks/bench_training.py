@@ -49,8 +49,9 @@ import torch
 from _common import hardware, markdown_table
 
 from sklearn_budget import EndToEndBudgetAllocator, rct_target
+from sklearn_budget._comparison_scores import _equal_spend_assignment
 from sklearn_budget._end_to_end._goal import gain_matrix, marketing_goal
-from sklearn_budget.comparison import ComparisonData, _equal_spend_assignment
+from sklearn_budget.comparison import ComparisonData
 from sklearn_budget.datasets import make_marketing_rct
 from sklearn_budget.metrics import oracle_allocation, true_value
 

@@ -37,18 +37,13 @@ level), and of the largest EOM incremental cost of one level on real data
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._comparison_scores import _random_assignment, _score
 from ._solver import allocate_at_multiplier
-from .metrics import (
-    mt_aucc,
-    oracle_allocation,
-    true_value,
-    value_at_budget,
-)
+from .metrics import oracle_allocation, true_value
 
 __all__ = [
     "ALL_METHODS",
@@ -169,86 +164,6 @@ def make_allocator(method, budget, *, random_state=0, device="auto", fast=False,
     if method in ("random", "oracle"):
         return None
     raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
-
-
-def _equal_spend_assignment(r, c, true_r, true_c, budget, iters=60):
-    """Allocation from scores ``r - lam c`` whose TRUE spend meets ``budget``."""
-    def spend(lam):
-        a = allocate_at_multiplier(r, c, lam)
-        return a, _true_cost(a, true_c)
-
-    a, s = spend(0.0)
-    if s <= budget:
-        return a
-    lo, hi = 0.0, 1.0
-    scale = max(np.abs(r).max(), 1e-12) / max(np.abs(c).max(), 1e-12)
-    hi = scale
-    while spend(hi)[1] > budget and hi < 1e12 * scale:
-        lo, hi = hi, hi * 4
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if spend(mid)[1] > budget:
-            lo = mid
-        else:
-            hi = mid
-    return spend(hi)[0]
-
-
-def _true_cost(assignment, true_c):
-    rows = np.arange(len(assignment))
-    return float(np.where(assignment > 0, true_c[rows, np.clip(assignment - 1, 0, None)],
-                          0.0).mean())
-
-
-def _random_assignment(rng, true_c, budget):
-    n, k = true_c.shape
-    order = rng.permutation(n)
-    levels = rng.integers(1, k + 1, n)
-    spent = np.cumsum(true_c[order, levels[order] - 1]) / n
-    out = np.zeros(n, dtype=np.int64)
-    keep = order[spent <= budget]
-    out[keep] = levels[keep]
-    return out
-
-
-def _mt_aucc_or_nan(method, r, c, t, rev, cost, levels):
-    """MT-AUCC, or NaN (with a warning) where it is undefined for this model.
-
-    MT-AUCC normalises by the maximal-spend policy's EOM revenue, which is 0
-    when the model predicts no profitable treatment (e.g. on a small sample
-    with rare conversions); one such fit must not stop a benchmark.
-    """
-    try:
-        return mt_aucc(r, c, t, rev, cost, levels=levels)
-    except ValueError as exc:
-        warnings.warn(f"{method}: MT-AUCC undefined, reported as NaN ({exc})", RuntimeWarning,
-                      stacklevel=2)
-        return float("nan")
-
-
-def _score(method, data, r, c, assignment, budget, fit_time, oracle_value):
-    t, rev, cost = data.treatment_test, data.revenue_test, data.cost_test
-    levels = np.arange(1, data.n_levels + 1)
-    row = {
-        "method": method,
-        "eom_revenue": value_at_budget(r, c, t, rev, cost, budget, levels=levels),
-        "mt_aucc": _mt_aucc_or_nan(method, r, c, t, rev, cost, levels),
-        "fit_time": fit_time,
-    }
-    if data.has_truth:
-        tr, tc = data.true_uplift()
-        deployed = true_value(assignment, data.true_revenue, data.true_cost)
-        equal = _equal_spend_assignment(r, c, tr, tc, budget)
-        eq_value = true_value(equal, data.true_revenue, data.true_cost)
-        row.update(
-            true_revenue=deployed.incremental_revenue,
-            true_spend=deployed.incremental_cost,
-            spend_ratio=deployed.incremental_cost / budget,
-            oracle_fraction=deployed.incremental_revenue / oracle_value,
-            equal_spend_fraction=eq_value.incremental_revenue / oracle_value,
-            regret=oracle_value - deployed.incremental_revenue,
-        )
-    return row
 
 
 def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), seeds=(0,), *,

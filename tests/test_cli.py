@@ -185,7 +185,7 @@ def test_comparison_reports_undefined_mt_aucc_as_nan():
     # A model that predicts no profitable treatment has no MT-AUCC (its
     # maximal-spend policy is "all control"); the benchmark row gets NaN and a
     # warning instead of the whole benchmark stopping.
-    from sklearn_budget.comparison import _mt_aucc_or_nan
+    from sklearn_budget._comparison_scores import _mt_aucc_or_nan
 
     rng = np.random.default_rng(0)
     n = 400
