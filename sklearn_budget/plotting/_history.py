@@ -144,8 +144,7 @@ class TrainingHistoryDisplay:
         self.restored_markers_ = []
         for i, panel in self._restored_epochs():
             values = self.valid_loss if panel == 0 else self.valid_goal
-            label = "restored (best validation loss)" if panel == 0 else \
-                "restored (best validation goal)"
+            label = "epoch restored by early stopping"
             (marker,) = axes[panel].plot([self.epochs[i]], [values[i]], marker="o",
                                          markersize=9, markerfacecolor="none",
                                          color="black", linestyle="none", label=label)
