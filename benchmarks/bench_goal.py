@@ -76,6 +76,8 @@ VARIANTS = {
                                                  goal_phase_acceptance=0.9),
     # fine-tuning at lr / 10 behind the majority gate
     "ipw, lr/10, gate 0.5 (default)": dict(),
+    "ipw, lr/10, gate 0.5, split validation (previous default)": dict(
+        goal_phase_validation="split"),
     "ipw, lr/10, gate 0.5, shared validation": dict(goal_phase_validation="shared"),
     "ipw, lr/10, gate 0.5, heads only": dict(goal_phase_params="heads"),
     "dr, lr/10, gate 0.5": dict(goal_estimate="dr"),

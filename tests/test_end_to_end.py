@@ -283,7 +283,7 @@ def test_auto_warmup_acceptance_level_decides(data, y):
     assert lax.goal_phase_kept_ == (leads and lax.goal_phase_win_rate_ > 0.5)
 
 
-@pytest.mark.parametrize("validation", ["split", "shared"])
+@pytest.mark.parametrize("validation", ["split", "crossfit", "shared"])
 def test_goal_phase_validation_split_picks_and_judges_on_disjoint_halves(
         data, y, monkeypatch, validation):
     from sklearn_budget._end_to_end import _training
@@ -291,13 +291,13 @@ def test_goal_phase_validation_split_picks_and_judges_on_disjoint_halves(
     halves, judged = [], []
     real_halves, real_bootstrap = _training._halves, _training.paired_bootstrap_differences
 
-    def spy_halves(rct, seed):
-        halves.append((rct.n_samples, *real_halves(rct, seed)))
+    def spy_halves(rct, seed, *args):
+        halves.append((rct.n_samples, *real_halves(rct, seed, *args)))
         return halves[-1][1:]
 
-    def spy_bootstrap(goal_of, new_pred, old_pred, rct, *args):
-        judged.append(rct.n_samples)
-        return real_bootstrap(goal_of, new_pred, old_pred, rct, *args)
+    def spy_bootstrap(goal_of, folds, *args):
+        judged.append([rct.n_samples for _, _, rct in folds])
+        return real_bootstrap(goal_of, folds, *args)
 
     monkeypatch.setattr(_training, "_halves", spy_halves)
     monkeypatch.setattr(_training, "paired_bootstrap_differences", spy_bootstrap)
@@ -305,16 +305,60 @@ def test_goal_phase_validation_split_picks_and_judges_on_disjoint_halves(
                   goal_phase_acceptance=0.0, goal_phase_lr=1e-2)
     est = make_est(goal_phase_validation=validation, **params).fit(data.X, y)
     n_valid = int(round(0.3 * len(y)))  # the calibration slice validates
-    # on this data and seed phase 2's best epoch leads, so the gate runs in both modes
+    history, n1 = est.net_.history, est.warmup_epochs_
+    # on this data and seed phase 2's best epoch leads, so the gate runs in every mode
     if validation == "shared":
-        assert not halves and judged == [n_valid]
+        assert not halves and judged == [[n_valid]]
         return
     (n, pick, judge), = halves
     assert n == n_valid and abs(len(pick) - len(judge)) <= 1
     assert sorted([*pick, *judge]) == list(range(n))  # disjoint, all users
+    if validation == "crossfit":
+        # every phase-2 epoch is scored on both halves (phase 1's are not); each
+        # half's best epoch is judged on the other half, so all users judge
+        assert judged == [[len(judge), len(pick)]]
+        assert all("valid_goal_half1" not in row for row in history[:n1])
+        half1 = np.array(history[n1:, "valid_goal_half1"])
+        half2 = np.array(history[n1:, "valid_goal_half2"])
+        assert len(half1) == len(history) - n1 and np.all(np.isfinite(half2))
+        assert not np.allclose(half1, half2)  # two different sets of users
+        # the deployed epoch is picked on all validation users
+        best = max(history[n1:, "valid_goal"])  # (skorch's 1e-4 relative threshold)
+        assert history[est.goal_phase_best_epoch_ - 1, "valid_goal"] >= best - 2e-4 * abs(best)
+        assert est.goal_phase_best_epoch_ > n1
+        return
     # phase 2's epochs were scored on the pick half, the gate judged on the other
-    assert judged == [len(judge)]
+    assert judged == [[len(judge)]]
     assert est.goal_phase_win_rate_ > 0 or not est.goal_phase_kept_
+
+
+def test_paired_bootstrap_differences_weighs_folds_by_size():
+    # the cross-fit's two folds: the difference of a resample is the folds'
+    # differences weighted by their sizes; resamples that raise are skipped
+    from sklearn_budget._end_to_end._training import paired_bootstrap_differences
+    from sklearn_budget._validation import check_rct
+
+    def rct(n):
+        return check_rct(np.arange(n) % 2, np.ones(n), np.zeros(n))
+
+    def goal_of(pred, sub):
+        return float(np.mean(pred[0]))
+
+    folds = [([np.ones(10)], [np.zeros(10)], rct(10)),   # gains 1
+             ([np.zeros(30)], [np.zeros(30)], rct(30))]  # gains 0
+    diffs = paired_bootstrap_differences(goal_of, folds, 20, seed=0)
+    np.testing.assert_allclose(diffs, np.full(20, 10 / 40))
+    calls = []
+
+    def flaky(pred, sub):
+        calls.append(1)
+        if len(calls) == 3:  # the second fold of the first resample fails
+            raise ValueError("an arm is missing")
+        return goal_of(pred, sub)
+
+    kept = paired_bootstrap_differences(flaky, folds, 10, seed=0)
+    assert len(kept) == 9
+    np.testing.assert_allclose(kept, 10 / 40)  # no half-scored resample slips through
 
 
 def test_goal_phase_validation_split_needs_two_users_per_arm():

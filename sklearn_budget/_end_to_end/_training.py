@@ -81,24 +81,33 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
     return resolved
 
 
-def paired_bootstrap_differences(goal_of, new_pred, old_pred, rct, n_resamples, seed):
+def paired_bootstrap_differences(goal_of, folds, n_resamples, seed):
     """``goal_of(new) - goal_of(old)`` on paired bootstrap resamples of the users.
 
-    ``goal_of(predictions, rct)`` scores a tuple of per-user prediction
-    arrays on an RCT sample; resamples in which it raises ``ValueError``
-    (e.g. an arm left out) are skipped. Returns the differences (ndarray).
+    ``folds`` is a list of ``(new_pred, old_pred, rct)``: tuples of per-user
+    prediction arrays and the RCT sample they score (one fold, or the two
+    halves of a cross-fit); each resample draws every fold's users with
+    replacement, and its difference is the folds' differences averaged with
+    weights proportional to their sizes. ``goal_of(predictions, rct)``
+    scores predictions on an RCT sample; resamples in which it raises
+    ``ValueError`` (e.g. an arm left out) are skipped. Returns the
+    differences (ndarray).
     """
     rng = np.random.default_rng(seed)
-    n = rct.n_samples
+    sizes = np.array([rct.n_samples for _, _, rct in folds], dtype=float)
+    weights = sizes / sizes.sum()
     diffs = []
     for _ in range(n_resamples):
-        idx = rng.integers(0, n, n)
-        sub = rct.subset(idx)
+        total = 0.0
         try:
-            diffs.append(goal_of([p[idx] for p in new_pred], sub)
-                         - goal_of([p[idx] for p in old_pred], sub))
+            for (new_pred, old_pred, rct), w in zip(folds, weights):
+                idx = rng.integers(0, rct.n_samples, rct.n_samples)
+                sub = rct.subset(idx)
+                total += w * (goal_of([p[idx] for p in new_pred], sub)
+                              - goal_of([p[idx] for p in old_pred], sub))
         except ValueError:
             continue
+        diffs.append(total)
     return np.asarray(diffs, dtype=float)
 
 
@@ -120,17 +129,55 @@ def _freeze_for_goal_phase(module, which):
     return frozen
 
 
-def _halves(rct, seed):
+def _halves(rct, seed, mode="split"):
     """Two halves of the validation users, stratified by arm."""
     try:
         return train_test_split(np.arange(rct.n_samples), test_size=0.5, stratify=rct.arm,
                                 random_state=seed)
     except ValueError as exc:
         raise ValueError(
-            f"goal_phase_validation='split' needs every arm at least twice among the "
+            f"goal_phase_validation={mode!r} needs every arm at least twice among the "
             f"{rct.n_samples} validation users ({exc}); use more data, a larger "
             "calibration_size / validation_fraction, or goal_phase_validation='shared'."
         ) from None
+
+
+class _CrossFit:
+    """Phase 2's validation goal on each half of the validation users, and the
+    network at each half's best epoch (``goal_phase_validation="crossfit"``).
+
+    The gate then judges each half's pick on the other half, so all the
+    validation users judge and none judges an epoch it picked.
+    """
+
+    def __init__(self, halves, rct):
+        self.halves = halves
+        self.rcts = [rct.subset(idx) for idx in halves]
+        self.best = [-np.inf, -np.inf]
+        self.states = [None, None]
+
+    def record(self, estimator, net, predictions):
+        """Score both halves (``valid_goal_half1`` / ``_half2`` in the history)."""
+        for i, (idx, rct) in enumerate(zip(self.halves, self.rcts)):
+            goal = estimator._goal_of([p[idx] for p in predictions], rct, estimator.budget)
+            net.history.record(f"valid_goal_half{i + 1}", goal)
+            if goal > self.best[i]:
+                self.best[i] = goal
+                self.states[i] = copy.deepcopy(net.module_.state_dict())
+
+    def folds(self, estimator, phase1_pred, x_valid, valid_rct):
+        """``(new, old, rct)`` per half: the other half's pick against phase 1."""
+        module = estimator.net_.module_
+        current = copy.deepcopy(module.state_dict())
+        out = []
+        try:
+            for state, judge, rct in zip(self.states, self.halves[::-1], self.rcts[::-1]):
+                module.load_state_dict(state)
+                out.append((estimator._forward_scaled(x_valid[judge]),
+                            [p[judge] for p in phase1_pred], rct))
+        finally:
+            module.load_state_dict(current)
+        return out
 
 
 class TrainingMixin:
@@ -154,33 +201,48 @@ class TrainingMixin:
         """
         return []
 
-    def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed):
+    def _goal_phase_wins(self, phase1_pred, x_valid, valid_rct, seed, crossfit=None):
         """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users.
 
         ``phase1_pred`` are phase 1's validation predictions; phase 2's come
-        from the current network.
+        from the current network, or with ``crossfit`` (the ``_CrossFit``
+        record of ``goal_phase_validation="crossfit"``) from the epoch each
+        half picked, judged on the other half.
         """
+        if crossfit is None:
+            folds = [(self._forward_scaled(x_valid), phase1_pred, valid_rct)]
+        else:
+            folds = crossfit.folds(self, phase1_pred, x_valid, valid_rct)
         diffs = paired_bootstrap_differences(
             lambda pred, rct: self._goal_of(pred, rct, self.budget),
-            self._forward_scaled(x_valid), phase1_pred, valid_rct,
-            self._goal_bootstrap_samples, seed)
+            folds, self._goal_bootstrap_samples, seed)
         self.goal_phase_win_rate_ = float(np.mean(diffs > 0)) if len(diffs) else 0.0
         return bool(len(diffs)) and diffs.mean() > 0 and \
             self.goal_phase_win_rate_ >= self.goal_phase_acceptance
 
     def _keep_goal_phase(self, phase2_goals, phase1_goal, phase1_pred, x_valid, valid_rct,
-                         seed):
+                         seed, crossfit=None):
         """Whether phase 2's restored best epoch replaces phase 1 (the gate).
 
         Its best validation goal must beat phase 1's on the picking users, and
-        then win the paired bootstrap on the judging ones; sets
+        then win the paired bootstrap on the judging ones (with ``crossfit``:
+        each half's pick judged on the other half); sets
         ``goal_phase_win_rate_``.
         """
         if not len(phase2_goals) or float(np.max(phase2_goals)) <= phase1_goal:
             self.goal_phase_win_rate_ = 0.0
             return False
         # the best goal epoch is restored: is its lead more than noise?
-        return self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed)
+        return self._goal_phase_wins(phase1_pred, x_valid, valid_rct, seed, crossfit)
+
+    def _validation_goal(self, goal_users):
+        """The ``valid_goal`` scoring: EOM revenue at the budget on ``goal_users``
+        (with ``goal_phase_validation="crossfit"`` in phase 2, each half's too)."""
+        predictions = self._forward_scaled(goal_users["x"])
+        crossfit = goal_users.get("crossfit")
+        if crossfit is not None:
+            crossfit.record(self, self.net_, predictions)
+        return self._goal_of(predictions, goal_users["rct"], self.budget)
 
     def _goal_selects_epochs(self):
         """Whether early stopping (from the first epoch) monitors the validation goal."""
@@ -203,7 +265,9 @@ class TrainingMixin:
         ``goal_phase_validation="split"`` phase 2 narrows it to one half of
         the validation users, which picks phase 2's best epoch, and the gate
         judges that epoch on the other half (no winner's curse from picking
-        and judging on the same users).
+        and judging on the same users); with ``"crossfit"`` the validation
+        goal stays on all validation users and each half's best epoch is
+        judged on the other half.
         """
         net = self.net_
         net.partial_fit(train_dict, None)  # early stopping restores the best epoch
@@ -212,6 +276,7 @@ class TrainingMixin:
         phase1_state = copy.deepcopy(net.module_.state_dict())
         x_valid, valid_rct = goal_users["x"], goal_users["rct"]
         phase1_pred = self._forward_scaled(x_valid)
+        crossfit = None
         if self.goal_phase_validation == "split":
             pick, judge = _halves(valid_rct, seed)
             goal_users["x"], goal_users["rct"] = x_valid[pick], valid_rct.subset(pick)
@@ -220,6 +285,9 @@ class TrainingMixin:
             x_valid, valid_rct = x_valid[judge], valid_rct.subset(judge)
             phase1_pred = [p[judge] for p in phase1_pred]
         else:
+            if self.goal_phase_validation == "crossfit":
+                crossfit = _CrossFit(_halves(valid_rct, seed, "crossfit"), valid_rct)
+                goal_users["crossfit"] = crossfit
             # the deployed phase-1 network is the epoch early stopping restored
             phase1_goal = float(net.history[phase1_best - 1, "valid_goal"])
         net.warmup_epochs = phase1_epochs  # goal active from the next epoch on
@@ -248,7 +316,8 @@ class TrainingMixin:
         phase2 = net.history[phase1_epochs:, "valid_goal"]
         picked = self._restored_epoch()
         kept = self._keep_goal_phase(phase2, phase1_goal, phase1_pred, x_valid, valid_rct,
-                                     seed)
+                                     seed, crossfit=crossfit)
+        goal_users.pop("crossfit", None)
         if not kept:
             net.module_.load_state_dict(phase1_state)
         if self.verbose:
@@ -321,8 +390,7 @@ class TrainingMixin:
             goal_users = {"x": valid_dict["x"], "rct": valid_rct}
             callbacks += [
                 ("valid_goal", EpochScoring(
-                    lambda net, X_, y_: self._goal_value(goal_users["x"], goal_users["rct"],
-                                                         self.budget),
+                    lambda net, X_, y_: self._validation_goal(goal_users),
                     lower_is_better=False, name="valid_goal", use_caching=False)),
                 ("early_stopping", EarlyStopping(
                     monitor="valid_goal" if self._goal_selects_epochs() else "valid_loss",
