@@ -147,11 +147,16 @@ def test_training_history_two_phases(e2e_data, acceptance):
     est = _e2e(e2e_data, goal_phase_acceptance=acceptance)
     history = est.net_.history
     disp = TrainingHistoryDisplay.from_estimator(est)
-    assert set(disp.lines_) == {"train_loss", "valid_loss", "valid_goal"}
+    # cross-fitted gate (the default): the goal phase's goal on each half too
+    assert set(disp.lines_) == {"train_loss", "valid_loss", "valid_goal", "valid_goal_half1",
+                                "valid_goal_half2"}
     np.testing.assert_allclose(disp.lines_["valid_goal"].get_ydata(), history[:, "valid_goal"])
+    n1 = est.warmup_epochs_
+    half2 = disp.lines_["valid_goal_half2"].get_ydata()
+    assert np.isnan(half2[:n1]).all()
+    np.testing.assert_allclose(half2[n1:], history[n1:, "valid_goal_half2"])
     np.testing.assert_allclose(disp.lines_["train_loss"].get_xdata(), history[:, "epoch"])
     # the goal was switched on after phase 1: one dashed line per panel between the phases
-    n1 = est.warmup_epochs_
     assert 0 < n1 < len(history)
     assert len(disp.goal_on_lines_) == 2
     assert disp.goal_on_lines_[0].get_xdata()[0] == pytest.approx(n1 + 0.5)

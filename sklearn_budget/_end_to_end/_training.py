@@ -161,7 +161,7 @@ class _CrossFit:
         for i, (idx, rct) in enumerate(zip(self.halves, self.rcts)):
             goal = estimator._goal_of([p[idx] for p in predictions], rct, estimator.budget)
             net.history.record(f"valid_goal_half{i + 1}", goal)
-            if goal > self.best[i]:
+            if self.states[i] is None or goal > self.best[i]:  # (a NaN goal never leads)
                 self.best[i] = goal
                 self.states[i] = copy.deepcopy(net.module_.state_dict())
 

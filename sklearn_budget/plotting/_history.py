@@ -42,6 +42,11 @@ class TrainingHistoryDisplay:
         comparable with phase 1's; noted in the panel.
     name : str, default=None
         Title prefix (e.g. the estimator's class name).
+    half_goals : tuple of two ndarray of shape (n_epochs,) or None, default=None
+        The goal phase's validation goal on each half of the validation users
+        (``goal_phase_validation="crossfit"``: the gate judges each half's
+        best epoch on the other half); drawn as thin lines, NaN where not
+        recorded.
     restored_epochs : tuple of two int or None, default=None
         Epoch numbers early stopping restored in phase 1 (marked on the loss
         panel) and in the goal phase (on the goal panel); None in either
@@ -50,7 +55,9 @@ class TrainingHistoryDisplay:
     Attributes
     ----------
     lines_ : dict of matplotlib Line2D
-        ``"train_loss"``, ``"valid_loss"`` and ``"valid_goal"`` (those recorded).
+        ``"train_loss"``, ``"valid_loss"`` and ``"valid_goal"`` (those
+        recorded), and ``"valid_goal_half1"`` / ``"valid_goal_half2"`` with
+        ``half_goals``.
     goal_on_lines_ : list of matplotlib Line2D
         The "goal on" markers, one per panel (empty when the goal was never on).
     restored_markers_ : list of matplotlib Line2D
@@ -75,7 +82,7 @@ class TrainingHistoryDisplay:
 
     def __init__(self, epochs, train_loss, valid_loss, valid_goal, *, goal_on=None,
                  goal_phase_kept=None, split_validation=False, name=None,
-                 restored_epochs=None):
+                 restored_epochs=None, half_goals=None):
         self.epochs = np.asarray(epochs, dtype=np.float64)
         self.train_loss = np.asarray(train_loss, dtype=np.float64)
         self.valid_loss = np.asarray(valid_loss, dtype=np.float64)
@@ -85,6 +92,7 @@ class TrainingHistoryDisplay:
         self.split_validation = split_validation
         self.name = name
         self.restored_epochs = restored_epochs
+        self.half_goals = half_goals
 
     def _restored_epochs(self):
         """(index, panel) of the epochs the schedule restores."""
@@ -136,6 +144,12 @@ class TrainingHistoryDisplay:
             values = getattr(self, key)
             if np.isfinite(values).any():
                 (self.lines_[key],) = ax.plot(self.epochs, values, marker=".", label=label)
+        for i, values in enumerate(self.half_goals or ()):
+            values = np.asarray(values, dtype=np.float64)
+            if np.isfinite(values).any():
+                (self.lines_[f"valid_goal_half{i + 1}"],) = ax_goal.plot(
+                    self.epochs, values, linewidth=0.8, alpha=0.6,
+                    label=f"validation goal, half {i + 1} (gate)")
         self.goal_on_lines_ = []
         if goal_seen:
             x = self.epochs[self.goal_on] - 0.5
@@ -205,9 +219,12 @@ class TrainingHistoryDisplay:
             # one phase (reg_weight=0) or a fixed warm-up: one restored epoch, judged by
             # the validation loss without the goal, by the validation goal with it
             restored = (best, 0) if goal_on is None else (0, best)
+        halves = None
+        if any("valid_goal_half1" in row for row in history):
+            halves = tuple(_history_column(history, f"valid_goal_half{i}") for i in (1, 2))
         return cls(_history_column(history, "epoch"), _history_column(history, "train_loss"),
                    _history_column(history, "valid_loss"),
                    _history_column(history, "valid_goal"), goal_on=goal_on,
                    goal_phase_kept=kept, split_validation=split,
                    name=type(estimator).__name__ if name is None else name,
-                   restored_epochs=restored).plot(axes=axes)
+                   restored_epochs=restored, half_goals=halves).plot(axes=axes)
