@@ -335,7 +335,7 @@ def test_goal_phase_validation_split_picks_and_judges_on_disjoint_halves(
 def test_paired_bootstrap_differences_weighs_folds_by_size():
     # the cross-fit's two folds: the difference of a resample is the folds'
     # differences weighted by their sizes; resamples that raise are skipped
-    from sklearn_budget._end_to_end._training import paired_bootstrap_differences
+    from sklearn_budget._end_to_end._gate import paired_bootstrap_differences
     from sklearn_budget._validation import check_rct
 
     def rct(n):
@@ -362,12 +362,12 @@ def test_paired_bootstrap_differences_weighs_folds_by_size():
 
 
 def test_goal_phase_validation_split_needs_two_users_per_arm():
-    from sklearn_budget._end_to_end._training import _halves
+    from sklearn_budget._end_to_end._gate import halves
     from sklearn_budget._validation import check_rct
 
     rct = check_rct(np.array([0, 0, 1, 1, 2]), np.ones(5), np.zeros(5))  # arm 2 once
     with pytest.raises(ValueError, match="goal_phase_validation='shared'"):
-        _halves(rct, seed=0)
+        halves(rct, seed=0)
 
 
 def test_goal_phase_lr_applies_to_phase_two_only(data, y):

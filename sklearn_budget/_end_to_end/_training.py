@@ -22,11 +22,11 @@ from skorch.helper import predefined_split
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier
 
-__all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params",
-           "paired_bootstrap_differences", "torch_threads"]
+__all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "torch_threads"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -81,36 +81,6 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
     return resolved
 
 
-def paired_bootstrap_differences(goal_of, folds, n_resamples, seed):
-    """``goal_of(new) - goal_of(old)`` on paired bootstrap resamples of the users.
-
-    ``folds`` is a list of ``(new_pred, old_pred, rct)``: tuples of per-user
-    prediction arrays and the RCT sample they score (one fold, or the two
-    halves of a cross-fit); each resample draws every fold's users with
-    replacement, and its difference is the folds' differences averaged with
-    weights proportional to their sizes. ``goal_of(predictions, rct)``
-    scores predictions on an RCT sample; resamples in which it raises
-    ``ValueError`` (e.g. an arm left out) are skipped. Returns the
-    differences (ndarray).
-    """
-    rng = np.random.default_rng(seed)
-    sizes = np.array([rct.n_samples for _, _, rct in folds], dtype=float)
-    weights = sizes / sizes.sum()
-    diffs = []
-    for _ in range(n_resamples):
-        total = 0.0
-        try:
-            for (new_pred, old_pred, rct), w in zip(folds, weights):
-                idx = rng.integers(0, rct.n_samples, rct.n_samples)
-                sub = rct.subset(idx)
-                total += w * (goal_of([p[idx] for p in new_pred], sub)
-                              - goal_of([p[idx] for p in old_pred], sub))
-        except ValueError:
-            continue
-        diffs.append(total)
-    return np.asarray(diffs, dtype=float)
-
-
 # which parameters phase 2 fine-tunes: a predicate on the module's parameter names
 GOAL_PHASE_PARAMS = {
     "all": lambda name: True,
@@ -127,57 +97,6 @@ def _freeze_for_goal_phase(module, which):
     for param in frozen:
         param.requires_grad_(False)
     return frozen
-
-
-def _halves(rct, seed, mode="split"):
-    """Two halves of the validation users, stratified by arm."""
-    try:
-        return train_test_split(np.arange(rct.n_samples), test_size=0.5, stratify=rct.arm,
-                                random_state=seed)
-    except ValueError as exc:
-        raise ValueError(
-            f"goal_phase_validation={mode!r} needs every arm at least twice among the "
-            f"{rct.n_samples} validation users ({exc}); use more data, a larger "
-            "calibration_size / validation_fraction, or goal_phase_validation='shared'."
-        ) from None
-
-
-class _CrossFit:
-    """Phase 2's validation goal on each half of the validation users, and the
-    network at each half's best epoch (``goal_phase_validation="crossfit"``).
-
-    The gate then judges each half's pick on the other half, so all the
-    validation users judge and none judges an epoch it picked.
-    """
-
-    def __init__(self, halves, rct):
-        self.halves = halves
-        self.rcts = [rct.subset(idx) for idx in halves]
-        self.best = [-np.inf, -np.inf]
-        self.states = [None, None]
-
-    def record(self, estimator, net, predictions):
-        """Score both halves (``valid_goal_half1`` / ``_half2`` in the history)."""
-        for i, (idx, rct) in enumerate(zip(self.halves, self.rcts)):
-            goal = estimator._goal_of([p[idx] for p in predictions], rct, estimator.budget)
-            net.history.record(f"valid_goal_half{i + 1}", goal)
-            if self.states[i] is None or goal > self.best[i]:  # (a NaN goal never leads)
-                self.best[i] = goal
-                self.states[i] = copy.deepcopy(net.module_.state_dict())
-
-    def folds(self, estimator, phase1_pred, x_valid, valid_rct):
-        """``(new, old, rct)`` per half: the other half's pick against phase 1."""
-        module = estimator.net_.module_
-        current = copy.deepcopy(module.state_dict())
-        out = []
-        try:
-            for state, judge, rct in zip(self.states, self.halves[::-1], self.rcts[::-1]):
-                module.load_state_dict(state)
-                out.append((estimator._forward_scaled(x_valid[judge]),
-                            [p[judge] for p in phase1_pred], rct))
-        finally:
-            module.load_state_dict(current)
-        return out
 
 
 class TrainingMixin:
@@ -205,7 +124,7 @@ class TrainingMixin:
         """Paired bootstrap of (phase-2 goal - phase-1 goal) on the validation users.
 
         ``phase1_pred`` are phase 1's validation predictions; phase 2's come
-        from the current network, or with ``crossfit`` (the ``_CrossFit``
+        from the current network, or with ``crossfit`` (the ``CrossFit``
         record of ``goal_phase_validation="crossfit"``) from the epoch each
         half picked, judged on the other half.
         """
@@ -286,7 +205,7 @@ class TrainingMixin:
             phase1_pred = [p[judge] for p in phase1_pred]
         else:
             if self.goal_phase_validation == "crossfit":
-                crossfit = _CrossFit(_halves(valid_rct, seed, "crossfit"), valid_rct)
+                crossfit = CrossFit(_halves(valid_rct, seed, "crossfit"), valid_rct)
                 goal_users["crossfit"] = crossfit
             # the deployed phase-1 network is the epoch early stopping restored
             phase1_goal = float(net.history[phase1_best - 1, "valid_goal"])

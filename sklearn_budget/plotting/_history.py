@@ -77,7 +77,7 @@ class TrainingHistoryDisplay:
     >>> est = est.fit(d.X, rct_target(d.treatment, d.revenue, d.cost))
     >>> disp = TrainingHistoryDisplay.from_estimator(est)
     >>> sorted(disp.lines_)
-    ['train_loss', 'valid_goal', 'valid_loss']
+    ['train_loss', 'valid_goal', 'valid_goal_half1', 'valid_goal_half2', 'valid_loss']
     """
 
     def __init__(self, epochs, train_loss, valid_loss, valid_goal, *, goal_on=None,
