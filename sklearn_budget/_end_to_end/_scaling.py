@@ -59,10 +59,6 @@ class ScaledNetworkMixin:
             return np.zeros((0, k)), np.zeros((0, k))
         return np.concatenate(out_r), np.concatenate(out_c)
 
-    def _goal_value(self, x, rct, budget):
-        """EOM incremental revenue at ``budget`` of the current network on ``x``."""
-        return self._goal_of(self._forward_scaled(x), rct, budget)
-
     def _goal_of(self, predictions, rct, budget):
         """EOM incremental revenue at ``budget`` of scaled (revenue, cost) predictions."""
         r, c = predictions

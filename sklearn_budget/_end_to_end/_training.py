@@ -104,7 +104,7 @@ class TrainingMixin:
     callbacks, then runs the training schedule (``warmup_epochs``,
     ``goal_phase_acceptance``, ``goal_phase_lr``, ``goal_phase_params``,
     ``goal_phase_validation``); needs the scaling mixin's ``_fit_scales``,
-    ``_scaled_dict``, ``_make_calibrator``, ``_forward_scaled``, ``_goal_value``,
+    ``_scaled_dict``, ``_make_calibrator``, ``_forward_scaled``,
     ``_goal_of`` and ``_revenue_shift``."""
 
     # paired bootstrap resamples of the validation users behind goal_phase_acceptance
