@@ -179,11 +179,15 @@ def test_training_history_title_and_restored_epochs(kept, text):
     assert disp.figure_._suptitle.get_text() == text
     # phase 1's best loss is epoch 2; phase 2's best goal is epoch 4 (not phase 1's)
     assert [m.get_xdata()[0] for m in disp.restored_markers_] == [2, 4]
-    # given restored epochs win over the best values; 0 draws no marker
-    given = TrainingHistoryDisplay(
-        [1, 2, 3, 4, 5], [3, 2, 1, 0, -1], [2.0, 1.0, 1.5, 1.6, 1.7], [1, 2, 1, 4, 3],
-        goal_on=3, restored_epochs=(1, 0)).plot()
+    # given restored epochs win over the best values; None draws no circle
+    curves = ([1, 2, 3, 4, 5], [3, 2, 1, 0, -1], [2.0, 1.0, 1.5, 1.6, 1.7], [1, 2, 1, 4, 3])
+    given = TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=(1, None)).plot()
     assert [m.get_xdata()[0] for m in given.restored_markers_] == [1]
+    given = TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=(None, 5)).plot()
+    assert [(m.get_xdata()[0], m.get_ydata()[0]) for m in given.restored_markers_] == [(5, 3)]
+    assert given.restored_markers_[0].axes is given.axes_[1]
+    with pytest.raises(ValueError, match="restored epoch 7 is not among the plotted epochs"):
+        TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=(7, None)).plot()
     assert "picking half" in disp.axes_[1].texts[0].get_text()
     # no validation data: no validation curves and no circles
     bare = TrainingHistoryDisplay([1, 2], [1, 0.5], [nan, nan], [nan, nan]).plot()

@@ -47,10 +47,11 @@ class TrainingHistoryDisplay:
         (``goal_phase_validation="crossfit"``: the gate judges each half's
         best epoch on the other half); drawn as thin lines, NaN where not
         recorded.
-    restored_epochs : tuple of two int or None, default=None
-        Epoch numbers early stopping restored in phase 1 (marked on the loss
+    restored_epochs : tuple of two (int or None), or None, default=None
+        Epoch numbers early stopping restored in phase 1 (circled on the loss
         panel) and in the goal phase (on the goal panel); None in either
-        place: the best validation loss / goal of that phase; 0: no marker.
+        place: no circle there. None (the default): circle each phase's best
+        validation loss / goal.
 
     Attributes
     ----------
@@ -97,20 +98,26 @@ class TrainingHistoryDisplay:
     def _restored_epochs(self):
         """(index, panel) of the epochs the schedule restores."""
         n, on = len(self.epochs), self.goal_on
-        phase1 = slice(0, n if on is None else min(on, n))
-        given = self.restored_epochs or (None, None)
+        goal_seen = on is not None and on < n
+        if self.restored_epochs is None:  # each phase's best validation value
+            out = []
+            phase1 = self.valid_loss[:n if on is None else min(on, n)]
+            if np.isfinite(phase1).any():
+                out.append((int(np.nanargmin(phase1)), 0))
+            if goal_seen and np.isfinite(self.valid_goal[on:]).any():
+                out.append((on + int(np.nanargmax(self.valid_goal[on:])), 1))
+            return out
         index = {int(e): i for i, e in enumerate(self.epochs)}
         out = []
-        if given[0]:
-            out.append((index[int(given[0])], 0))
-        elif given[0] is None and np.isfinite(self.valid_loss[phase1]).any():
-            out.append((int(np.nanargmin(self.valid_loss[phase1])), 0))
-        if on is None or on >= n:
-            return out
-        if given[1]:
-            out.append((index[int(given[1])], 1))
-        elif given[1] is None and np.isfinite(self.valid_goal[on:]).any():
-            out.append((on + int(np.nanargmax(self.valid_goal[on:])), 1))
+        for panel, epoch in enumerate(self.restored_epochs):
+            if epoch is None or (panel == 1 and not goal_seen):
+                continue
+            if int(epoch) not in index:
+                raise ValueError(
+                    f"restored epoch {epoch} is not among the plotted epochs "
+                    f"({int(self.epochs[0])}..{int(self.epochs[-1])}); pass epoch numbers "
+                    "from `epochs`, or None for no circle.")
+            out.append((index[int(epoch)], panel))
         return out
 
     def plot(self, axes=None):
@@ -218,7 +225,7 @@ class TrainingHistoryDisplay:
         if kept is None and best is not None:
             # one phase (reg_weight=0) or a fixed warm-up: one restored epoch, judged by
             # the validation loss without the goal, by the validation goal with it
-            restored = (best, 0) if goal_on is None else (0, best)
+            restored = (best, None) if goal_on is None else (None, best)
         halves = None
         if any("valid_goal_half1" in row for row in history):
             halves = tuple(_history_column(history, f"valid_goal_half{i}") for i in (1, 2))
