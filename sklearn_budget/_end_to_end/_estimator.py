@@ -148,15 +148,20 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         validation goal picked averaged -0.7% / -0.5% against the ablation
         (default / hard setting); with 8,192-user epochs +1.0% (better on 6
         of 6 seeds) / +5.3%.
-    goal_batch_size : int or None, default=4096
+    goal_batch_size : int, "auto" or None, default="auto"
         The goal is measured on a separate random batch of this many
         training samples each step (all of them when fewer): an EOM over
-        the 512 users of a prediction batch is mostly noise. None uses the
-        training batch. With many users a larger batch helps: with 200,000
-        synthetic users (70,000 fitting; ``benchmarks/goal_ceiling.py``, 6
-        seeds, default setting, budget 0.15) 16,384 raised the deployed gain
-        over the ``reg_weight=0`` ablation from +2.1% to +2.9% (32,768:
-        +2.6%) for about 10% more fitting time.
+        the 512 users of a prediction batch is mostly noise. ``"auto"``: a
+        quarter of the fitting users, at least 4,096 and at most 32,768
+        (4,096 below 16,384 fitting users, so up to about 47,000 users with
+        the default fractions; ``goal_batch_size_``). None uses the training
+        batch. Measured (``benchmarks/goal_ceiling.py``, tuning seeds 10-15,
+        default setting, budget 0.15; deployed gain over the
+        ``reg_weight=0`` ablation, fits kept): with 35,000 fitting users
+        4,096 +2.6% (4/6), 8,192 +3.0% (5/6), 16,384 +2.8% (4/6); with
+        70,000 4,096 +2.1% (4/6), 16,384 +2.9% (5/6), 32,768 +2.6% (5/6);
+        with 140,000 4,096 +2.2% (4/6), 32,768 +2.8% (6/6). A larger batch
+        costs little time (fits about 10% longer at 70,000 users).
     hidden_layer_sizes : tuple of int, default=(64, 64)
     monotone_cost : bool, default=True
         Cost uplift non-negative and non-decreasing in the level by
@@ -254,6 +259,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         Share of those resamples in which the goal phase's network had the
         higher validation goal (0 when its best epoch did not even beat
         phase 1 on the full validation data; None for a fixed warm-up).
+    goal_batch_size_ : int or None
+        The goal batch size used (``goal_batch_size`` with ``"auto"``
+        resolved for the number of fitting users).
 
     Notes
     -----
@@ -301,7 +309,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "goal_multipliers": [tuple, list],
         "warmup_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "goal_phase_acceptance": [Interval(Real, 0, 1, closed="both")],
-        "goal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "goal_batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}),
+                            None],
         "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
         "center_uplift": ["boolean"],
         "goal_phase_params": [StrOptions(set(GOAL_PHASE_PARAMS))],
@@ -331,7 +340,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  goal_phase_lr=None, goal_phase_params="all", goal_phase_validation="crossfit",
                  goal_phase_epoch_size=8192,
                  center_uplift=False,
-                 goal_batch_size=4096, hidden_layer_sizes=(64, 64), monotone_cost=True,
+                 goal_batch_size="auto", hidden_layer_sizes=(64, 64), monotone_cost=True,
                  loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
                  optimizer="adam", weight_decay=1e-4, early_stopping=True,
                  validation_fraction=0.15, patience=8, device="auto", n_threads=None,

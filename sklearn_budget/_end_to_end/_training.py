@@ -26,7 +26,31 @@ from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier
 
-__all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "torch_threads"]
+__all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "goal_batch_size_for",
+           "torch_threads"]
+
+# goal_batch_size="auto": a quarter of the fitting users, within these bounds
+AUTO_GOAL_BATCH_MIN, AUTO_GOAL_BATCH_MAX = 4096, 32768
+
+
+def goal_batch_size_for(goal_batch_size, n_fit):
+    """The goal batch size used with ``n_fit`` fitting users.
+
+    ``"auto"``: a quarter of the fitting users, at least 4,096 and at most
+    32,768 (measured in ``benchmarks/goal_ceiling.py`` with 35,000 to 140,000
+    fitting users); other values are returned unchanged. Each step draws
+    ``min(size, n_fit)`` users.
+
+    Examples
+    --------
+    >>> goal_batch_size_for("auto", 7_000), goal_batch_size_for("auto", 70_000)
+    (4096, 17500)
+    >>> goal_batch_size_for("auto", 10**8), goal_batch_size_for(1024, 10**8)
+    (32768, 1024)
+    """
+    if not (isinstance(goal_batch_size, str) and goal_batch_size == "auto"):
+        return goal_batch_size
+    return int(min(max(AUTO_GOAL_BATCH_MIN, n_fit // 4), AUTO_GOAL_BATCH_MAX))
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -319,6 +343,7 @@ class TrainingMixin:
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
         train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
+        self.goal_batch_size_ = goal_batch_size_for(self.goal_batch_size, len(idx_train))
         self.net_ = self._net_class(
             UpliftNetwork,
             module__n_features=X.shape[1],
@@ -345,7 +370,7 @@ class TrainingMixin:
             cost_loss_type=self.cost_loss,
             warmup_epochs=self._fixed_warmup(),
             goal_multipliers=tuple(self.goal_multipliers),
-            goal_batch_size=self.goal_batch_size,
+            goal_batch_size=self.goal_batch_size_,
             goal_form=self.goal_form,
             goal_estimate=self.goal_estimate,
             budget=self.budget / self.cost_scale_,
@@ -353,7 +378,7 @@ class TrainingMixin:
             seed=seed,
         )
         self.net_.initialize()
-        if self.goal_batch_size:
+        if self.goal_batch_size_:
             self.net_.goal_data_ = {k: torch.as_tensor(v, device=self.net_.device)
                                     for k, v in train_dict.items()}
         if self._two_phase():
