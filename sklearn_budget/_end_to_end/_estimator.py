@@ -153,8 +153,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         training samples each step (all of them when fewer): an EOM over
         the 512 users of a prediction batch is mostly noise. ``"auto"``: a
         quarter of the fitting users, at least 4,096 and at most 32,768
-        (4,096 below 16,384 fitting users, so up to about 47,000 users with
-        the default fractions; ``goal_batch_size_``). None uses the training
+        (``goal_batch_size_``; 4,096 below 16,388 fitting users, i.e. below
+        about 23,400 users passed to ``fit`` with the default
+        ``calibration_size``). None uses the training
         batch. Measured (``benchmarks/goal_ceiling.py``, tuning seeds 10-15,
         default setting, budget 0.15; deployed gain over the
         ``reg_weight=0`` ablation, fits kept): with 35,000 fitting users
