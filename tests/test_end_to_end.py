@@ -437,6 +437,8 @@ def test_verbose_reports_the_two_phases(data, y, capsys):
     est = make_est(warmup_epochs="auto", max_epochs=3, patience=2, verbose=1).fit(data.X, y)
     out = capsys.readouterr().out
     assert f"Phase 1 (prediction loss) ended after {est.warmup_epochs_} epochs" in out
+    # 1,400 fitting users: the "auto" goal batch (4,096) draws all of them each step
+    assert "the goal measured on 1400 of them per step" in out
     verdict = "kept" if est.goal_phase_kept_ else "rejected (phase 1 deployed)"
     assert f"Goal phase {verdict}" in out
     assert f"win rate {est.goal_phase_win_rate_:.2f}" in out

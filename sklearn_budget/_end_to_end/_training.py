@@ -239,7 +239,10 @@ class TrainingMixin:
             size = self.goal_phase_epoch_size
             print(f"Phase 1 (prediction loss) ended after {phase1_epochs} epochs. Goal phase: "
                   f"lr {goal_lr:g}, epochs of "
-                  + ("all" if size is None else f"at most {size}") + " training users; "
+                  + ("all" if size is None else f"at most {size}") + " training users, "
+                  "the goal measured on "
+                  + (f"{min(self.goal_batch_size_, len(train_dict))} of them per step"
+                     if self.goal_batch_size_ else "each training batch") + "; "
                   "phase 1's validation goal "
                   + ("on the picking half " if self.goal_phase_validation == "split" else "")
                   + f"{phase1_goal:.4g}.", flush=True)
