@@ -70,7 +70,8 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
         overrides it with its own arm coding when it fits a clone.
     **kwargs
         Further keyword arguments of the causalml class (e.g. ``n_fold`` of
-        the R-learner).
+        the R-learner, and its ``random_state``: the R-learner draws its
+        cross-fitting folds at random, so without one two fits differ).
 
     Returns
     -------

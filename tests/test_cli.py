@@ -75,6 +75,17 @@ def test_compare_real_data_without_truth_skips_oracle():
     assert "oracle_fraction" not in res and np.isfinite(res.eom_revenue).all()
 
 
+def test_r_learner_baseline_is_seeded():
+    # causalml's R-learner draws its cross-fitting folds from its own random_state
+    pytest.importorskip("causalml")
+    pytest.importorskip("lightgbm")
+    d = make_marketing_rct(n_samples=1500, random_state=0)
+    y = rct_target(d.treatment, d.revenue, d.cost)
+    preds = [make_allocator("R", 1.0, random_state=3, fast=True).fit(d.X, y).predict(d.X)
+             for _ in range(2)]
+    np.testing.assert_array_equal(preds[0], preds[1])
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match="Unknown method"):
         make_allocator("Z", 1.0)
