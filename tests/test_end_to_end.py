@@ -512,19 +512,19 @@ def test_goal_batch_size(data, y):
 
 
 def test_goal_batch_size_auto_scales_with_the_fitting_users(data, y, monkeypatch):
-    from sklearn_budget._end_to_end import _training
-    sizes = [_training.goal_batch_size_for("auto", n)
+    from sklearn_budget._end_to_end import _net
+    sizes = [_net.goal_batch_size_for("auto", n)
              for n in (100, 7_000, 16_387, 16_388, 70_000, 131_072, 10**8)]
     assert sizes == [4096, 4096, 4096, 4097, 17_500, 32_768, 32_768]
-    assert _training.goal_batch_size_for(None, 10**6) is None
-    assert _training.goal_batch_size_for(256, 10**6) == 256
+    assert _net.goal_batch_size_for(None, 10**6) is None
+    assert _net.goal_batch_size_for(256, 10**6) == 256
     # the default is "auto": 2,000 users leave 1,400 fitting users (30% calibrate and
     # validate), so 4,096 (each step draws all of them)
     est = make_est(max_epochs=2).fit(data.X, y)
     assert est.get_params()["goal_batch_size"] == "auto"
     assert est.goal_batch_size_ == est.net_.goal_batch_size == 4096
     # with the floor lowered, "auto" is a quarter of the fitting users
-    monkeypatch.setattr(_training, "AUTO_GOAL_BATCH_MIN", 16)
+    monkeypatch.setattr(_net, "AUTO_GOAL_BATCH_MIN", 16)
     est = make_est(max_epochs=2).fit(data.X, y)
     n_fit = round(len(data.X) * (1 - est.calibration_size))
     assert abs(est.goal_batch_size_ - n_fit // 4) <= 1 and est.goal_batch_size_ < 4096

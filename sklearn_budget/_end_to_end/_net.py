@@ -11,9 +11,33 @@ from torch.utils.data import RandomSampler
 from .._solver import solve_budget_allocation
 from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
 
-__all__ = ["BudgetNet", "GoalMultiplier"]
+__all__ = ["BudgetNet", "GoalMultiplier", "goal_batch_size_for"]
 
 _LOSSES = {"huber": torch.nn.functional.huber_loss, "mse": torch.nn.functional.mse_loss}
+
+
+# goal_batch_size="auto": a quarter of the fitting users, within these bounds
+AUTO_GOAL_BATCH_MIN, AUTO_GOAL_BATCH_MAX = 4096, 32768
+
+
+def goal_batch_size_for(goal_batch_size, n_fit):
+    """The goal batch size used with ``n_fit`` fitting users.
+
+    ``"auto"``: a quarter of the fitting users, at least 4,096 and at most
+    32,768 (measured in ``benchmarks/goal_ceiling.py`` with 35,000 to 140,000
+    fitting users); other values are returned unchanged. Each step draws
+    ``min(size, n_fit)`` users.
+
+    Examples
+    --------
+    >>> goal_batch_size_for("auto", 7_000), goal_batch_size_for("auto", 70_000)
+    (4096, 17500)
+    >>> goal_batch_size_for("auto", 10**8), goal_batch_size_for(1024, 10**8)
+    (32768, 1024)
+    """
+    if not (isinstance(goal_batch_size, str) and goal_batch_size == "auto"):
+        return goal_batch_size
+    return int(min(max(AUTO_GOAL_BATCH_MIN, n_fit // 4), AUTO_GOAL_BATCH_MAX))
 
 
 class BudgetNet(NeuralNet):

@@ -24,33 +24,9 @@ from sklearn.utils import check_random_state
 
 from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
-from ._net import BudgetNet, GoalMultiplier
+from ._net import BudgetNet, GoalMultiplier, goal_batch_size_for
 
-__all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "goal_batch_size_for",
-           "torch_threads"]
-
-# goal_batch_size="auto": a quarter of the fitting users, within these bounds
-AUTO_GOAL_BATCH_MIN, AUTO_GOAL_BATCH_MAX = 4096, 32768
-
-
-def goal_batch_size_for(goal_batch_size, n_fit):
-    """The goal batch size used with ``n_fit`` fitting users.
-
-    ``"auto"``: a quarter of the fitting users, at least 4,096 and at most
-    32,768 (measured in ``benchmarks/goal_ceiling.py`` with 35,000 to 140,000
-    fitting users); other values are returned unchanged. Each step draws
-    ``min(size, n_fit)`` users.
-
-    Examples
-    --------
-    >>> goal_batch_size_for("auto", 7_000), goal_batch_size_for("auto", 70_000)
-    (4096, 17500)
-    >>> goal_batch_size_for("auto", 10**8), goal_batch_size_for(1024, 10**8)
-    (32768, 1024)
-    """
-    if not (isinstance(goal_batch_size, str) and goal_batch_size == "auto"):
-        return goal_batch_size
-    return int(min(max(AUTO_GOAL_BATCH_MIN, n_fit // 4), AUTO_GOAL_BATCH_MAX))
+__all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "torch_threads"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
