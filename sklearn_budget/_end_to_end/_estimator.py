@@ -131,8 +131,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         (``benchmarks/goal_ceiling.py``, value at equal true spend against
         the same fit's phase-1 network, deployed; a 4,096-user goal batch):
         with 200,000 users (6 seeds) ``"crossfit"`` +2.1% (kept 4/6)
-        against ``"split"``'s +0.3% (1/6) at budget 0.15 (default setting), +0.5% / +7.9% against
-        +0.3% / +5.1% at budget 0.4 (default / hard setting); with 20,000
+        against ``"split"``'s +0.3% (1/6) at budget 0.15 (default setting),
+        +0.5% / +7.9% against +0.3% / +5.1% at budget 0.4 (default / hard setting); with 20,000
         users (8 seeds, budget 0.4) +0.7% / +1.9% against +0.5% / +2.1%,
         where ``"crossfit"`` also kept two hard-setting fine-tunes that
         lost (-2.1%, -6.7%) and ``"split"`` none.
@@ -155,10 +155,10 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         quarter of the fitting users, at least 4,096 and at most 32,768
         (``goal_batch_size_``; 4,096 below 16,388 fitting users, i.e. below
         about 23,400 users passed to ``fit`` with the default
-        ``calibration_size``). None uses the training
-        batch. Measured (``benchmarks/goal_ceiling.py``, tuning seeds 10-15,
-        default setting, budget 0.15; deployed gain over the
-        ``reg_weight=0`` ablation, fits kept): with 35,000 fitting users
+        ``calibration_size``). None uses the training batch. Measured
+        (``benchmarks/goal_ceiling.py``, tuning seeds 10-15, default
+        setting, budget 0.15; deployed gain over the ``reg_weight=0``
+        ablation, fits kept): with 35,000 fitting users
         4,096 +2.6% (4/6), 8,192 +3.0% (5/6), 16,384 +2.8% (4/6); with
         70,000 4,096 +2.1% (4/6), 16,384 +2.9% (5/6), 32,768 +2.6% (5/6);
         with 140,000 4,096 +2.2% (4/6), 32,768 +2.8% (6/6). Checked on
