@@ -10,6 +10,7 @@ learner raises an ImportError that says what to install::
 from __future__ import annotations
 
 import importlib
+import inspect
 
 __all__ = ["make_meta_learner"]
 
@@ -46,7 +47,8 @@ def _import_causalml_meta():
         ) from exc
 
 
-def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=0, **kwargs):
+def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=0,
+                      random_state=None, **kwargs):
     """Build an unfitted causalml meta-learner (S, T, X, R or DR).
 
     A convenience for :class:`~sklearn_budget.TwoStageBudgetAllocator`'s
@@ -68,10 +70,14 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
     control_name : hashable, default=0
         Control label of the learner. :class:`TwoStageBudgetAllocator`
         overrides it with its own arm coding when it fits a clone.
+    random_state : int or None, default=None
+        Seed of the learner's own randomness, passed on where the causalml
+        class takes one (the R-learner, which draws its cross-fitting folds
+        at random: without a seed two fits differ); the others have none.
+        Seed the base ``learner`` itself.
     **kwargs
         Further keyword arguments of the causalml class (e.g. ``n_fold`` of
-        the R-learner, and its ``random_state``: the R-learner draws its
-        cross-fitting folds at random, so without one two fits differ).
+        the R-learner).
 
     Returns
     -------
@@ -98,6 +104,8 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
 
         learner = HistGradientBoostingClassifier() if classifier else _default_regressor()
     cls = getattr(meta, f"Base{stem}{'Classifier' if classifier else 'Regressor'}")
+    if random_state is not None and "random_state" in inspect.signature(cls).parameters:
+        kwargs.setdefault("random_state", random_state)
     if classifier and stem in ("X", "R"):
         # causalml's X and R classifiers take a classifier for the outcomes and a
         # regressor for the effects, no shared `learner`.

@@ -159,10 +159,9 @@ def make_allocator(method, budget, *, random_state=0, device="auto", fast=False,
         learner = LGBMRegressor(n_estimators=50 if fast else 100, learning_rate=0.05,
                                 num_leaves=15, random_state=random_state, verbose=-1,
                                 n_jobs=n_jobs)
-        # the R-learner's cross-fitting folds have their own seed (the others have none)
-        seeded = {"random_state": random_state} if method == "R" else {}
-        return TwoStageBudgetAllocator(make_meta_learner(method, learner, **seeded),
-                                       budget=budget, random_state=random_state)
+        return TwoStageBudgetAllocator(
+            make_meta_learner(method, learner, random_state=random_state), budget=budget,
+            random_state=random_state)
     if method in ("random", "oracle"):
         return None
     raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")

@@ -84,6 +84,9 @@ def test_r_learner_baseline_is_seeded():
     preds = [make_allocator("R", 1.0, random_state=3, fast=True).fit(d.X, y).predict(d.X)
              for _ in range(2)]
     np.testing.assert_array_equal(preds[0], preds[1])
+    from sklearn_budget.baselines import make_meta_learner
+    assert make_meta_learner("R", random_state=5).random_state == 5
+    make_meta_learner("T", random_state=5)  # no seed of its own: accepted, not passed on
 
 
 def test_unknown_method():
