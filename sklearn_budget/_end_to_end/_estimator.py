@@ -149,24 +149,22 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         (default / hard setting); with 8,192-user epochs +1.0% (better on 6
         of 6 seeds) / +5.3%.
     goal_batch_size : int, "auto" or None, default="auto"
-        The goal is measured on a separate random batch of this many
-        training samples each step (all of them when fewer): an EOM over
-        the 512 users of a prediction batch is mostly noise. ``"auto"``: a
-        quarter of the fitting users, at least 4,096 and at most 32,768
-        (``goal_batch_size_``; 4,096 below 16,388 fitting users, i.e. below
-        about 23,400 users passed to ``fit`` with the default
-        ``calibration_size``). None uses the training batch. Measured
-        (``benchmarks/goal_ceiling.py``, tuning seeds 10-15, default
-        setting, budget 0.15; deployed gain over the ``reg_weight=0``
-        ablation, fits kept): with 35,000 fitting users
-        4,096 +2.6% (4/6), 8,192 +3.0% (5/6), 16,384 +2.8% (4/6); with
-        70,000 4,096 +2.1% (4/6), 16,384 +2.9% (5/6), 32,768 +2.6% (5/6);
-        with 140,000 4,096 +2.2% (4/6), 32,768 +2.8% (6/6). Checked on
-        fresh seeds with 70,000 fitting users, ``"auto"`` (17,500) against
-        4,096: level at budget 0.15 (+2.4% against +2.7%, seeds 20-31),
-        +2.3% against +2.1% (default setting) and +8.9% against +5.5% (hard)
-        at budget 0.4 (seeds 20-25). A larger batch costs little time (fits about 10%
-        longer at 70,000 users).
+        The goal is measured on a separate random batch of this many training
+        samples each step (all of them when fewer): an EOM over the 512 users
+        of a prediction batch is mostly noise. ``"auto"``: a quarter of the
+        fitting users, at least 4,096 and at most 32,768 (``goal_batch_size_``;
+        4,096 below 16,388 fitting users, i.e. below about 23,400 users passed
+        to ``fit`` with the default ``calibration_size``). None uses the
+        training batch. Measured (``benchmarks/goal_ceiling.py``, tuning seeds
+        10-15, default setting, budget 0.15; deployed gain over the
+        ``reg_weight=0`` ablation, fits kept): with 35,000 fitting users 4,096
+        +2.6% (4/6), 8,192 +3.0% (5/6), 16,384 +2.8% (4/6); with 70,000 4,096
+        +2.1% (4/6), 16,384 +2.9% (5/6), 32,768 +2.6% (5/6); with 140,000 4,096
+        +2.2% (4/6), 32,768 +2.8% (6/6). Checked on fresh seeds with 70,000
+        fitting users, ``"auto"`` (17,500) against 4,096: level at budget 0.15
+        (+2.4% against +2.7%, seeds 20-31), +2.3% against +2.1% (default
+        setting) and +8.9% against +5.5% (hard) at budget 0.4 (seeds 20-25). A
+        larger batch costs little time (fits about 10% longer at 70,000 users).
     hidden_layer_sizes : tuple of int, default=(64, 64)
     monotone_cost : bool, default=True
         Cost uplift non-negative and non-decreasing in the level by

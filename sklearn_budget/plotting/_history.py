@@ -19,10 +19,11 @@ class TrainingHistoryDisplay:
 
     Left panel: training loss (``L_pred - reg_weight * goal`` once the goal is
     on) and validation prediction loss per epoch; right panel: the validation
-    goal (EOM incremental revenue at the budget on the held-out RCT users). A dashed line marks where the goal was switched on
-    (phase 2 of ``warmup_epochs="auto"``), and circles the epochs the schedule
-    restores: phase 1's best validation loss and phase 2's best validation
-    goal. The title says whether the goal phase was kept. Build it with
+    goal (EOM incremental revenue at the budget on the held-out RCT users). A
+    dashed line marks where the goal was switched on (phase 2 of
+    ``warmup_epochs="auto"``), and circles the epochs the schedule restores:
+    phase 1's best validation loss and phase 2's best validation goal. The
+    title says whether the goal phase was kept. Build it with
     :meth:`from_estimator`.
 
     Parameters
