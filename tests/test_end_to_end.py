@@ -16,6 +16,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback
 
 from sklearn_budget import EndToEndBudgetAllocator, rct_target
 from sklearn_budget import solve_budget_allocation as solve
@@ -409,6 +410,90 @@ def test_goal_phase_epoch_size_bounds_phase_two_epochs(data, y):
     again = make_est(goal_phase_epoch_size=300, **params).fit(data.X, y)
     np.testing.assert_array_equal(again.predict(data.X), part.predict(data.X))
     assert not np.array_equal(part.predict(data.X), full.predict(data.X))
+
+
+class _RecordWeights(Callback):
+    """The raw weights after every goal step, and at every goal epoch's start and
+    end (as an extra callback it runs after the averaging callback)."""
+
+    def __init__(self):
+        self.steps, self.begins, self.ends = [], [], []
+
+    @staticmethod
+    def _state(net):
+        return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+    def on_epoch_begin(self, net, **kwargs):
+        if net.goal_active():
+            self.begins.append((len(self.steps), self._state(net)))
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training and net.goal_active():
+            self.steps.append(self._state(net))
+
+    def on_epoch_end(self, net, **kwargs):
+        if net.goal_active():
+            self.ends.append((len(self.steps), self._state(net)))
+
+
+@pytest.mark.parametrize("averaging", [0.7, "uniform"])
+def test_goal_phase_averaging_scores_and_deploys_the_average(data, y, averaging):
+    recorder = _RecordWeights()
+
+    class Recorded(EndToEndBudgetAllocator):
+        def _extra_callbacks(self):
+            return [("record", recorder)]
+
+    params = dict(warmup_epochs="auto", max_epochs=4, patience=4, goal_phase_acceptance=0.0,
+                  goal_phase_epoch_size=700, batch_size=256)
+    est = Recorded(budget=1.0, random_state=0, **{**FAST, **params},
+                   goal_phase_averaging=averaging).fit(data.X, y)
+    steps, ends = recorder.steps, recorder.ends
+    assert len(ends) == 4 and len(steps) == 4 * 3  # 700 users: 3 steps per goal epoch
+
+    def average(n):  # AveragedModel: the first step's weights, then the running average
+        avg = {k: v.clone() for k, v in steps[0].items()}
+        for i, step in enumerate(steps[1:n], start=1):
+            for k in avg:
+                avg[k] = (avg[k] * averaging + step[k] * (1 - averaging)
+                          if averaging != "uniform" else avg[k] + (step[k] - avg[k]) / (i + 1))
+        return avg
+
+    for n, state in ends:  # each goal epoch ends on the average of its steps so far ...
+        for k, v in average(n).items():
+            torch.testing.assert_close(state[k], v)
+    for n, state in recorder.begins[1:]:  # ... and training resumes from the raw weights
+        for k, v in steps[n - 1].items():
+            torch.testing.assert_close(state[k], v)
+    assert not torch.equal(ends[-1][1]["trunk.0.weight"], steps[-1]["trunk.0.weight"])
+    # the deployed network is the restored epoch's average (kept: acceptance 0)
+    assert est.goal_phase_kept_
+    restored = dict(ends)[3 * (est.goal_phase_best_epoch_ - est.warmup_epochs_)]
+    for k, v in est.net_.module_.state_dict().items():
+        torch.testing.assert_close(v, restored[k])
+
+
+def test_goal_phase_averaging_default_off_and_deterministic(data, y, capsys):
+    params = dict(warmup_epochs="auto", max_epochs=3, patience=3, goal_phase_acceptance=0.0)
+    plain = make_est(**params).fit(data.X, y)
+    assert plain.goal_phase_averaging is None
+    averaged = make_est(goal_phase_averaging=0.9, verbose=1, **params).fit(data.X, y)
+    assert "of them per step, weights averaged (0.9);" in capsys.readouterr().out
+    again = make_est(goal_phase_averaging=0.9, **params).fit(data.X, y)
+    np.testing.assert_array_equal(averaged.predict(data.X), again.predict(data.X))
+    assert not np.array_equal(averaged.predict(data.X), plain.predict(data.X))
+    # phase 1 is untouched: the averaging starts with the goal
+    n1 = averaged.warmup_epochs_
+    np.testing.assert_allclose(averaged.net_.history[:n1, "valid_loss"],
+                               plain.net_.history[:n1, "valid_loss"])
+    restored = pickle.loads(pickle.dumps(averaged))
+    np.testing.assert_array_equal(restored.predict(data.X), averaged.predict(data.X))
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, 1.5, "ema", -0.2])
+def test_goal_phase_averaging_rejects_bad_values(data, y, bad):
+    with pytest.raises(InvalidParameterError, match="goal_phase_averaging"):
+        make_est(goal_phase_averaging=bad).fit(data.X, y)
 
 
 @pytest.mark.parametrize("acceptance", [0.0, 1.0])

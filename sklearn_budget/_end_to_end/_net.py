@@ -6,12 +6,13 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import RandomSampler
 
 from .._solver import solve_budget_allocation
 from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
 
-__all__ = ["BudgetNet", "GoalMultiplier", "goal_batch_size_for"]
+__all__ = ["BudgetNet", "GoalMultiplier", "GoalPhaseAveraging", "goal_batch_size_for"]
 
 _LOSSES = {"huber": torch.nn.functional.huber_loss, "mse": torch.nn.functional.mse_loss}
 
@@ -199,3 +200,45 @@ class GoalMultiplier(Callback):
             lam = float(self.calibrate(net))
             net.multiplier_ = lam if np.isfinite(lam) else 0.0
             net.history.record("goal_multiplier", net.multiplier_)
+
+
+class GoalPhaseAveraging(Callback):
+    """Averages the network's weights over the goal's training steps.
+
+    Each step of the goal fine-tuning follows one RCT batch's noisy goal; the
+    average of the weights along the way follows their mean. ``decay``: a
+    float in (0, 1), an exponential moving average per step
+    (``torch.optim.swa_utils.get_ema_multi_avg_fn``), or ``"uniform"``, the
+    running mean since the goal became active (stochastic weight averaging);
+    both kept by ``torch.optim.swa_utils.AveragedModel``. At the end of every
+    goal epoch the average is loaded into the module, so the validation
+    scoring, early stopping's snapshot and hence the deployed network are
+    the average; the next epoch resumes training from the raw weights.
+    Must come first among the callbacks (its ``on_epoch_end`` before the
+    scoring, its ``on_epoch_begin`` before the multiplier's re-calibration).
+    """
+
+    def __init__(self, decay):
+        self.decay = decay
+
+    def on_train_begin(self, net, **kwargs):
+        self.averaged_, self.raw_ = None, None
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.raw_ is not None:
+            net.module_.load_state_dict(self.raw_)
+            self.raw_ = None
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not (training and net.goal_active()):
+            return
+        if self.averaged_ is None:
+            fn = None if self.decay == "uniform" else get_ema_multi_avg_fn(self.decay)
+            self.averaged_ = AveragedModel(net.module_, multi_avg_fn=fn)
+        self.averaged_.update_parameters(net.module_)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.averaged_ is None or not net.goal_active():
+            return
+        self.raw_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        net.module_.load_state_dict(self.averaged_.module.state_dict())

@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 
 from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
-from ._net import BudgetNet, GoalMultiplier, goal_batch_size_for
+from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
 
 __all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "torch_threads"]
 
@@ -218,7 +218,9 @@ class TrainingMixin:
                   + ("all" if size is None else f"at most {size}") + " training users, "
                   "the goal measured on "
                   + (f"{min(self.goal_batch_size_, len(train_dict))} of them per step"
-                     if self.goal_batch_size_ else "each training batch") + "; "
+                     if self.goal_batch_size_ else "each training batch")
+                  + ("" if self.goal_phase_averaging is None else
+                     f", weights averaged ({self.goal_phase_averaging})") + "; "
                   "phase 1's validation goal "
                   + ("on the picking half " if self.goal_phase_validation == "split" else "")
                   + f"{phase1_goal:.4g}.", flush=True)
@@ -292,7 +294,11 @@ class TrainingMixin:
         X = np.asarray(X, dtype=np.float64)
         self._fit_scales(X, rct)
 
-        callbacks = [("goal_multiplier", GoalMultiplier(self._make_calibrator(X, rct, rng)))]
+        callbacks = []
+        if self.goal_phase_averaging is not None:
+            callbacks.append(("goal_phase_averaging",
+                              GoalPhaseAveraging(self.goal_phase_averaging)))
+        callbacks += [("goal_multiplier", GoalMultiplier(self._make_calibrator(X, rct, rng)))]
         # before the validation scoring and early stopping, so they see every epoch
         # (EarlyStopping ends training from its on_epoch_end, skipping later callbacks)
         callbacks += self._extra_callbacks()
