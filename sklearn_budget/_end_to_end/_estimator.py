@@ -159,12 +159,12 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         the hope was that the average follows the goal's mean. Measured
         (``benchmarks/goal_ceiling.py``, deployed gain over the same fit's
         ablation), 0.97 against None: on the tuning seeds with 20,000 users
-        +0.7% against +0.7% (default setting) and +4.2% against +1.9% (hard,
-        better on 2 seeds, worse on 4), with 200,000 users at budget 0.15
-        +3.0% against +2.8%; on 12 fresh seeds (200,000 users, budget 0.15)
-        +2.2% against +2.4% (better on 4, worse on 5). The picked epoch
-        improved more often than the deployed network did; no gain beyond
-        the seed spread, hence off by default.
+        +0.7% against +0.7% (default setting) and +4.2% against +1.9% (hard),
+        with 200,000 users at budget 0.15 +3.0% against +2.8%; on fresh seeds
+        with 200,000 users +2.2% against +2.4% at budget 0.15 (12 seeds),
+        +1.7% against +2.3% (default) and +5.5% against +8.9% (hard) at
+        budget 0.4 (6 seeds). No gain beyond the seed spread, hence off by
+        default.
     goal_batch_size : int, "auto" or None, default="auto"
         The goal is measured on a separate random batch of this many training
         samples each step (all of them when fewer): an EOM over the 512 users
