@@ -718,6 +718,7 @@ def test_early_stopping_keeps_the_best_epoch(data, y):
     {"batch_size": 64, "max_epochs": 2}, {"hidden_layer_sizes": (8,)},
     {"goal_form": "penalty"}, {"goal_form": "penalty", "gradient_estimator": "es"},
     {"goal_form": "penalty", "gradient_estimator": "softmax", "overspend_penalty": 0.0},
+    {"goal_phase_averaging": "uniform"}, {"goal_phase_averaging": 0.5, "early_stopping": False},
 ])
 def test_options_fit(data, y, params):
     est = make_est(**params).fit(data.X, y)
