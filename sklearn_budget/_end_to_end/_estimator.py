@@ -128,14 +128,11 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         curse: the gate inherits the pick's luck). With ``"split"`` the
         ``valid_goal`` entries of phase 2's epochs in ``net_.history`` are
         measured on the picking half only. Measured
-        (``benchmarks/goal_ceiling.py``, value at equal true spend against
-        the same fit's phase-1 network, deployed; a 4,096-user goal batch):
-        with 200,000 users (6 seeds) ``"crossfit"`` +2.1% (kept 4/6)
-        against ``"split"``'s +0.3% (1/6) at budget 0.15 (default setting),
-        +0.5% / +7.9% against +0.3% / +5.1% at budget 0.4 (default / hard setting); with 20,000
-        users (8 seeds, budget 0.4) +0.7% / +1.9% against +0.5% / +2.1%,
-        where ``"crossfit"`` also kept two hard-setting fine-tunes that
-        lost (-2.1%, -6.7%) and ``"split"`` none.
+        (``benchmarks/goal_ceiling.py``, deployed gain over the same fit's
+        phase-1 network, a 4,096-user goal batch; README, "What limits the
+        goal phase"): with 200,000 users (6 seeds, budget 0.15) ``"crossfit"``
+        +2.1% (kept 4/6) against ``"split"``'s +0.3% (1/6); with 20,000 users
+        it also kept two hard-setting fine-tunes that lost (-2.1%, -6.7%).
     goal_phase_epoch_size : int or None, default=8192
         Training users drawn at random (without replacement) for each epoch
         of phase 2 of ``warmup_epochs="auto"``, so that a goal epoch (the
@@ -143,11 +140,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         ``patience``) is a fixed number of steps at ``goal_phase_lr``
         whatever the data size; with fewer training users every epoch uses
         them all. None: full passes. Measured with 200,000 synthetic users
-        (70,000 fitting; ``benchmarks/goal_ceiling.py``, 6 tuning seeds): with
-        full passes the first goal epoch often overshot, and the epoch the
-        validation goal picked averaged -0.7% / -0.5% against the ablation
-        (default / hard setting); with 8,192-user epochs +1.0% (better on 6
-        of 6 seeds) / +5.3%.
+        (``benchmarks/goal_ceiling.py``, 6 tuning seeds): with full passes the
+        epoch the validation goal picked averaged -0.7% / -0.5% against the
+        ablation (default / hard setting), with 8,192-user epochs +1.0% / +5.3%.
     goal_phase_averaging : float in (0, 1), "uniform" or None, default=None
         Average the weights over the steps of phase 2 of
         ``warmup_epochs="auto"`` (``torch.optim.swa_utils.AveragedModel``): a
@@ -155,16 +150,10 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         ``"uniform"`` the running mean since phase 2 began (stochastic weight
         averaging). Every goal epoch is validated, picked, judged by the gate
         and deployed as the average; training goes on from the raw weights.
-        None: no averaging. Each step follows one batch's noisy RCT goal;
-        the hope was that the average follows the goal's mean. Measured
-        (``benchmarks/goal_ceiling.py``, deployed gain over the same fit's
-        ablation), 0.97 against None: on the tuning seeds with 20,000 users
-        +0.7% against +0.7% (default setting) and +4.2% against +1.9% (hard),
-        with 200,000 users at budget 0.15 +3.0% against +2.8%; on fresh seeds
-        with 200,000 users +2.2% against +2.4% at budget 0.15 (12 seeds),
-        +1.7% against +2.3% (default) and +5.5% against +8.9% (hard) at
-        budget 0.4 (6 seeds). No gain beyond the seed spread, hence off by
-        default.
+        None: no averaging. Measured (``benchmarks/goal_ceiling.py``; README,
+        "What limits the goal phase"): 0.97 gained on the tuning seeds but not
+        on fresh ones (200,000 users, deployed gain over the ablation: +2.2%
+        against +2.4% at budget 0.15 over 12 seeds), hence off by default.
     goal_batch_size : int, "auto" or None, default="auto"
         The goal is measured on a separate random batch of this many training
         samples each step (all of them when fewer): an EOM over the 512 users
@@ -360,8 +349,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  goal_form="lagrangian", goal_estimate="ipw", overspend_penalty=2.0,
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
                  goal_phase_lr=None, goal_phase_params="all", goal_phase_validation="crossfit",
-                 goal_phase_epoch_size=8192, goal_phase_averaging=None,
-                 center_uplift=False,
+                 goal_phase_epoch_size=8192, goal_phase_averaging=None, center_uplift=False,
                  goal_batch_size="auto", hidden_layer_sizes=(64, 64), monotone_cost=True,
                  loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
                  optimizer="adam", weight_decay=1e-4, early_stopping=True,
