@@ -206,7 +206,9 @@ class GoalPhaseAveraging(Callback):
     """Averages the network's weights over the goal's training steps.
 
     Each step of the goal fine-tuning follows one RCT batch's noisy goal; the
-    average of the weights along the way follows their mean. ``decay``: a
+    average of the weights along the way is meant to follow their mean (it
+    did not beat the raw weights on fresh seeds: the estimator's
+    ``goal_phase_averaging``). ``decay``: a
     float in (0, 1), an exponential moving average per step
     (``torch.optim.swa_utils.get_ema_multi_avg_fn``), or ``"uniform"``, the
     running mean since the goal became active (stochastic weight averaging);
