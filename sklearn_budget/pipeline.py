@@ -4,7 +4,9 @@
 ``predict_cost`` or ``allocate``, so a pipeline ending in a budget allocator
 could not allocate, nor be scored by :func:`~sklearn_budget.metrics.make_budget_scorer`.
 :class:`BudgetPipeline` adds both (available only when the last step has
-them); everything else is scikit-learn's ``Pipeline``.
+them), and reads the last step's ``control_name`` and ``levels_`` (as
+``Pipeline`` reads ``classes_``), so scorers, plots and the command line see
+the allocator's labels; everything else is scikit-learn's ``Pipeline``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,15 @@ class BudgetPipeline(Pipeline):
 
     Parameters
     ----------
-    steps, memory, verbose, transform_input
+    steps, transform_input, memory, verbose
         As for :class:`sklearn.pipeline.Pipeline`.
+
+    Attributes
+    ----------
+    control_name : hashable
+        The last step's control label (read-only; set it on the step).
+    levels_ : ndarray of shape (n_levels,)
+        The last step's fitted incentive levels, the columns of ``predict``.
 
     Examples
     --------
@@ -48,6 +57,16 @@ class BudgetPipeline(Pipeline):
     ((4,), (4, 3))
     >>> score = make_budget_scorer(budget=1.0)(pipe, d.X, y)
     """
+
+    @property
+    def control_name(self):
+        """The last step's ``control_name`` (the label of the control arm)."""
+        return self._final_estimator.control_name
+
+    @property
+    def levels_(self):
+        """The last step's ``levels_``: the incentive level of each output column."""
+        return self._final_estimator.levels_
 
     def _transformed(self, X):
         return self[:-1].transform(X) if len(self.steps) > 1 else X
@@ -69,6 +88,19 @@ class BudgetPipeline(Pipeline):
 def make_budget_pipeline(*steps, memory=None, verbose=False):
     """:class:`BudgetPipeline` with step names generated from the types
     (like :func:`sklearn.pipeline.make_pipeline`).
+
+    Parameters
+    ----------
+    *steps : estimators
+        The transformers, then the budget allocator last.
+    memory : str or object with the joblib.Memory interface, default=None
+        Caches the fitted transformers, as for :class:`sklearn.pipeline.Pipeline`.
+    verbose : bool, default=False
+        Print the time each step takes to fit.
+
+    Returns
+    -------
+    pipeline : BudgetPipeline
 
     Examples
     --------

@@ -169,6 +169,28 @@ def test_allocate_command(saved_model, capsys):
     assert spend[assign > 0, assign[assign > 0] - 1].sum() <= 100 + 1e-6
 
 
+def test_allocate_with_uplift_from_a_saved_pipeline(tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_budget import EndToEndBudgetAllocator
+    from sklearn_budget.pipeline import make_budget_pipeline
+
+    d = make_marketing_rct(n_samples=1500, random_state=0)
+    X = pd.DataFrame(d.X, columns=d.feature_names)
+    pipe = make_budget_pipeline(StandardScaler(), EndToEndBudgetAllocator(
+        budget=1.0, max_epochs=2, warmup_epochs=1, hidden_layer_sizes=(8,), random_state=0))
+    pipe.fit(X, rct_target(d.treatment, d.revenue, d.cost))
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    X.iloc[:50].to_csv(tmp_path / "users.csv", index=False)
+    out = tmp_path / "assign.csv"
+    assert main(["allocate", "--model", str(tmp_path / "pipe.joblib"), "--input",
+                 str(tmp_path / "users.csv"), "--output", str(out), "--with-uplift"]) == 0
+    got = pd.read_csv(out)
+    np.testing.assert_allclose(got[[f"cost_uplift_{k}" for k in (1, 2, 3)]],
+                               pipe.predict_cost(X.iloc[:50]), rtol=1e-5)
+    np.testing.assert_array_equal(got.treatment, pipe.allocate(X.iloc[:50]))
+
+
 def test_allocate_errors(saved_model, tmp_path, capsys):
     est, folder, users = saved_model
     model = str(folder / "model.joblib")

@@ -84,3 +84,31 @@ def test_clone_and_pickle(fitted, data):
 def test_make_budget_pipeline_names_steps():
     pipe = make_budget_pipeline(StandardScaler(), _allocator())
     assert [name for name, _ in pipe.steps] == ["standardscaler", "endtoendbudgetallocator"]
+
+
+def test_scorer_and_display_read_the_last_steps_labels(data):
+    # control labelled "ctrl", and a test slice without the top level: the scorer and the
+    # plot must use the allocator's control_name and levels_, not 0 and the levels in y
+    pytest.importorskip("matplotlib")
+    from sklearn_budget.plotting import CostCurveDisplay
+
+    d, _ = data
+    names = np.array(["ctrl", "a", "b", "c"])
+    treatment = names[d.treatment]
+    y = rct_target(treatment, d.revenue, d.cost)
+    alloc = _allocator().set_params(control_name="ctrl")
+    pipe = make_budget_pipeline(StandardScaler(), alloc).fit(d.X, y)
+    assert pipe.control_name == "ctrl" and list(pipe.levels_) == ["a", "b", "c"]
+    keep = treatment != "c"
+    y_part = rct_target(treatment[keep], d.revenue[keep], d.cost[keep])
+    score = make_budget_scorer(budget=1.0)(pipe, d.X[keep], y_part)
+    assert score == pytest.approx(pipe.score(d.X[keep], y_part))
+    display = CostCurveDisplay.from_estimator(pipe, d.X[keep], y_part)
+    assert np.isfinite(display.incremental_cost).all() and display.incremental_cost.size > 1
+
+
+def test_labels_unavailable_before_fit_or_without_an_allocator():
+    pipe = make_budget_pipeline(StandardScaler(), _allocator())
+    assert pipe.control_name == 0 and not hasattr(pipe, "levels_")
+    plain = BudgetPipeline([("scale", StandardScaler()), ("reg", LinearRegression())])
+    assert not hasattr(plain, "control_name")

@@ -112,7 +112,8 @@ def make_budget_scorer(budget, *, control_name=None, n_multipliers=100):
     ``estimator.predict(X)`` (revenue uplift, (n, K)) and
     ``estimator.predict_cost(X)`` (cost uplift) and returns
     :func:`value_at_budget` on the RCT users of the fold (higher is better).
-    Uplift columns follow ``estimator.levels_`` when the estimator has it.
+    Uplift columns follow ``estimator.levels_`` when the estimator has it (a
+    :class:`~sklearn_budget.pipeline.BudgetPipeline` has its last step's).
 
     The RCT outcomes reach it in one of two ways:
 
