@@ -86,8 +86,9 @@ class BaseBudgetAllocator(BaseEstimator):
     multiplier_ : float
         Calibrated Lagrange multiplier used by :meth:`allocate`.
     calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`
-        EOM cost curve of the fitted model on the calibration data (the
-        held-out slice, or the training data for ``calibration="predicted"``).
+        Cost curve of the fitted model on the calibration data (the held-out
+        slice, or the training data for ``calibration="predicted"``): EOM, or
+        doubly robust with ``calibration="holdout-dr"``.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)

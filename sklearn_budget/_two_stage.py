@@ -91,7 +91,8 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
     multiplier_ : float
         Calibrated multiplier used by :meth:`allocate`.
     calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`
-        EOM cost curve of the calibration data.
+        Cost curve of the fitted model on the calibration data (EOM; doubly
+        robust with ``calibration="holdout-dr"``).
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)

@@ -73,7 +73,9 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
     random_state : int or None, default=None
         Seed of the learner's own randomness, passed on where the causalml
         class takes one (the R-learner, which draws its cross-fitting folds
-        at random: without a seed two fits differ); the others have none.
+        at random: without a seed two fits differ). The DR-learner also draws
+        random folds, but takes its seed in ``fit(seed=...)``:
+        :class:`TwoStageBudgetAllocator` passes its ``random_state`` there.
         Seed the base ``learner`` itself.
     **kwargs
         Further keyword arguments of the causalml class (e.g. ``n_fold`` of

@@ -97,10 +97,6 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         phases that truly helped in the hard synthetic setting (one worth
         +23%); 0 keeps it whenever its best epoch leads on the whole
         validation data.
-    center_uplift : bool, default=False
-        After training, shift each level's predicted revenue uplift by a
-        constant so that its mean over the training users equals the RCT's
-        difference in means for that level (``revenue_shift_``).
     goal_phase_lr : float or None, default=None
         Learning rate of phase 2 (the fine-tuning with the goal) of
         ``warmup_epochs="auto"``; None means ``lr / 10``. Measured on the
@@ -154,9 +150,14 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "What limits the goal phase"): 0.97 gained on the tuning seeds but not
         on fresh ones (200,000 users, deployed gain over the ablation: +2.2%
         against +2.4% at budget 0.15 over 12 seeds), hence off by default.
+    center_uplift : bool, default=False
+        After training, shift each level's predicted revenue uplift by a
+        constant so that its mean over the training users equals the RCT's
+        difference in means for that level (``revenue_shift_``).
     goal_batch_size : int, "auto" or None, default="auto"
         The goal is measured on a separate random batch of this many training
-        samples each step (all of them when fewer): an EOM over the 512 users
+        samples each step, drawn with replacement (as many draws as there
+        are fitting users when fewer): an EOM over the 512 users
         of a prediction batch is mostly noise. ``"auto"``: a quarter of the
         fitting users, at least 4,096 and at most 32,768 (``goal_batch_size_``;
         4,096 below 16,388 fitting users, i.e. below about 23,400 users passed
@@ -227,7 +228,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     control_name : hashable, default=0
     calibration : {"holdout", "holdout-dr", "predicted"}, default="holdout"
         See :class:`TwoStageBudgetAllocator`.
-    calibration_size : float, default=0.3
+    calibration_size : float or int, default=0.3
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
         1 prints skorch's epoch table (losses, training goal, validation
@@ -246,12 +247,15 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         Calibrated deployment multiplier.
     warmup_epochs_ : int
         Epochs trained before the goal was switched on (phase 1 with
-        ``warmup_epochs="auto"``).
+        ``warmup_epochs="auto"``). With ``reg_weight=0`` the goal is never
+        on; this is then the warm-up it would have had (``"auto"``: the
+        smaller of 5 and the epochs trained).
     goal_phase_kept_ : bool or None
         With ``warmup_epochs="auto"``: whether the fine-tuning with the goal
         beat the ``reg_weight=0`` phase on the validation goal (False: the
         deployed network is phase 1's); see ``goal_phase_acceptance``. None
-        for a fixed warm-up.
+        when there is no goal phase to judge: a fixed warm-up,
+        ``reg_weight=0`` or ``early_stopping=False`` (so are the next three).
     best_epoch_ : int
         The epoch (numbered as in ``net_.history``, from 1) whose weights
         the deployed network has: the one early stopping restored (phase 1's
@@ -262,15 +266,28 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         against); None for a fixed warm-up.
     goal_phase_best_epoch_ : int or None
         With ``warmup_epochs="auto"``: the goal phase's epoch restored by
-        early stopping on the validation goal (the one the gate judged;
-        deployed only if ``goal_phase_kept_``); None for a fixed warm-up.
+        early stopping on the validation goal of all validation users
+        (deployed only if ``goal_phase_kept_``). The gate judged this epoch
+        with ``goal_phase_validation="split"`` or ``"shared"``; with
+        ``"crossfit"`` it judged each half's own best epoch (``valid_goal_half1``
+        / ``_half2`` in the history), which may differ from this one.
     goal_phase_win_rate_ : float or None
         Share of those resamples in which the goal phase's network had the
         higher validation goal (0 when its best epoch did not even beat
-        phase 1 on the full validation data; None for a fixed warm-up).
+        phase 1 on the full validation data).
     goal_batch_size_ : int or None
         The goal batch size used (``goal_batch_size`` with ``"auto"``
         resolved for the number of fitting users).
+    revenue_shift_ : ndarray of shape (n_levels,)
+        The constant added to each level's revenue uplift (zeros unless
+        ``center_uplift``).
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+        The standardisation of ``X`` the network sees.
+    revenue_scale_, cost_scale_ : float
+        The scales dividing revenue and cost in training (predictions are in
+        the original units).
+    n_levels_, treatment_probabilities_, calibration_curve_, n_features_in_, feature_names_in_
+        As for :class:`TwoStageBudgetAllocator`.
 
     Notes
     -----

@@ -25,7 +25,8 @@ class UpliftNetwork(nn.Module):
         cumulative sum of non-negative increments, so cost uplift is
         non-negative and non-decreasing in the incentive level by
         construction. This is what keeps the marketing-goal regulariser from
-        "gaming" the budget by under-stating costs (see PROBLEM.md).
+        "gaming" the budget by under-stating costs (README, "Goal form and
+        estimate").
     dropout : float, default=0.0
         Dropout after each hidden layer.
 

@@ -43,16 +43,16 @@ class TrainingHistoryDisplay:
         comparable with phase 1's; noted in the panel.
     name : str, default=None
         Title prefix (e.g. the estimator's class name).
-    half_goals : tuple of two ndarray of shape (n_epochs,) or None, default=None
-        The goal phase's validation goal on each half of the validation users
-        (``goal_phase_validation="crossfit"``: the gate judges each half's
-        best epoch on the other half); drawn as thin lines, NaN where not
-        recorded.
     restored_epochs : tuple of two (int or None), or None, default=None
         Epoch numbers early stopping restored in phase 1 (circled on the loss
         panel) and in the goal phase (on the goal panel); None in either
         place: no circle there. None (the default): circle each phase's best
         validation loss / goal.
+    half_goals : tuple of two ndarray of shape (n_epochs,) or None, default=None
+        The goal phase's validation goal on each half of the validation users
+        (``goal_phase_validation="crossfit"``: the gate judges each half's
+        best epoch on the other half); drawn as thin lines, NaN where not
+        recorded.
 
     Attributes
     ----------
