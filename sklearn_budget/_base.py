@@ -24,6 +24,7 @@ Subclasses implement two private hooks:
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
 from .metrics import cost_curve, value_at_budget
+from .metrics._cost_curve import read_multiplier
 
 __all__ = ["BaseBudgetAllocator"]
 
@@ -205,9 +207,29 @@ class BaseBudgetAllocator(BaseEstimator):
         """Deployment multiplier for a per-user ``budget``, calibrated as in ``fit``."""
         if self._calibration_method != "predicted":
             # same reading as metrics.multiplier_at_budget, on the stored curve
-            return self.calibration_curve_.multiplier_at(budget)
+            r, c = self._calibration_uplift
+            estimate = "dr" if self._calibration_method == "holdout-dr" else "eom"
+            self._warn_if_unreachable(budget, r, c)
+            return read_multiplier(self.calibration_curve_, budget, r, c,
+                                   self._calibration_rct, estimate)
         r, c = self._calibration_uplift
         return float(solve_budget_allocation(r, c, budget_per_user=budget).multiplier)
+
+    def _warn_if_unreachable(self, budget, r, c):
+        """Warn when even the largest multiplier's policy overspends ``budget``."""
+        least = float(self.calibration_curve_.incremental_cost[0])
+        if least <= budget:
+            return
+        free = int(np.count_nonzero(((c <= 0) & (r > 0)).any(axis=1)))
+        cause = (f"{free} of its {r.shape[0]} users have a predicted cost uplift <= 0 with "
+                 "a positive revenue uplift for some level, and the policy treats them at "
+                 "any multiplier. Clip the cost model's predictions at 0 (an incentive's "
+                 "cost cannot fall) or use a larger budget." if free else
+                 "Use a larger budget or more calibration data.")
+        warnings.warn(
+            f"Even at the largest multiplier the policy's incremental cost on the calibration "
+            f"data ({least:.4g} per user) exceeds the budget ({budget:.4g}), so the deployed "
+            f"spend will exceed it: {cause}", UserWarning, stacklevel=3)
 
     # -- predict -------------------------------------------------------------------
     def _checked_uplift(self, X):

@@ -1,5 +1,7 @@
 """Tests of BaseBudgetAllocator through a small causalml-free subclass."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
@@ -255,3 +257,36 @@ def test_metadata_routing_pipeline_and_search(data, y, routing):
                          grid, cv=3).fit(data.X, y)
     np.testing.assert_allclose(routed.cv_results_["mean_test_score"],
                                plain.cv_results_["mean_test_score"])
+
+
+@pytest.mark.parametrize("calibration", ["holdout", "holdout-dr"])
+def test_tied_predictions_do_not_overspend_the_calibration_slice(data, calibration):
+    # constant features: every user gets the same prediction, so the policy is "nobody"
+    # or "everyone at one level"; the calibrated multiplier must not pick an over-budget
+    # jump (it did by interpolating across it: twice the budget)
+    X = np.ones_like(data.X)
+    y = rct_target(data.treatment, data.revenue, data.cost)
+    est = RidgeTAllocator(budget=0.5, calibration=calibration, random_state=0).fit(X, y)
+    assert len(np.unique(est.predict(X), axis=0)) == 1
+    curve = est.calibration_curve_
+    assert curve.incremental_cost.max() > 0.5  # everyone at any level overspends
+    rct = est._calibration_rct
+    for budget in (None, 0.2, 1.0):  # the fitted multiplier, and re-read for other budgets
+        policy = est.allocate(X[:rct.n_samples], budget=budget)
+        spend = expected_outcome(policy, rct.treatment, rct.revenue, rct.cost).incremental_cost
+        assert spend <= (0.5 if budget is None else budget)
+    assert (est.allocate(X[:5]) == 0).all()
+
+
+def test_warns_when_even_the_largest_multiplier_overspends(data):
+    # budget 0 with ridge cost models predicting negative cost uplifts for some users:
+    # those users are treated at any multiplier, so the spend cannot be met; say so
+    y = rct_target(data.treatment, data.revenue, data.cost)
+    with pytest.warns(UserWarning, match=r"exceeds the budget \(0\).*predicted cost uplift"):
+        est = RidgeTAllocator(budget=0.0, random_state=0).fit(data.X, y)
+    assert est.calibration_curve_.incremental_cost[0] > 0
+    with pytest.warns(UserWarning, match="exceeds the budget"):
+        est.allocate(data.X[:5], budget=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, y)

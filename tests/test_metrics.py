@@ -193,6 +193,47 @@ def test_value_at_budget_edge_cases(rct):
         value_at_budget(*args, -1.0)
 
 
+def test_free_incentive_reads_the_maximal_spend_point():
+    # every observed cost 0: the curve is flat at 0, so any budget is above it and the
+    # reading must be the maximal-spend point (lam = 0), not the first of the tied maxima
+    rng = np.random.default_rng(0)
+    n = 2000
+    t = rng.integers(0, 2, n)
+    gain = rng.uniform(0, 2, n)
+    args = (gain[:, None], np.full((n, 1), 0.5), t, t * gain, np.zeros(n))
+    curve = cost_curve(*args)
+    assert multiplier_at_budget(*args, 1.0) == 0.0
+    assert value_at_budget(*args, 1.0) == pytest.approx(curve.incremental_revenue[-1])
+    assert value_at_budget(*args, 1.0) > 0.8  # everyone treated: mean gain 1
+
+
+@pytest.mark.parametrize("budget, n_treated", [(0.3, 0), (0.75, 2000), (1.5, 4000)])
+def test_tied_predictions_never_overspend_at_the_calibrated_multiplier(budget, n_treated):
+    # two groups of identical users: the policy jumps from nobody to half to everyone,
+    # and the multiplier interpolated across a jump would give the over-budget policy
+    rng = np.random.default_rng(1)
+    n = 4000
+    t = rng.integers(0, 2, n)
+    high = np.arange(n) < n // 2
+    r_hat = np.where(high, 1.5, 0.5)[:, None]
+    c_hat = np.ones((n, 1))
+    revenue, cost = t * r_hat[:, 0] + rng.normal(0, 0.1, n), t * 1.0
+    lam = multiplier_at_budget(r_hat, c_hat, t, revenue, cost, budget)
+    policy = allocate_at_multiplier(r_hat, c_hat, lam)
+    spend = expected_outcome(policy, t, revenue, cost).incremental_cost
+    assert spend <= budget
+    # the largest policy within the budget: nobody at 0.3 (the high half would spend
+    # about 0.5), the high half at 0.75, everyone above the maximal spend
+    assert (policy > 0).sum() == n_treated
+
+
+def test_multiplier_without_ties_is_the_linear_interpolation(rct):
+    args = (rct["tau_r"], rct["tau_c"], rct["treatment"], rct["revenue"], rct["cost"])
+    curve = cost_curve(*args)
+    for budget in (0.1, 0.3, 0.5):
+        assert multiplier_at_budget(*args, budget) == curve.multiplier_at(budget)
+
+
 def test_value_at_budget_interpolates():
     from sklearn_budget.metrics import CostCurve
 
@@ -251,9 +292,14 @@ def test_cost_curve_levels_and_input_errors(rct):
     keep = t != 2  # level 2 absent from this slice
     with pytest.raises(ValueError, match="levels="):
         cost_curve(rct["tau_r"][keep], rct["tau_c"][keep], t[keep], r[keep], c[keep])
-    curve = cost_curve(rct["tau_r"][keep], rct["tau_c"][keep], t[keep], r[keep], c[keep],
-                       levels=[1, 2])
-    assert np.isfinite(curve.incremental_revenue).all()
+    # with the fitted levels, the absent level's users could not be matched: an error,
+    # not an estimate that silently leaves them out
+    with pytest.raises(ValueError, match=r"no users in level\(s\) \[2\]"):
+        cost_curve(rct["tau_r"][keep], rct["tau_c"][keep], t[keep], r[keep], c[keep],
+                   levels=[1, 2])
+    with pytest.raises(ValueError, match="no users in level"):
+        value_at_budget(rct["tau_r"][keep], rct["tau_c"][keep], t[keep], r[keep], c[keep],
+                        0.5, levels=[1, 2])
     with pytest.raises(ValueError, match="rows"):
         cost_curve(rct["tau_r"][:10], rct["tau_c"][:10], t, r, c)
     with pytest.raises(ValueError, match="same shape"):

@@ -87,8 +87,8 @@ def test_make_budget_pipeline_names_steps():
 
 
 def test_scorer_and_display_read_the_last_steps_labels(data):
-    # control labelled "ctrl", and a test slice without the top level: the scorer and the
-    # plot must use the allocator's control_name and levels_, not 0 and the levels in y
+    # control labelled "ctrl": the scorer and the plot must use the allocator's
+    # control_name and levels_, not 0 and the levels in y
     pytest.importorskip("matplotlib")
     from sklearn_budget.plotting import CostCurveDisplay
 
@@ -99,12 +99,16 @@ def test_scorer_and_display_read_the_last_steps_labels(data):
     alloc = _allocator().set_params(control_name="ctrl")
     pipe = make_budget_pipeline(StandardScaler(), alloc).fit(d.X, y)
     assert pipe.control_name == "ctrl" and list(pipe.levels_) == ["a", "b", "c"]
+    score = make_budget_scorer(budget=1.0)(pipe, d.X, y)
+    assert score == pytest.approx(pipe.score(d.X, y))
+    display = CostCurveDisplay.from_estimator(pipe, d.X, y)
+    assert np.isfinite(display.incremental_cost).all() and display.incremental_cost.size > 1
+    # a slice without level "c" is judged against the fitted levels ("c" has no users),
+    # not against the two levels found in y (a column-count mismatch)
     keep = treatment != "c"
     y_part = rct_target(treatment[keep], d.revenue[keep], d.cost[keep])
-    score = make_budget_scorer(budget=1.0)(pipe, d.X[keep], y_part)
-    assert score == pytest.approx(pipe.score(d.X[keep], y_part))
-    display = CostCurveDisplay.from_estimator(pipe, d.X[keep], y_part)
-    assert np.isfinite(display.incremental_cost).all() and display.incremental_cost.size > 1
+    with pytest.raises(ValueError, match=r"no users in level\(s\) \['c'\]"):
+        make_budget_scorer(budget=1.0)(pipe, d.X[keep], y_part)
 
 
 def test_labels_unavailable_before_fit_or_without_an_allocator():

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from skorch.helper import SliceDict
 
-from ..metrics import multiplier_at_budget, value_at_budget
+from ..metrics import cost_curve, value_at_budget
 from ..metrics._eom import _EOMEvaluator
 
 __all__ = ["ScaledNetworkMixin"]
@@ -77,10 +77,12 @@ class ScaledNetworkMixin:
 
         def calibrate(net):
             r, c = self._forward_scaled(x_rows)
-            lam = multiplier_at_budget(r * self.revenue_scale_, c * self.cost_scale_, sub.arm,
-                                       sub.revenue, sub.cost, self.budget,
-                                       propensity=sub.propensity,
-                                       levels=np.arange(1, self.n_levels_ + 1))
+            # the curve's linear reading: the goal's Lagrange weight, not a deployed
+            # spend, so no bisection at jumps (metrics.multiplier_at_budget)
+            curve = cost_curve(r * self.revenue_scale_, c * self.cost_scale_, sub.arm,
+                               sub.revenue, sub.cost, propensity=sub.propensity,
+                               levels=np.arange(1, self.n_levels_ + 1))
+            lam = curve.multiplier_at(self.budget)
             return lam * self.cost_scale_ / self.revenue_scale_
 
         return calibrate

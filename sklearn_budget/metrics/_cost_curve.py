@@ -46,7 +46,9 @@ class CostCurve:
         cost = self.incremental_cost
         hit = np.flatnonzero(cost >= budget)
         if len(hit) == 0:  # budget above the maximal spend: stay at the max-spend point
-            return int(np.argmax(cost)), None
+            # the last of tied maxima: the smallest multiplier, which treats the most
+            # users (e.g. every observed cost 0: a flat curve, and lam = 0 is best)
+            return len(cost) - 1 - int(np.argmax(cost[::-1])), None
         j = int(hit[0])
         if j == 0:
             return 0, None
@@ -149,9 +151,51 @@ class _DRPoint:
                 self.C[self.rows, arms].mean() + (self.w_res_cost @ match) / w, n_matched)
 
 
+def _point_function(evaluator, r, c, estimate):
+    """``point(arms) -> (incremental revenue, incremental cost, n_matched)``."""
+    if estimate == "dr":
+        return _DRPoint(evaluator, r, c)
+    return lambda arms: _eom_point(evaluator, arms)
+
+
+def settle_multiplier(curve, budget, point, r, c, n_steps=50, rtol=0.01):
+    """``curve.multiplier_at(budget)``, kept within the budget where the curve jumps.
+
+    Linear interpolation between the two sweep points around the budget
+    assumes the policy changes gradually between them. Where predictions tie
+    (identical users, coarse models) it jumps: the interpolated multiplier
+    then gives (nearly) the over-budget neighbour's policy. When the policy
+    at the interpolated multiplier overspends the budget by more than
+    ``rtol`` (a share of the budget), the multiplier is found by bisection
+    between the two points instead: the smallest multiplier found whose
+    estimated spend (``point``) stays under the budget.
+    """
+    lam = curve.multiplier_at(budget)
+    j, t = curve._locate(budget)
+    if t is None:
+        return lam
+    spend = point(np.asarray(allocate_at_multiplier(r, c, lam)))[1]
+    if not spend > budget * (1.0 + rtol):
+        return lam
+    under, over = float(curve.multipliers[j - 1]), float(curve.multipliers[j])
+    for _ in range(n_steps):
+        mid = 0.5 * (under + over)
+        spend = point(np.asarray(allocate_at_multiplier(r, c, mid)))[1]
+        if spend < budget:  # (NaN: no user matched, counts as over)
+            under = mid
+        else:
+            over = mid
+    return under
+
+
+def read_multiplier(curve, budget, r, c, rct, estimate="eom"):
+    """:func:`settle_multiplier` on the RCT sample (``RCTData``) the curve was measured on."""
+    return settle_multiplier(curve, budget, _point_function(_EOMEvaluator(rct), r, c, estimate),
+                             r, c)
+
+
 def _curve(evaluator, r, c, multipliers, estimate="eom"):
-    point = _DRPoint(evaluator, r, c) if estimate == "dr" else \
-        (lambda arms: _eom_point(evaluator, arms))
+    point = _point_function(evaluator, r, c, estimate)
     points = np.array([point(np.asarray(allocate_at_multiplier(r, c, lam)))
                        for lam in multipliers], dtype=np.float64).reshape(-1, 3)
     ok = points[:, 2] > 0
@@ -183,6 +227,15 @@ def _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity, 
             f"The uplift predictions have {r.shape[1]} column(s) but the RCT has "
             f"{rct.n_levels} incentive level(s) {list(rct.levels)}; pass `levels=` (the "
             "levels the model was fitted on) when a level is missing from this sample."
+        )
+    counts = np.bincount(rct.arm, minlength=rct.n_levels + 1)
+    absent = np.asarray(rct.levels)[counts[1:] == 0].tolist()
+    if absent:
+        raise ValueError(
+            f"The RCT sample has no users in level(s) {absent}, so the EOM of a policy that "
+            "gives them to anyone cannot be estimated (those users would silently drop out "
+            "of the estimate). Score on a sample with every arm, e.g. split with "
+            "`stratify=treatment`."
         )
     return rct, r, c
 
@@ -325,9 +378,13 @@ def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, 
 
     Used to calibrate a deployment multiplier on held-out RCT data. The
     multiplier is linearly interpolated between the two sweep points around
-    the first crossing of ``budget`` (see :func:`cost_curve`); when the budget
-    exceeds the maximal spend it is the multiplier of the maximal-spend point,
-    when even the largest multiplier overspends it is that multiplier.
+    the first crossing of ``budget`` (see :func:`cost_curve`), unless the
+    policy jumps there (tied predictions) and the interpolated multiplier
+    would overspend: then the crossing is found by bisection and the
+    multiplier returned stays under the budget on this sample. When the
+    budget exceeds the maximal spend it is the multiplier of the
+    maximal-spend point; when even the largest multiplier overspends it is
+    that multiplier.
 
     Parameters
     ----------
@@ -360,7 +417,8 @@ def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, 
     1.0
     """
     budget = check_budget(budget)
-    curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost,
-                       propensity=propensity, control_name=control_name,
-                       n_multipliers=n_multipliers, levels=levels)
-    return curve.multiplier_at(budget)
+    rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
+                         control_name, levels)
+    curve = cost_curve(r, c, rct.treatment, rct.revenue, rct.cost, propensity=rct.propensity,
+                       control_name=control_name, n_multipliers=n_multipliers, levels=rct.levels)
+    return read_multiplier(curve, budget, r, c, rct)
