@@ -166,7 +166,16 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     array([2, 0])
     """
     r, c = _check_inputs(revenue_uplift, cost_uplift)
-    lam = float(multiplier)
+    try:
+        if isinstance(multiplier, (str, bytes)):
+            raise TypeError
+        lam = float(multiplier)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "`multiplier` must be one real number >= 0 (the price of a cost unit in revenue "
+            f"units, the same for every user); got {type(multiplier).__name__} "
+            f"{multiplier!r:.80}."
+        ) from None
     if math.isnan(lam) or lam < 0:
         raise ValueError(f"`multiplier` must be >= 0; got {multiplier}.")
     ops = _ops_for(r)

@@ -20,6 +20,7 @@ __all__ = [
     "check_rct",
     "check_uplift",
     "check_budget",
+    "as_float_array",
     "labels_to_arms",
     "arms_to_labels",
 ]
@@ -59,6 +60,61 @@ def _as_finite_float(values, name):
     return arr
 
 
+def _is_missing(value):
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN; pandas.NA cannot be a bool
+    except (TypeError, ValueError):
+        return True
+
+
+def _check_treatment_labels(t):
+    """Raise when treatment labels are missing (NaN, None) or of mixed types."""
+    try:
+        labels = np.unique(t)
+    except TypeError:  # None, pandas.NA or mixed types cannot be sorted
+        labels = None
+    if labels is not None and labels.dtype.kind == "f":
+        missing = np.isnan(t)
+    elif labels is not None and labels.dtype.kind != "O":
+        return
+    else:  # object labels: look at each
+        missing = np.array([_is_missing(v) for v in t], dtype=bool)
+    if missing.any():
+        raise ValueError(
+            f"`treatment` has {int(missing.sum())} missing label(s) (NaN / None; first at "
+            f"index {int(np.flatnonzero(missing)[0])}). Every RCT user needs the arm they were "
+            "randomised to: drop those users first."
+        )
+    if t.dtype.kind != "O":
+        return
+    kinds = sorted({"number" if isinstance(v, (int, float, np.number)) else
+                    "str" if isinstance(v, (str, bytes)) else type(v).__name__ for v in t})
+    if len(kinds) > 1:
+        raise TypeError(
+            f"`treatment` mixes label types ({', '.join(kinds)}); use one type for every "
+            "arm, e.g. all strings or all integers."
+        )
+
+
+def as_float_array(values, name):
+    """``values`` as a float64 ndarray, or a TypeError naming ``name``."""
+    if hasattr(values, "detach"):  # torch tensor
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiub":
+        return arr.astype(np.float64, copy=False)
+    try:
+        if arr.dtype.kind in "USV":
+            raise TypeError
+        return arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`{name}` must be numeric; got dtype {arr.dtype}. Convert it to numbers first."
+        ) from None
+
+
 def rct_target(treatment, revenue, cost):
     """Pack RCT outcomes into one ``y`` that scikit-learn can slice.
 
@@ -94,6 +150,7 @@ def rct_target(treatment, revenue, cost):
     r = _as_finite_float(revenue, "revenue")
     c = _as_finite_float(cost, "cost")
     _check_lengths(t=t, r=r, c=c)
+    _check_treatment_labels(t)
     t_dtype = t.dtype if t.dtype.kind in "biuf" else object
     y = np.empty(len(t), dtype=[("treatment", t_dtype), ("revenue", "f8"), ("cost", "f8")])
     y["treatment"] = t
@@ -239,6 +296,7 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
     _check_lengths(treatment=t, revenue=r, cost=c)
     if len(t) == 0:
         raise ValueError("The RCT sample is empty; pass at least one user per arm.")
+    _check_treatment_labels(t)
     if (c < 0).any():
         raise ValueError(
             f"`cost` has {int((c < 0).sum())} negative value(s); observed costs must be "
@@ -290,7 +348,13 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
             raise ValueError(
                 f"`propensity` dict has no probability for arm(s) {missing}; give one per label."
             )
-        p = np.array([float(propensity[lab]) for lab in t])
+        try:
+            p = np.array([float(propensity[lab]) for lab in t])
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`propensity` dict values must be numbers (each arm's assignment "
+                f"probability); got {propensity!r:.200}."
+            ) from None
     else:
         p = _as_finite_float(propensity, "propensity")
         _check_lengths(treatment=t, propensity=p)
@@ -359,10 +423,10 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
         arr = np.asarray(m)
         if arr.ndim == 1:
             arr = arr[:, None]
-        if arr.ndim != 2:
+        if arr.ndim != 2 or arr.shape[1] == 0:
             raise ValueError(
                 f"`{name}` must be 2-D with one row per user and one column per incentive "
-                f"level (control excluded); got shape {arr.shape}."
+                f"level (control excluded), at least one level; got shape {arr.shape}."
             )
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")

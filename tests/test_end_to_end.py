@@ -1159,6 +1159,17 @@ def test_bad_inputs(data, y):
         make_est().fit(data.X, data.revenue)
     with pytest.raises(ValueError, match="negative"):
         make_est().fit(data.X, data.revenue, treatment=data.treatment, cost=-data.cost - 1)
+    # finite but too large to standardise: an error, not a feature silently scaled to 0
+    X = data.X.copy()
+    X[:, 0] *= 1e160
+    with pytest.raises(ValueError, match=r"Feature column\(s\) \[0\] of X are too large"):
+        make_est().fit(X, y)
+    with pytest.raises(ValueError, match="revenue values are too large"):
+        make_est().fit(data.X, data.revenue * 1e200, treatment=data.treatment, cost=data.cost)
+    # too few users to hold out a stratified validation slice
+    idx = np.concatenate([np.flatnonzero(data.treatment == k)[:5] for k in range(4)])
+    with pytest.raises(ValueError, match="Cannot hold out validation_fraction=0.15"):
+        make_est(calibration="predicted").fit(data.X[idx], y[idx])
 
 
 def test_predict_before_fit_and_bad_predict_inputs(fitted, data):
@@ -1170,6 +1181,9 @@ def test_predict_before_fit_and_bad_predict_inputs(fitted, data):
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fitted.predict(X)
+    # finite features far outside the training range overflow the network
+    with pytest.raises(ValueError, match="predicted NaN or infinite uplifts for 2 of 2 users"):
+        fitted.predict(np.full((2, data.X.shape[1]), 1e40))
     with pytest.raises(ValueError, match="features"):
         fitted.predict(data.X[:, :3])
     with pytest.raises(ValueError, match="at most one"):

@@ -126,6 +126,29 @@ def test_expected_outcome_errors():
         expected_outcome([5, 5, 5, 5], t, r, c)
     with pytest.raises(ValueError, match="No control users"):
         expected_outcome([1, 1, 1, 1], t, r, c, control_name="ctrl")
+    with pytest.raises(TypeError, match="`propensity` dict values must be numbers"):
+        expected_outcome([1, 1, 0, 0], t, r, c, propensity={0: "half", 1: 0.5})
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.nan, ValueError, r"1 missing label\(s\).*first at index 2"),
+    (None, ValueError, "missing label"),
+    ("two", TypeError, r"mixes label types \(number, str\)"),
+])
+def test_missing_or_mixed_treatment_labels(bad, error, match):
+    t = np.array([0, 0, 1, 1, 0, 1], dtype=float if bad is np.nan else object)
+    t[2] = bad
+    r, c = np.arange(6.0), np.array([0, 0, 1, 1, 0, 1.0])
+    with pytest.raises(error, match=match):
+        rct_target(t, r, c)
+    with pytest.raises(error, match=match):
+        expected_outcome(np.zeros(6, dtype=int), t, r, c)
+
+
+def test_string_and_numpy_string_labels_are_one_type():
+    t = np.array(["c", "a", np.str_("a"), "c"], dtype=object)
+    eom = expected_outcome(["a"] * 4, t, [1.0, 2, 3, 4], [0.0, 1, 1, 0], control_name="c")
+    assert eom.n_matched == 2
 
 
 # --------------------------------------------------------------------------- cost curve
@@ -308,6 +331,8 @@ def test_cost_curve_levels_and_input_errors(rct):
         cost_curve(rct["tau_r"], rct["tau_c"], t, r, c, multipliers=[1.0, -1.0])
     with pytest.raises(ValueError, match="n_multipliers"):
         cost_curve(rct["tau_r"], rct["tau_c"], t, r, c, n_multipliers=2)
+    with pytest.raises(TypeError, match="`n_multipliers` must be an integer"):
+        cost_curve(rct["tau_r"], rct["tau_c"], t, r, c, n_multipliers="many")
 
 
 def test_cost_curve_string_labels():
@@ -384,6 +409,8 @@ def test_aucc_errors(rct, binary):
         aucc(r, c, t, np.ones(len(t)), bins=0)
     with pytest.raises(ValueError, match="positive"):
         aucc(r, np.zeros(len(t)), t, np.ones(len(t)))
+    with pytest.raises(TypeError, match="`score` must be numeric"):
+        aucc(r, c, t, np.array(["high"] * len(t)))
 
 
 def test_mt_aucc(rct, binary):
@@ -509,6 +536,14 @@ def test_true_value_hand_example_and_errors():
         true_value([0], tr, tc)
     with pytest.raises(ValueError, match="control in column 0"):
         true_value([0, 0], tr[:, 0], tc[:, 0])
+    # no users: an error, not a NaN
+    empty = np.zeros((0, 3))
+    with pytest.raises(ValueError, match="at least one user"):
+        true_value(np.zeros(0, dtype=int), empty, empty)
+    with pytest.raises(ValueError, match="at least one user"):
+        regret(np.zeros(0, dtype=int), empty, empty, budget=1.0)
+    with pytest.raises(TypeError, match="`true_revenue` must be numeric"):
+        oracle_allocation(np.full((3, 2), "x"), np.zeros((3, 2)), 1.0)
 
 
 def test_metrics_do_not_import_torch():

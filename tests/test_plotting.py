@@ -113,6 +113,9 @@ def test_bad_oracle_raises(data):
     with pytest.raises(ValueError, match="oracle"):
         CostCurveDisplay.from_predictions(d["gain"], d["cost_up"], d["t"], d["revenue"],
                                           d["cost"], oracle=(d["gain"],))
+    for cost, revenue in (([], []), ([0.0, 1.0, 2.0], [0.0, 1.0])):
+        with pytest.raises(ValueError, match="one common, non-zero length"):
+            CostCurveDisplay(cost, revenue, budget=1.0)
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
@@ -212,6 +215,13 @@ def test_training_history_errors(e2e_data):
     from sklearn_budget.plotting import TrainingHistoryDisplay
     with pytest.raises(NotFittedError):
         TrainingHistoryDisplay.from_estimator(EndToEndBudgetAllocator())
+    from sklearn.linear_model import LinearRegression
+
+    fitted_other = LinearRegression().fit(np.ones((3, 1)), np.arange(3.0))
+    with pytest.raises(TypeError, match="LinearRegression has none"):
+        TrainingHistoryDisplay.from_estimator(fitted_other)
+    with pytest.raises(ValueError, match="one common, non-zero length"):
+        TrainingHistoryDisplay([1, 2, 3], [1.0, 2.0], [1.0, 2.0, 3.0], [0.0] * 3)
     est = _e2e(e2e_data, max_epochs=1, warmup_epochs=0)
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="two matplotlib Axes"):

@@ -165,11 +165,18 @@ def test_allocate_at_multiplier_matches_definition():
         (([[1.0]], [[1.0]]), {}, ValueError, "exactly one"),
         (([[1.0]], [[1.0]], 1.0), {"budget_per_user": 1.0}, ValueError, "exactly one"),
         ((np.ones((2, 2, 2)), np.ones((2, 2, 2)), 1.0), {}, ValueError, "2-D"),
+        ((np.zeros((5, 0)), np.zeros((5, 0)), 1.0), {}, ValueError, "at least one level"),
     ],
 )
 def test_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         solve_budget_allocation(*args, **kwargs)
+
+
+@pytest.mark.parametrize("multiplier", [None, "abc", "0.5", np.array([0.1, 0.2]), [1.0]])
+def test_allocate_at_multiplier_rejects_a_non_scalar_multiplier(multiplier):
+    with pytest.raises(TypeError, match="`multiplier` must be one real number"):
+        allocate_at_multiplier(np.ones((3, 1)), np.ones((3, 1)), multiplier)
 
 
 def test_empty_input():

@@ -24,13 +24,28 @@ class ScaledNetworkMixin:
     ``n_levels_``, ``budget`` and ``_n_multipliers`` from the estimator)."""
 
     def _fit_scales(self, X, rct):
-        self.x_mean_ = X.mean(axis=0)
-        self.x_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
-        self.revenue_scale_ = float(np.std(rct.revenue)) or 1.0
-        self.cost_scale_ = float(np.std(rct.cost)) or 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = X.mean(axis=0), X.std(axis=0)
+            r_std, c_std = float(np.std(rct.revenue)), float(np.std(rct.cost))
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+        if len(bad):
+            raise ValueError(
+                f"Feature column(s) {bad.tolist()[:10]} of X are too large to standardise "
+                "(their mean or spread overflows float64); rescale them first, e.g. take "
+                "a log or change their units.")
+        for name, value in (("revenue", r_std), ("cost", c_std)):
+            if not np.isfinite(value):
+                raise ValueError(
+                    f"The {name} values are too large to standardise (their spread "
+                    f"overflows float64); express {name} in larger units first.")
+        self.x_mean_ = mean
+        self.x_scale_ = np.where(std > 0, std, 1.0)
+        self.revenue_scale_ = r_std or 1.0
+        self.cost_scale_ = c_std or 1.0
 
     def _scaled_dict(self, X, rct=None):
-        x = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
+        with np.errstate(over="ignore"):  # overflowed rows are reported by predict
+            x = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
         if rct is None:
             return SliceDict(x=x)
         return SliceDict(

@@ -308,9 +308,16 @@ class TrainingMixin:
             if validation is not None:
                 x_valid, valid_rct = np.asarray(validation[0], dtype=np.float64), validation[1]
             else:
-                idx_train, idx_valid = train_test_split(
-                    idx_train, test_size=self.validation_fraction, stratify=rct.arm,
-                    random_state=rng.randint(np.iinfo(np.int32).max))
+                try:
+                    idx_train, idx_valid = train_test_split(
+                        idx_train, test_size=self.validation_fraction, stratify=rct.arm,
+                        random_state=rng.randint(np.iinfo(np.int32).max))
+                except ValueError as exc:
+                    raise ValueError(
+                        f"Cannot hold out validation_fraction={self.validation_fraction} of "
+                        f"the {len(idx_train)} fitting users with every arm on both sides "
+                        f"({exc}). Use more data, a larger validation_fraction, or "
+                        "early_stopping=False.") from exc
                 valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
             valid_dict = self._scaled_dict(x_valid, valid_rct)
             train_split = predefined_split(Dataset(valid_dict))

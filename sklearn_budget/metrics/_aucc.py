@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_rct
+from .._validation import as_float_array, check_rct
 from ._cost_curve import cost_curve
 
 __all__ = ["aucc", "mt_aucc"]
@@ -27,7 +27,7 @@ def _aucc_curve(revenue, cost, treatment, score, bins=20, control_name=0):
             f"`aucc` needs a binary treatment (control and one level); got levels "
             f"{list(rct.levels)}. Use `mt_aucc` for several incentive levels."
         )
-    score = np.asarray(score, dtype=np.float64).ravel()
+    score = as_float_array(score, "score").ravel()
     if len(score) != rct.n_samples or not np.isfinite(score).all():
         raise ValueError(
             f"`score` must hold one finite predicted ROI per user ({rct.n_samples}); got "

@@ -9,6 +9,7 @@ that uses the predictions as outcome model (for calibration).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 
@@ -311,6 +312,10 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                          control_name, levels)
     if multipliers is None:
+        if isinstance(n_multipliers, (bool, np.bool_)) or \
+                not isinstance(n_multipliers, (Integral, np.integer)):
+            raise TypeError(
+                f"`n_multipliers` must be an integer >= 3; got {n_multipliers!r}.")
         if int(n_multipliers) < 3:
             raise ValueError(f"`n_multipliers` must be >= 3; got {n_multipliers}.")
         multipliers = _multiplier_grid(r, c, int(n_multipliers))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._solver import solve_budget_allocation
-from .._validation import check_budget
+from .._validation import as_float_array, check_budget
 
 __all__ = ["TrueValue", "oracle_allocation", "true_value", "regret"]
 
@@ -33,12 +33,13 @@ class TrueValue:
 
 
 def _check_truth(true_revenue, true_cost):
-    tr = np.asarray(true_revenue, dtype=np.float64)
-    tc = np.asarray(true_cost, dtype=np.float64)
-    if tr.ndim != 2 or tr.shape[1] < 2 or tr.shape != tc.shape:
+    tr = as_float_array(true_revenue, "true_revenue")
+    tc = as_float_array(true_cost, "true_cost")
+    if tr.ndim != 2 or tr.shape[1] < 2 or tr.shape != tc.shape or tr.shape[0] == 0:
         raise ValueError(
             "`true_revenue` and `true_cost` must be 2-D of equal shape (n_users, n_levels + 1) "
-            f"with control in column 0; got shapes {tr.shape} and {tc.shape}."
+            f"with control in column 0 and at least one user; got shapes {tr.shape} and "
+            f"{tc.shape}."
         )
     if not (np.isfinite(tr).all() and np.isfinite(tc).all()):
         raise ValueError("`true_revenue` and `true_cost` contain NaN or infinite values.")

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validation import unpack_target
 from ..metrics._cost_curve import CostCurve, cost_curve
-from ._common import _import_pyplot
+from ._common import _import_pyplot, _series
 
 __all__ = ["CostCurveDisplay"]
 
@@ -70,8 +70,9 @@ class CostCurveDisplay:
 
     def __init__(self, incremental_cost, incremental_revenue, *, multipliers=None, name=None,
                  oracle_cost=None, oracle_revenue=None, budget=None):
-        self.incremental_cost = np.asarray(incremental_cost, dtype=np.float64)
-        self.incremental_revenue = np.asarray(incremental_revenue, dtype=np.float64)
+        self.incremental_cost, self.incremental_revenue = _series(
+            "CostCurveDisplay", incremental_cost=incremental_cost,
+            incremental_revenue=incremental_revenue)
         self.multipliers = None if multipliers is None else np.asarray(multipliers)
         self.name = name
         self.oracle_cost = oracle_cost

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._common import _import_pyplot
+from ._common import _import_pyplot, _series
 
 __all__ = ["TrainingHistoryDisplay"]
 
@@ -85,10 +85,9 @@ class TrainingHistoryDisplay:
     def __init__(self, epochs, train_loss, valid_loss, valid_goal, *, goal_on=None,
                  goal_phase_kept=None, split_validation=False, name=None,
                  restored_epochs=None, half_goals=None):
-        self.epochs = np.asarray(epochs, dtype=np.float64)
-        self.train_loss = np.asarray(train_loss, dtype=np.float64)
-        self.valid_loss = np.asarray(valid_loss, dtype=np.float64)
-        self.valid_goal = np.asarray(valid_goal, dtype=np.float64)
+        self.epochs, self.train_loss, self.valid_loss, self.valid_goal = _series(
+            "TrainingHistoryDisplay", epochs=epochs, train_loss=train_loss,
+            valid_loss=valid_loss, valid_goal=valid_goal)
         self.goal_on = goal_on
         self.goal_phase_kept = goal_phase_kept
         self.split_validation = split_validation
@@ -207,7 +206,12 @@ class TrainingHistoryDisplay:
         -------
         display : TrainingHistoryDisplay
         """
-        check_is_fitted(estimator, "net_")
+        if not hasattr(estimator, "net_"):
+            check_is_fitted(estimator)  # an unfitted estimator says so first
+            raise TypeError(
+                f"TrainingHistoryDisplay shows a skorch training history, and "
+                f"{type(estimator).__name__} has none (no `net_`); pass a fitted "
+                "EndToEndBudgetAllocator (the last step of a pipeline: `pipe[-1]`).")
         history = getattr(estimator.net_, "history", None)
         if history is None or not len(history):
             raise ValueError(
