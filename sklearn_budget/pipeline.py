@@ -85,7 +85,7 @@ class BudgetPipeline(Pipeline):
         return self._final_estimator.allocate(self._transformed(X), **params)
 
 
-def make_budget_pipeline(*steps, memory=None, verbose=False):
+def make_budget_pipeline(*steps, memory=None, transform_input=None, verbose=False):
     """:class:`BudgetPipeline` with step names generated from the types
     (like :func:`sklearn.pipeline.make_pipeline`).
 
@@ -95,6 +95,9 @@ def make_budget_pipeline(*steps, memory=None, verbose=False):
         The transformers, then the budget allocator last.
     memory : str or object with the joblib.Memory interface, default=None
         Caches the fitted transformers, as for :class:`sklearn.pipeline.Pipeline`.
+    transform_input : list of str, default=None
+        Metadata transformed by the steps before reaching the last one, as for
+        :class:`sklearn.pipeline.Pipeline` (needs metadata routing).
     verbose : bool, default=False
         Print the time each step takes to fit.
 
@@ -109,4 +112,5 @@ def make_budget_pipeline(*steps, memory=None, verbose=False):
     >>> make_budget_pipeline(StandardScaler(), EndToEndBudgetAllocator()).steps[1][0]
     'endtoendbudgetallocator'
     """
-    return BudgetPipeline(_name_estimators(steps), memory=memory, verbose=verbose)
+    return BudgetPipeline(_name_estimators(steps), memory=memory,
+                          transform_input=transform_input, verbose=verbose)

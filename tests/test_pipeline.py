@@ -84,6 +84,10 @@ def test_clone_and_pickle(fitted, data):
 def test_make_budget_pipeline_names_steps():
     pipe = make_budget_pipeline(StandardScaler(), _allocator())
     assert [name for name, _ in pipe.steps] == ["standardscaler", "endtoendbudgetallocator"]
+    # the same keywords as sklearn's make_pipeline
+    pipe = make_budget_pipeline(StandardScaler(), _allocator(), memory=None,
+                                transform_input=["treatment"], verbose=True)
+    assert pipe.transform_input == ["treatment"] and pipe.verbose
 
 
 def test_scorer_and_display_read_the_last_steps_labels(data):
