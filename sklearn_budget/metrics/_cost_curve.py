@@ -79,6 +79,9 @@ class CostCurve:
 
         The first (largest) multiplier when even it exceeds the budget, the
         multiplier of the maximal-spend point when the budget exceeds it.
+        The curve alone cannot see a jump of the policy between two points
+        (tied predictions); :func:`multiplier_at_budget` and the estimators'
+        calibration re-evaluate the policy there (:func:`settle_multiplier`).
         """
         budget = check_budget(budget)
         j, t = self._locate(budget)
