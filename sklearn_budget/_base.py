@@ -194,7 +194,9 @@ class BaseBudgetAllocator(BaseEstimator):
         """Set ``calibration_curve_`` and ``multiplier_`` from calibration predictions."""
         self._calibration_method = self.calibration
         self._calibration_uplift = (r_cal, c_cal)
-        self._calibration_rct = rct_cal
+        # re-read by allocate(budget=...); "predicted" needs only the predictions (not
+        # every training user's outcomes in the fitted object)
+        self._calibration_rct = None if self.calibration == "predicted" else rct_cal
         self.calibration_curve_ = cost_curve(
             r_cal, c_cal, rct_cal.treatment, rct_cal.revenue, rct_cal.cost,
             propensity=rct_cal.propensity, control_name=self.control_name,

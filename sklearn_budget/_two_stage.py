@@ -146,8 +146,12 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
             learner = _default_learner(random_state=self.random_state)
         else:
             learner = clone(template, safe=False)
-        if hasattr(learner, "get_params") and "control_name" in learner.get_params(deep=False):
+        params = learner.get_params(deep=False) if hasattr(learner, "get_params") else {}
+        if "control_name" in params:
             learner.set_params(control_name=0)  # the learner sees arms 0..K
+        if isinstance(self.random_state, Integral) and params.get("random_state", 0) is None:
+            # e.g. the R-learner's cross-fitting folds (the DR-learner's: fit(seed=...))
+            learner.set_params(random_state=self.random_state)
         return learner
 
     def _propensity_dict(self, n):

@@ -8,7 +8,7 @@ through the functions here, so error messages are uniform and name the fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -389,8 +389,14 @@ def labels_to_arms(labels, levels, control_name=0):
 def arms_to_labels(arms, levels, control_name=0):
     """Inverse of :func:`labels_to_arms`."""
     arms = np.asarray(arms)
-    names = np.asarray([control_name, *levels], dtype=np.result_type(np.asarray(levels),
-                                                                       np.asarray([control_name])))
+    levels = np.asarray(levels)
+    dtype = np.result_type(levels, np.asarray([control_name]))
+    if levels.dtype.kind in "iu" and isinstance(control_name, (Integral, np.integer)) \
+            and not isinstance(control_name, (bool, np.bool_)):
+        info = np.iinfo(levels.dtype)
+        if info.min <= int(control_name) <= info.max:
+            dtype = levels.dtype  # int8 or uint64 labels stay int8 / uint64 with control 0
+    names = np.asarray([control_name, *levels], dtype=dtype)
     return names[arms]
 
 

@@ -73,10 +73,12 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
     random_state : int or None, default=None
         Seed of the learner's own randomness, passed on where the causalml
         class takes one (the R-learner, which draws its cross-fitting folds
-        at random: without a seed two fits differ). The DR-learner also draws
-        random folds, but takes its seed in ``fit(seed=...)``:
-        :class:`TwoStageBudgetAllocator` passes its ``random_state`` there.
-        Seed the base ``learner`` itself.
+        at random: without a seed two fits differ), and to the default base
+        learners (gradient boosting draws an early-stopping split above
+        10,000 users). The DR-learner also draws random folds, but takes its
+        seed in ``fit(seed=...)``. :class:`TwoStageBudgetAllocator` seeds both
+        from its own ``random_state`` when this one is None. Seed a ``learner``
+        you pass yourself.
     **kwargs
         Further keyword arguments of the causalml class (e.g. ``n_fold`` of
         the R-learner).
@@ -104,7 +106,8 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
     if learner is None:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        learner = HistGradientBoostingClassifier() if classifier else _default_regressor()
+        learner = (HistGradientBoostingClassifier(random_state=random_state) if classifier
+                   else _default_regressor(random_state))
     cls = getattr(meta, f"Base{stem}{'Classifier' if classifier else 'Regressor'}")
     if random_state is not None and "random_state" in inspect.signature(cls).parameters:
         kwargs.setdefault("random_state", random_state)
@@ -112,17 +115,17 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
         # causalml's X and R classifiers take a classifier for the outcomes and a
         # regressor for the effects, no shared `learner`.
         kwargs.setdefault("outcome_learner", learner)
-        kwargs.setdefault("effect_learner", _default_regressor())
+        kwargs.setdefault("effect_learner", _default_regressor(random_state))
         return cls(control_name=control_name, **kwargs)
     if classifier and stem == "DR":
-        kwargs.setdefault("treatment_effect_learner", _default_regressor())
+        kwargs.setdefault("treatment_effect_learner", _default_regressor(random_state))
     return cls(learner=learner, control_name=control_name, **kwargs)
 
 
-def _default_regressor():
+def _default_regressor(random_state=None):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    return HistGradientBoostingRegressor()
+    return HistGradientBoostingRegressor(random_state=random_state)
 
 
 def _default_learner(random_state=None):

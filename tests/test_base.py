@@ -290,3 +290,13 @@ def test_warns_when_even_the_largest_multiplier_overspends(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, y)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint64])
+def test_integer_labels_keep_their_dtype(dtype):
+    from sklearn_budget._validation import arms_to_labels
+
+    labels = arms_to_labels(np.array([0, 1, 2]), np.array([1, 2], dtype=dtype), 0)
+    assert labels.dtype == dtype and labels.tolist() == [0, 1, 2]
+    big = np.array([2**63 + 1], dtype=np.uint64)
+    assert arms_to_labels(np.array([1]), big, 0)[0] == big[0]  # no float rounding

@@ -153,6 +153,19 @@ def test_deterministic_on_cpu(data, y, estimator):
     assert not np.array_equal(other.predict(data.X), fits[0].predict(data.X))
 
 
+def test_fit_leaves_the_callers_torch_random_state_alone(data, y):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    make_est().fit(data.X[:600], y[:600])
+    torch.testing.assert_close(torch.rand(3), expected)
+    # and the caller's state does not leak into the fit
+    torch.manual_seed(7)
+    a = make_est().fit(data.X[:600], y[:600]).predict(data.X[:5])
+    torch.manual_seed(8)
+    np.testing.assert_array_equal(make_est().fit(data.X[:600], y[:600]).predict(data.X[:5]), a)
+
+
 def test_gradient_estimators_train_differently(data, y):
     # after warmup the goal's gradient changes the weights, and each estimator its own way
     preds = [make_est(gradient_estimator=e).fit(data.X, y).predict(data.X)

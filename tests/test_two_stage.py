@@ -109,6 +109,35 @@ def test_learners_are_cloned_not_fitted_in_place(meta, data, y):
     assert est.revenue_learner_.t_groups.tolist() == [1, 2, 3]
 
 
+def test_random_state_seeds_an_unseeded_r_learner(meta, data, y):
+    # the R-learner draws its cross-fitting folds from its own random_state; left None,
+    # the allocator's random_state seeds it, so fits repeat whatever numpy's global state
+    from sklearn_budget.baselines import make_meta_learner
+
+    X, yy = data.X[:1500], y[:1500]
+    preds = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)
+        est = TwoStageBudgetAllocator(make_meta_learner("R", Ridge()), random_state=0)
+        preds.append(est.fit(X, yy).predict(X))
+    np.testing.assert_array_equal(preds[0], preds[1])
+    assert est.revenue_learner_.random_state == 0
+    # a learner seeded by the user keeps its own seed
+    est = TwoStageBudgetAllocator(make_meta_learner("R", Ridge(), random_state=5),
+                                  random_state=0).fit(X, yy)
+    assert est.revenue_learner_.random_state == 5
+
+
+def test_predicted_calibration_keeps_no_training_outcomes(meta, data, y):
+    est = TwoStageBudgetAllocator(meta.BaseTRegressor(learner=Ridge()), budget=2.0,
+                                  calibration="predicted", random_state=0).fit(data.X, y)
+    assert est._calibration_rct is None
+    assert est.allocate(data.X[:50], budget=1.0).shape == (50,)  # re-reads for a budget
+    holdout = TwoStageBudgetAllocator(meta.BaseTRegressor(learner=Ridge()), budget=2.0,
+                                      random_state=0).fit(data.X, y)
+    assert holdout._calibration_rct.n_samples == pytest.approx(0.3 * len(data.X), abs=2)
+
+
 def test_predict_matches_learner_and_uses_sorted_columns(meta, data):
     # string labels with a non-default control: columns follow the sorted labels
     names = {0: "ctrl", 1: "c", 2: "b", 3: "a"}

@@ -283,7 +283,10 @@ class TrainingMixin:
         net.sampler_generator_ = None
 
     def _fit_uplift(self, X, rct, validation=None):
-        with torch_threads(self.n_threads):
+        # the fit seeds torch's global generator (weight initialisation, dropout); fork it
+        # so that the caller's torch random state is left as it was
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch_threads(self.n_threads), torch.random.fork_rng(devices=devices):
             return self._fit_network(X, rct, validation)
 
     def _fit_network(self, X, rct, validation):
