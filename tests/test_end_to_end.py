@@ -166,6 +166,31 @@ def test_fit_leaves_the_callers_torch_random_state_alone(data, y):
     np.testing.assert_array_equal(make_est().fit(data.X[:600], y[:600]).predict(data.X[:5]), a)
 
 
+def test_goal_multiplier_above_the_maximal_spend_keeps_a_price_on_cost(fitted, data):
+    # deployment reads a budget above every point of the curve at its last (multiplier 0)
+    # point; the training goal keeps the largest multiplier that reaches the maximal spend
+    # (measured: a cost-free goal made the gate keep fine-tunes that lost on Hillstrom)
+    import copy
+
+    from sklearn_budget._validation import check_rct
+    from sklearn_budget.metrics import cost_curve
+
+    est = copy.deepcopy(fitted)
+    rct = check_rct(data.treatment, data.revenue, data.cost)
+    calibrate = est._make_calibrator(np.asarray(data.X), rct, np.random.RandomState(0))
+    r, c = est._forward_scaled(est._scaled_dict(np.asarray(data.X))["x"])
+    r, c = r * est.revenue_scale_, c * est.cost_scale_
+    curve = cost_curve(r, c, rct.arm, rct.revenue, rct.cost, propensity=rct.propensity)
+    est.budget = 10 * curve.incremental_cost.max()
+    first_max = curve.multipliers[int(np.argmax(curve.incremental_cost))]
+    assert calibrate(est.net_) == pytest.approx(first_max * est.cost_scale_
+                                                / est.revenue_scale_)
+    # here the maximal spend is reached at two points (the test's premise), which the
+    # deployment reading resolves the other way
+    assert np.count_nonzero(curve.incremental_cost == curve.incremental_cost.max()) > 1
+    assert curve.multiplier_at(10 * curve.incremental_cost.max()) < first_max
+
+
 def test_gradient_estimators_train_differently(data, y):
     # after warmup the goal's gradient changes the weights, and each estimator its own way
     preds = [make_est(gradient_estimator=e).fit(data.X, y).predict(data.X)
