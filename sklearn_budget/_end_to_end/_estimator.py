@@ -144,16 +144,12 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         ``warmup_epochs="auto"`` (``torch.optim.swa_utils.AveragedModel``): a
         float is the per-step decay of an exponential moving average,
         ``"uniform"`` the running mean since phase 2 began (stochastic weight
-        averaging). Every goal epoch is validated, picked, judged by the gate
-        and deployed as the average; training goes on from the raw weights.
-        None: no averaging. Measured (``benchmarks/goal_ceiling.py``; README,
-        "What limits the goal phase"): 0.97 gained on the tuning seeds but not
-        on fresh ones (200,000 users, deployed gain over the ablation: +2.2%
-        against +2.4% at budget 0.15 over 12 seeds), hence off by default.
+        averaging); the average is validated, judged and deployed, training
+        goes on from the raw weights. None: no averaging. Off by default: on
+        fresh seeds 0.97 did not beat it (README, "What limits the goal phase").
     center_uplift : bool, default=False
-        After training, shift each level's predicted revenue uplift by a
-        constant so that its mean over the training users equals the RCT's
-        difference in means for that level (``revenue_shift_``).
+        After training, shift each level's revenue uplift so that its mean
+        over the training users is the RCT's difference in means (``revenue_shift_``).
     goal_batch_size : int, "auto" or None, default="auto"
         The goal is measured on a separate random batch of this many training
         samples each step, drawn with replacement (as many draws as there
@@ -266,11 +262,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         against); None for a fixed warm-up.
     goal_phase_best_epoch_ : int or None
         With ``warmup_epochs="auto"``: the goal phase's epoch restored by
-        early stopping on the validation goal of all validation users
-        (deployed only if ``goal_phase_kept_``). The gate judged this epoch
-        with ``goal_phase_validation="split"`` or ``"shared"``; with
-        ``"crossfit"`` it judged each half's own best epoch (``valid_goal_half1``
-        / ``_half2`` in the history), which may differ from this one.
+        early stopping on the validation goal (deployed if ``goal_phase_kept_``).
+        With ``"crossfit"`` the gate judged each validation half's own best
+        epoch instead (``valid_goal_half1`` / ``_half2`` in the history).
     goal_phase_win_rate_ : float or None
         Share of those resamples in which the goal phase's network had the
         higher validation goal (0 when its best epoch did not even beat
@@ -284,31 +278,20 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     x_mean_, x_scale_ : ndarray of shape (n_features,)
         The standardisation of ``X`` the network sees.
     revenue_scale_, cost_scale_ : float
-        The scales dividing revenue and cost in training (predictions are in
-        the original units).
+        The scales of revenue and cost in training (predictions are unscaled).
     n_levels_, treatment_probabilities_, calibration_curve_, n_features_in_, feature_names_in_
         As for :class:`TwoStageBudgetAllocator`.
 
     Notes
     -----
-    Measured on ``make_marketing_rct`` with 20,000 users (README,
-    ``benchmarks/bench_quality.py``, seeds 0-2, budgets 0.3 / 0.5 of the
-    oracle's spend): with the defaults the network beats the best of
-    causalml's T- and X-learners by 4-6% (default setting) and 41-80% (hard
-    setting) at equal true spend and reaches 0.91-0.94 of the oracle's value
-    in the default setting; most of that is the neural uplift model itself.
-    The goal phase adds little over the ``reg_weight=0`` ablation at this
-    size (0.0% / +0.8% default, 0.0% / -0.8% hard on these seeds; -0.3% /
-    +4.6% on report seeds 20-24 of ``benchmarks/bench_goal.py``).
-    ``benchmarks/goal_ceiling.py`` measures why: given a noise-free goal the
-    same fine-tuning gains +3.4% / +51%, given the RCT goal of ~7,000
-    training users +1.1% / +4.5% even at the best epoch in hindsight; the
-    RCT estimate of the goal is the limit. With 200,000 users (fresh seeds)
-    the deployed goal phase gains +2.4% over the ablation at budget 0.15
-    and +2.3% / +8.9% (default / hard setting) at budget 0.4.
+    Measured (README, "Benchmarks"; 20,000 users, seeds 0-2): the network
+    beats the best of causalml's T- and X-learners by 4-6% (default setting)
+    and 41-80% (hard) at equal true spend, mostly as an uplift model; the
+    goal phase adds -0.8% to +0.8% over the ``reg_weight=0`` ablation, +2.4%
+    with 200,000 users (budget 0.15, fresh seeds). The limit is the noise of
+    the RCT estimate of the goal (``benchmarks/goal_ceiling.py``).
     Select ``reg_weight`` with ``GridSearchCV`` (``score`` is the marketing
-    goal), and look at a fit with
-    :class:`~sklearn_budget.plotting.TrainingHistoryDisplay`.
+    goal); look at a fit with :class:`~sklearn_budget.plotting.TrainingHistoryDisplay`.
 
     Examples
     --------
