@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
 from .metrics import cost_curve, value_at_budget
-from .metrics._cost_curve import read_multiplier
+from .metrics._at_budget import read_multiplier
 
 __all__ = ["BaseBudgetAllocator"]
 

@@ -12,7 +12,8 @@ Budgets here are per user (average incremental cost per user).
 """
 
 from ._aucc import aucc, mt_aucc
-from ._cost_curve import CostCurve, cost_curve, multiplier_at_budget, value_at_budget
+from ._at_budget import multiplier_at_budget, value_at_budget
+from ._cost_curve import CostCurve, cost_curve
 from ._eom import ExpectedOutcome, expected_outcome
 from ._oracle import TrueValue, oracle_allocation, regret, true_value
 from ._scorer import BudgetScorer, make_budget_scorer

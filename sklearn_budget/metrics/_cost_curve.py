@@ -17,7 +17,7 @@ from .._solver import allocate_at_multiplier
 from .._validation import check_budget, check_rct, check_uplift
 from ._eom import _EOMEvaluator
 
-__all__ = ["CostCurve", "cost_curve", "value_at_budget", "multiplier_at_budget"]
+__all__ = ["CostCurve", "cost_curve"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,42 +162,6 @@ def _point_function(evaluator, r, c, estimate):
     return lambda arms: _eom_point(evaluator, arms)
 
 
-def settle_multiplier(curve, budget, point, r, c, n_steps=50, rtol=0.01):
-    """``curve.multiplier_at(budget)``, kept within the budget where the curve jumps.
-
-    Linear interpolation between the two sweep points around the budget
-    assumes the policy changes gradually between them. Where predictions tie
-    (identical users, coarse models) it jumps: the interpolated multiplier
-    then gives (nearly) the over-budget neighbour's policy. When the policy
-    at the interpolated multiplier overspends the budget by more than
-    ``rtol`` (a share of the budget), the multiplier is found by bisection
-    between the two points instead: the smallest multiplier found whose
-    estimated spend (``point``) stays under the budget.
-    """
-    lam = curve.multiplier_at(budget)
-    j, t = curve._locate(budget)
-    if t is None:
-        return lam
-    spend = point(np.asarray(allocate_at_multiplier(r, c, lam)))[1]
-    if not spend > budget * (1.0 + rtol):
-        return lam
-    under, over = float(curve.multipliers[j - 1]), float(curve.multipliers[j])
-    for _ in range(n_steps):
-        mid = 0.5 * (under + over)
-        spend = point(np.asarray(allocate_at_multiplier(r, c, mid)))[1]
-        if spend < budget:  # (NaN: no user matched, counts as over)
-            under = mid
-        else:
-            over = mid
-    return under
-
-
-def read_multiplier(curve, budget, r, c, rct, estimate="eom"):
-    """:func:`settle_multiplier` on the RCT sample (``RCTData``) the curve was measured on."""
-    return settle_multiplier(curve, budget, _point_function(_EOMEvaluator(rct), r, c, estimate),
-                             r, c)
-
-
 def _curve(evaluator, r, c, multipliers, estimate="eom"):
     point = _point_function(evaluator, r, c, estimate)
     points = np.array([point(np.asarray(allocate_at_multiplier(r, c, lam)))
@@ -331,102 +295,3 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     if estimate not in ("eom", "dr"):
         raise ValueError(f"`estimate` must be 'eom' or 'dr'; got {estimate!r}.")
     return _curve(_EOMEvaluator(rct), r, c, multipliers, estimate=estimate)
-
-
-def value_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budget, *,
-                    propensity=None, control_name=0, n_multipliers=100, levels=None):
-    """EOM incremental revenue per user of the policy at a per-user budget.
-
-    Sweeps the multiplier (:func:`cost_curve`) and reads the EOM incremental
-    revenue where the EOM incremental cost first reaches ``budget``, linearly
-    interpolating between the neighbouring points. A budget above the
-    maximal spend gives the value at maximal spend; budget 0 gives 0.
-
-    Parameters
-    ----------
-    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
-        Predicted uplifts of the RCT users.
-    treatment, revenue, cost : array-like of shape (n_samples,)
-        Observed RCT arm and outcomes.
-    budget : float
-        Average incremental cost per user (>= 0).
-    propensity, control_name, n_multipliers, levels
-        See :func:`cost_curve`.
-
-    Returns
-    -------
-    value : float
-        EOM incremental revenue per user.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_budget.metrics import value_at_budget
-    >>> rng = np.random.default_rng(0)
-    >>> n = 4000
-    >>> treatment = rng.integers(0, 2, n)
-    >>> gain = rng.uniform(0, 2, n)
-    >>> revenue = treatment * gain + rng.normal(scale=0.1, size=n)
-    >>> cost = treatment * 1.0
-    >>> # best half of the users (gain in [1, 2]) are worth 0.75 per user
-    >>> value = value_at_budget(gain[:, None], np.ones((n, 1)), treatment, revenue, cost, 0.5)
-    >>> bool(abs(value - 0.75) < 0.05)
-    True
-    """
-    budget = check_budget(budget)
-    curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost,
-                       propensity=propensity, control_name=control_name,
-                       n_multipliers=n_multipliers, levels=levels)
-    return curve.value_at(budget)
-
-
-def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budget, *,
-                         propensity=None, control_name=0, n_multipliers=100, levels=None):
-    """Multiplier at which the policy's EOM incremental cost meets a per-user budget.
-
-    Used to calibrate a deployment multiplier on held-out RCT data. The
-    multiplier is linearly interpolated between the two sweep points around
-    the first crossing of ``budget`` (see :func:`cost_curve`), unless the
-    policy jumps there (tied predictions) and the interpolated multiplier
-    would overspend: then the crossing is found by bisection and the
-    multiplier returned stays under the budget on this sample. When the
-    budget exceeds the maximal spend it is the multiplier of the
-    maximal-spend point; when even the largest multiplier overspends it is
-    that multiplier.
-
-    Parameters
-    ----------
-    revenue_uplift, cost_uplift : array-like of shape (n_samples, n_levels)
-        Predicted uplifts of the RCT users.
-    treatment, revenue, cost : array-like of shape (n_samples,)
-        Observed RCT arm and outcomes.
-    budget : float
-        Average incremental cost per user (>= 0).
-    propensity, control_name, n_multipliers, levels
-        See :func:`cost_curve`.
-
-    Returns
-    -------
-    multiplier : float
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_budget.metrics import multiplier_at_budget
-    >>> rng = np.random.default_rng(0)
-    >>> n = 4000
-    >>> treatment = rng.integers(0, 2, n)
-    >>> gain = rng.uniform(0, 2, n)
-    >>> revenue = treatment * gain
-    >>> cost = treatment * 1.0
-    >>> # treating half of the users: those with gain above ~1
-    >>> lam = multiplier_at_budget(gain[:, None], np.ones((n, 1)), treatment, revenue, cost, 0.5)
-    >>> round(lam, 1)
-    1.0
-    """
-    budget = check_budget(budget)
-    rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
-                         control_name, levels)
-    curve = cost_curve(r, c, rct.treatment, rct.revenue, rct.cost, propensity=rct.propensity,
-                       control_name=control_name, n_multipliers=n_multipliers, levels=rct.levels)
-    return read_multiplier(curve, budget, r, c, rct)

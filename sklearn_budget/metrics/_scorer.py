@@ -5,7 +5,7 @@ from __future__ import annotations
 from sklearn.utils.metadata_routing import MetadataRequest
 
 from .._validation import check_budget, unpack_target
-from ._cost_curve import value_at_budget
+from ._at_budget import value_at_budget
 
 __all__ = ["BudgetScorer", "make_budget_scorer"]
 
