@@ -3,14 +3,24 @@
 Every public entry point of :mod:`sklearn_budget` funnels its RCT inputs
 (treatment, revenue outcome, cost outcome), uplift matrices and budgets
 through the functions here, so error messages are uniform and name the fix.
+The array checks live in :mod:`._array_checks` and are re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
+
+from ._array_checks import (
+    _as_1d,
+    _as_finite_float,
+    _check_lengths,
+    as_float_array,
+    check_budget,
+    check_uplift,
+)
 
 __all__ = [
     "RCTData",
@@ -26,38 +36,6 @@ __all__ = [
 ]
 
 RCT_FIELDS = ("treatment", "revenue", "cost")
-
-
-def _as_1d(values, name):
-    """Return ``values`` as a 1-D numpy array, or raise a ValueError naming it."""
-    if hasattr(values, "detach"):  # torch tensor
-        values = values.detach().cpu().numpy()
-    arr = np.asarray(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(
-            f"`{name}` must be one-dimensional with one value per user; got shape "
-            f"{arr.shape}. Pass a 1-D array, list or pandas Series."
-        )
-    return arr
-
-
-def _as_finite_float(values, name):
-    arr = _as_1d(values, name)
-    try:
-        arr = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"`{name}` must be numeric; got dtype {arr.dtype}. Convert it to numbers first."
-        ) from exc
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise ValueError(
-            f"`{name}` contains {int(bad.sum())} NaN or infinite value(s) (first at "
-            f"index {int(np.flatnonzero(bad)[0])}). Drop or impute those rows before fitting."
-        )
-    return arr
 
 
 def _is_missing(value):
@@ -96,23 +74,6 @@ def _check_treatment_labels(t):
             f"`treatment` mixes label types ({', '.join(kinds)}); use one type for every "
             "arm, e.g. all strings or all integers."
         )
-
-
-def as_float_array(values, name):
-    """``values`` as a float64 ndarray, or a TypeError naming ``name``."""
-    if hasattr(values, "detach"):  # torch tensor
-        values = values.detach().cpu().numpy()
-    arr = np.asarray(values)
-    if arr.dtype.kind in "fiub":
-        return arr.astype(np.float64, copy=False)
-    try:
-        if arr.dtype.kind in "USV":
-            raise TypeError
-        return arr.astype(np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"`{name}` must be numeric; got dtype {arr.dtype}. Convert it to numbers first."
-        ) from None
 
 
 def rct_target(treatment, revenue, cost):
@@ -193,15 +154,6 @@ def unpack_target(y, treatment=None, cost=None):
             "treatment=..., cost=...) or pack them: fit(X, rct_target(treatment, revenue, cost))."
         )
     return treatment, y, cost
-
-
-def _check_lengths(**arrays):
-    lengths = {k: len(v) for k, v in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{k}={n}" for k, n in lengths.items())
-        raise ValueError(
-            f"Inconsistent numbers of samples ({detail}); every input needs one row per user."
-        )
 
 
 @dataclass(frozen=True)
@@ -398,79 +350,3 @@ def arms_to_labels(arms, levels, control_name=0):
             dtype = levels.dtype  # int8 or uint64 labels stay int8 / uint64 with control 0
     names = np.asarray([control_name, *levels], dtype=dtype)
     return names[arms]
-
-
-def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
-    """Validate (n, K) uplift matrices (columns = incentive levels, control excluded).
-
-    Returns numpy float arrays (or the torch tensors themselves when
-    ``allow_torch`` is True and both inputs are tensors).
-    """
-    pair = [revenue_uplift] if cost_uplift is None else [revenue_uplift, cost_uplift]
-    names = ["revenue_uplift", "cost_uplift"]
-    out = []
-    for name, m in zip(names, pair):
-        if hasattr(m, "detach") and allow_torch:
-            import torch
-
-            if m.ndim == 1:
-                m = m[:, None]
-            if m.ndim != 2:
-                raise ValueError(f"`{name}` must be 2-D (n_users, n_levels); got {tuple(m.shape)}.")
-            if not torch.is_floating_point(m):
-                m = m.double()
-            if not bool(torch.isfinite(m).all()):
-                raise ValueError(
-                    f"`{name}` contains NaN or infinite values; fix the model's output.")
-            out.append(m)
-            continue
-        if hasattr(m, "detach"):
-            m = m.detach().cpu().numpy()
-        arr = np.asarray(m)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2 or arr.shape[1] == 0:
-            raise ValueError(
-                f"`{name}` must be 2-D with one row per user and one column per incentive "
-                f"level (control excluded), at least one level; got shape {arr.shape}."
-            )
-        if arr.dtype.kind not in "fiub":
-            raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
-        if not np.isfinite(arr).all():
-            raise ValueError(
-                f"`{name}` contains NaN or infinite values; fix or drop those users first."
-            )
-        out.append(arr)
-    if len(out) == 2:
-        if type(out[0]) is not type(out[1]):
-            raise TypeError("Pass revenue_uplift and cost_uplift as the same array type.")
-        if tuple(out[0].shape) != tuple(out[1].shape):
-            raise ValueError(
-                f"revenue_uplift {tuple(out[0].shape)} and cost_uplift {tuple(out[1].shape)} "
-                "must have the same shape (n_users, n_levels)."
-            )
-        if out[0].dtype != out[1].dtype:
-            if hasattr(out[0], "detach"):
-                out[1] = out[1].to(out[0].dtype)
-            else:
-                dt = np.result_type(out[0], out[1])
-                out = [o.astype(dt, copy=False) for o in out]
-        return out[0], out[1]
-    return out[0]
-
-
-def check_budget(budget, *, name="budget", allow_none=False):
-    """Return ``budget`` as a float, checking it is finite and non-negative."""
-    if budget is None and allow_none:
-        return None
-    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (Real, np.number)):
-        raise TypeError(f"`{name}` must be a real number; got {type(budget).__name__}.")
-    budget = float(budget)
-    if not np.isfinite(budget) or budget < 0:
-        raise ValueError(
-            f"`{name}` must be finite and >= 0; got {budget}. A budget is an amount of "
-            "cost units (per user or in total)."
-        )
-    return budget
