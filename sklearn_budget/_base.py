@@ -236,15 +236,19 @@ class BaseBudgetAllocator(BaseEstimator):
     # -- predict -------------------------------------------------------------------
     def _checked_uplift(self, X):
         r, c = self._predict_uplift(X)
-        bad = ~(np.isfinite(np.asarray(r, dtype=np.float64)).all(axis=-1)
-                & np.isfinite(np.asarray(c, dtype=np.float64)).all(axis=-1))
-        if np.ndim(bad) == 1 and bad.any():
+        try:
+            r, c = check_uplift(r, c)
+        except ValueError:
+            bad = ~(np.isfinite(np.asarray(r, dtype=np.float64)).all(axis=-1)
+                    & np.isfinite(np.asarray(c, dtype=np.float64)).all(axis=-1))
+            if np.ndim(bad) != 1 or not bad.any():
+                raise
             raise ValueError(
                 f"{type(self).__name__} predicted NaN or infinite uplifts for {int(bad.sum())} "
                 f"of {X.shape[0]} users (first at row {int(np.flatnonzero(bad)[0])}): their "
                 "features are probably far outside the training data's range (unscaled, "
-                "other units, corrupt) or the model overflowed. Check those rows of X.")
-        r, c = check_uplift(r, c)
+                "other units, corrupt) or the model overflowed. Check those rows of X."
+            ) from None
         if r.shape != (X.shape[0], self.n_levels_):
             raise ValueError(
                 f"{type(self).__name__}._predict_uplift returned shape {r.shape}; expected "
