@@ -14,7 +14,7 @@ import numpy as np
 
 from .._solver import allocate_at_multiplier
 from .._validation import check_budget
-from ._cost_curve import _point_function, _prepare, cost_curve
+from ._cost_curve import _point_function, _prepare, _sweep, cost_curve
 from ._eom import _EOMEvaluator
 
 __all__ = ["multiplier_at_budget", "read_multiplier", "settle_multiplier", "value_at_budget"]
@@ -150,6 +150,5 @@ def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, 
     budget = check_budget(budget)
     rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                          control_name, levels)
-    curve = cost_curve(r, c, rct.treatment, rct.revenue, rct.cost, propensity=rct.propensity,
-                       control_name=control_name, n_multipliers=n_multipliers, levels=rct.levels)
+    curve = _sweep(rct, r, c, n_multipliers=n_multipliers)
     return read_multiplier(curve, budget, r, c, rct)

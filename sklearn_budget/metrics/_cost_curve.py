@@ -278,6 +278,11 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     """
     rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                          control_name, levels)
+    return _sweep(rct, r, c, multipliers, n_multipliers, estimate)
+
+
+def _sweep(rct, r, c, multipliers=None, n_multipliers=100, estimate="eom"):
+    """:func:`cost_curve` on inputs already checked by :func:`_prepare`."""
     if multipliers is None:
         if isinstance(n_multipliers, (bool, np.bool_)) or \
                 not isinstance(n_multipliers, (Integral, np.integer)):
