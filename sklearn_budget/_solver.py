@@ -28,14 +28,19 @@ Method (exact Lagrangian + greedy completion):
    best score at ``lo`` (scores are linear in the multiplier, so that choice
    holds on all of ``(lo, hi]``); a few percent stay active. A bracket that
    misses ``lam*`` is detected exactly and costs one more pass.
-4. The budget left at ``lam*`` is spent greedily, best revenue per cost first,
-   on upgrades of the users near the threshold (those with an upgrade earning
-   within ``_GREEDY_BAND`` of ``lam*`` per unit of cost; every user for small
-   problems), stopping as soon as no remaining candidate fits. This is the
-   classical LP rounding: the result is feasible and within
-   ``max_i max_k r[i, k]`` of the integer optimum. It does not depend on the
-   subsample (``random_state``), except that among levels whose scores tie
-   at ``lam*`` only up to rounding a user may get either.
+4. The budget left at ``lam*`` is spent greedily on upgrades of the users
+   near the threshold (those with an upgrade earning within ``_GREEDY_BAND``
+   of ``lam*`` per unit of cost; every user for small problems): each user's
+   LP-efficient upgrades (the upper hull of their options seen from their
+   choice, a tie jumping to its farthest option) are taken best revenue per
+   cost first while they fit, then each user may take the one option that
+   still fits best. This is the classical LP rounding: the result is feasible
+   and within one user's revenue step of the integer optimum, that is within
+   ``max_i max_k r[i, k]`` when no cost uplift is negative (with negative
+   costs, within the largest difference between two arms' revenues of one
+   user). It does not depend on the subsample (``random_state``), except that
+   among levels whose scores tie at ``lam*`` only up to rounding a user may
+   get either.
 
 Speed: a pass over the data works on blocks of a few thousand users in reused
 buffers, transposed to (K, rows) for numpy so that the max over levels is a
@@ -47,9 +52,10 @@ Torch tensors (CPU or CUDA) are processed in torch on
 their device with the same kernels, never copied to numpy.
 
 This module holds the public entry points and their input checks; the search
-(steps 1, 2 and 4) is in :mod:`sklearn_budget._solver_search`, the first
-bracket (step 3) in :mod:`sklearn_budget._solver_bracket` and the array
-kernels in :mod:`sklearn_budget._solver_backends`.
+(steps 1 and 2) is in :mod:`sklearn_budget._solver_search`, the first
+bracket (step 3) in :mod:`sklearn_budget._solver_bracket`, the completion
+(step 4) in :mod:`sklearn_budget._solver_greedy` and the array kernels in
+:mod:`sklearn_budget._solver_backends`.
 """
 
 from __future__ import annotations

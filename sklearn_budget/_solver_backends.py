@@ -23,6 +23,18 @@ _TORCH_CPU_BLOCK_BYTES = 1 << 22
 _CUDA_BLOCK_ELEMENTS = 1 << 24
 
 
+def _back_to_control(r_cur, c_cur, left, lam_ref):
+    """Users for whom going back to control is an upgrade (any array library).
+
+    Only a level with negative cost can be held at a loss of revenue; leaving
+    it gains ``-r_cur`` for the extra cost ``-c_cur``.
+    """
+    back = (r_cur < 0) & (-c_cur <= left)
+    if lam_ref > 0:
+        back = back & (-r_cur >= -c_cur * lam_ref)
+    return back
+
+
 class _NumpyOps:
     """Blocked kernels on numpy arrays (work buffers reused across blocks)."""
 
@@ -153,14 +165,19 @@ class _NumpyOps:
         dr = rt - r_cur
         dc = ct - c_cur
         ok = (dr > 0) & (dc <= left)
+        back = _back_to_control(r_cur, c_cur, left, lam_ref)
         if lam_ref > 0:
             ok &= dr >= dc * lam_ref
-        if not ok.any():
+        if not (ok.any() or back.any()):
             return None
         level, row = ok.nonzero()
         # gain and extra cost in float64 from the stored values (exact for float32)
-        r_cur, c_cur = r_cur[row].astype(np.float64), c_cur[row].astype(np.float64)
-        return row, level, rt[ok] - r_cur, ct[ok] - c_cur
+        r64, c64 = r_cur.astype(np.float64), c_cur.astype(np.float64)
+        home = back.nonzero()[0]
+        return (np.concatenate([row, home]),
+                np.concatenate([level, np.full(home.shape[0], -1)]),
+                np.concatenate([rt[ok] - r64[row], -r64[home]]),
+                np.concatenate([ct[ok] - c64[row], -c64[home]]))
 
     # small helpers
     @staticmethod
@@ -309,16 +326,21 @@ class _TorchOps:
         dr = rb - r_cur[:, None]
         dc = cb - c_cur[:, None]
         ok = (dr > 0) & (dc <= left)
+        back = _back_to_control(r_cur, c_cur, left, lam_ref)
         if lam_ref > 0:
             ok &= dr >= dc * lam_ref
-        if not bool(ok.any()):
+        if not bool(ok.any() | back.any()):
             return None
         row, level = ok.nonzero().T
         # gain and extra cost in float64 from the stored values (exact for float32)
         f64 = self.torch.float64
-        return (self.to_numpy(row), self.to_numpy(level),
-                self.to_numpy(rb[ok].to(f64) - r_cur[row].to(f64)),
-                self.to_numpy(cb[ok].to(f64) - c_cur[row].to(f64)))
+        r64, c64 = r_cur.to(f64), c_cur.to(f64)
+        home = back.nonzero()[:, 0]
+        cat = self.torch.cat
+        return (self.to_numpy(cat([row, home])),
+                self.to_numpy(cat([level, self.torch.full_like(home, -1)])),
+                self.to_numpy(cat([rb[ok].to(f64) - r64[row], -r64[home]])),
+                self.to_numpy(cat([cb[ok].to(f64) - c64[row], -c64[home]])))
 
     def sum64(self, x):
         return x.sum(dtype=self.torch.float64)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._solver_backends import _ops_for, _scan, _scan_many
 from ._solver_bracket import _SubsampleBracket
+from ._solver_greedy import complete_greedily
 
 # Active users at or below which breakpoints are enumerated exactly.
 _ENUMERATE_SIZE = 1_024
@@ -26,8 +27,6 @@ _NARROW_SAMPLE = 4_096
 # _GREEDY_BAND (relative) below lam* (the users near the threshold).
 _FULL_GREEDY_SIZE = 20_000
 _GREEDY_BAND = 2.0**-10
-# Candidates ranked per round of the greedy completion (partial selection).
-_GREEDY_BATCH = 1_024
 
 
 class _Solver(_SubsampleBracket):
@@ -180,17 +179,20 @@ class _Solver(_SubsampleBracket):
             xp = array_api_compat.array_namespace(r)
             zcol = xp.zeros((m, 1), dtype=r.dtype, device=array_api_compat.device(r))
             R, C = xp.concat([zcol, r], axis=1), xp.concat([zcol, c], axis=1)
-            cands = []
+            cands, overflow = [], False
             for j in range(self.k + 1):
                 den = C[:, j:j + 1] - C[:, j + 1:]
                 num = R[:, j:j + 1] - R[:, j + 1:]
                 ok = den != 0
-                lam = num[ok] / den[ok]
+                with np.errstate(over="ignore"):
+                    lam = num[ok] / den[ok]
                 cands.append(lam[(lam > self.lo) & (lam < self.hi)])
+                # a breakpoint beyond the largest float (tiny cost steps) is at inf
+                overflow = overflow or bool(xp.any(lam == math.inf))
             grid = np.unique(ops.to_numpy(xp.concat(cands))).tolist()
             if not math.isinf(self.hi):
                 grid.append(self.hi)
-            elif grid:
+            elif grid and not overflow and math.isfinite(2 * grid[-1] + 1):
                 grid.append(2 * grid[-1] + 1)
             else:
                 grid.append(math.inf)
@@ -232,9 +234,10 @@ class _Solver(_SubsampleBracket):
         in a bracket ``(lo, hi]`` have none above ``lo``: the candidates are
         read from the active users of the narrowest bracket (of the full pass
         and the narrowing steps) with ``lo <= lam_ref``, else found by one
-        blocked pass over all users (no copies). They are taken best first in batches (partial
-        selection, not a full sort), and the search stops as soon as the
-        leftover is below the smallest extra cost of every candidate not tried.
+        blocked pass over all users (no copies). Which of them to take is
+        decided by :func:`~sklearn_budget._solver_greedy.complete_greedily`
+        (each user's chain of LP-efficient upgrades, best revenue per cost
+        first).
         """
         ops = self.ops
         left = self.budget - self.spend
@@ -258,37 +261,12 @@ class _Solver(_SubsampleBracket):
         if not parts:
             return
         user, level, gain, extra = (np.concatenate([p[i] for p in parts]) for i in range(4))
-        free = extra <= 0
-        ratio = np.where(free, np.inf, gain / np.where(free, 1.0, extra))
-        done = set()
-        up_rows, up_arms = [], []
-        while ratio.shape[0] and left >= extra.min():
-            # next batch: the best candidates, all ties of the last one included
-            t = min(ratio.shape[0], _GREEDY_BATCH)
-            cut = np.partition(ratio, ratio.shape[0] - t)[ratio.shape[0] - t]
-            batch = ratio >= cut
-            rest = ~batch
-            rest_min = float(extra[rest].min()) if rest.any() else math.inf
-            u_b, l_b, g_b, e_b, q_b = (x[batch] for x in (user, level, gain, extra, ratio))
-            order = np.lexsort((l_b, u_b, -q_b))  # ties: by user, then level
-            u_b, l_b, g_b, e_b = u_b[order], l_b[order], g_b[order], e_b[order]
-            tail_min = np.minimum(np.minimum.accumulate(e_b[::-1])[::-1], rest_min)
-            for i in range(e_b.shape[0]):
-                if left < tail_min[i]:
-                    break
-                u = int(u_b[i])
-                if e_b[i] > left or u in done:
-                    continue
-                done.add(u)
-                left -= float(e_b[i])
-                self.spend += float(e_b[i])
-                self.value += float(g_b[i])
-                up_rows.append(u)
-                up_arms.append(int(l_b[i]) + 1)
-            user, level, gain, extra, ratio = (x[rest] for x in (user, level, gain, extra, ratio))
-        if up_rows:
-            arms = ops.asarray(up_arms, dtype=self.assignment.dtype)
-            self.assignment[ops.asarray(up_rows)] = arms
+        users, arms, spent, gained = complete_greedily(user, level, gain, extra, self.k, left)
+        if users.shape[0]:
+            self.spend += spent
+            self.value += gained
+            self.assignment[self.ops.asarray(users)] = self.ops.asarray(
+                arms, dtype=self.assignment.dtype)
 
     def _upgrades(self, rt, ct, arm, left, lam_ref, rows):
         """Candidate upgrades of one block (``rows``: the users' ids, or the first id)."""

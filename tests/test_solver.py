@@ -5,7 +5,7 @@ import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from sklearn_budget import allocate_at_multiplier, solve_budget_allocation
-from sklearn_budget import _solver_bracket, _solver_search
+from sklearn_budget import _solver_bracket, _solver_greedy, _solver_search
 
 
 def _milp_optimum(r, c, budget):
@@ -339,7 +339,7 @@ def test_greedy_batches_match_one_batch(monkeypatch):
     c = rng.uniform(0.05, 1.0, size=(n, 6))
     budget = 0.4 * n
     ref = solve_budget_allocation(r, c, budget)
-    monkeypatch.setattr(_solver_search, "_GREEDY_BATCH", 3)
+    monkeypatch.setattr(_solver_greedy, "_GREEDY_BATCH", 3)
     small = solve_budget_allocation(r, c, budget)
     np.testing.assert_array_equal(small.assignment, ref.assignment)
     assert small.value == ref.value and small.spend == ref.spend
@@ -397,3 +397,36 @@ def test_torch_inputs_are_validated_and_detached():
     bad[7, 1] = float("inf")
     with pytest.raises(ValueError, match="infinite"):
         solve_budget_allocation(r, bad, budget=50.0)
+
+
+def test_collinear_tied_levels_fill_the_budget():
+    # every level earns exactly its cost: all tie at lam* = 1. The completion
+    # moves a tied user to the farthest tied level that fits, not the first one
+    # (it stopped at 3.0 of 8.0 before)
+    r = np.array([[1.0, 4.0, 1.0], [1.0, 4.0, 1.0], [1.0, 1.0, 1.0]])
+    for budget, best in [(8.0, 8.0), (5.0, 5.0), (7.0, 6.0), (8.4375, 8.0)]:
+        sol = solve_budget_allocation(r, r, budget)
+        _check_solution(r, r, sol, budget)
+        assert sol.value == best == _milp_optimum(r, r, budget)
+
+
+def test_a_user_can_leave_a_negative_cost_level_held_at_a_loss():
+    # at lam* the user holds the level that refunds 2 and loses 2 of revenue;
+    # going back to control is then an upgrade (value -2.0 before)
+    sol = solve_budget_allocation(np.array([[-2.0, 1.5]]), np.array([[-2.0, 1.0]]), 0.0)
+    np.testing.assert_array_equal(sol.assignment, [0])
+    assert sol.value == 0.0 and sol.spend == 0.0
+
+
+@pytest.mark.parametrize("dtype, r, c", [
+    (np.float64, [[1.0, 0.00195312]], [[2.2e-311, 2.2e-311]]),  # r / c overflows float64
+    (np.float32, [[1e30, 1.0]], [[1e-10, 1e-10]]),  # r / c overflows float32
+])
+def test_breakpoints_beyond_the_largest_float_do_not_overspend(dtype, r, c):
+    # the last multiplier tried was 2 x the largest finite breakpoint + 1,
+    # assumed to fit: it treated the user and overspent a budget of 0
+    r, c = np.array(r, dtype=dtype), np.array(c, dtype=dtype)
+    with np.errstate(over="ignore"):
+        sol = solve_budget_allocation(r, c, 0.0)
+    np.testing.assert_array_equal(sol.assignment, [0])
+    assert sol.spend == 0.0 and sol.multiplier == np.inf
