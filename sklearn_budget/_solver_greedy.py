@@ -38,10 +38,14 @@ def _dense(user, level, gain, extra, n_levels):
     Column ``k`` holds level ``k`` (0-based) and the last column control
     (``level = -1``).
     """
-    present = np.zeros(int(user.max()) + 1, dtype=bool)
-    present[user] = True
-    users = np.flatnonzero(present)
-    row = (np.cumsum(present) - 1)[user]
+    top = int(user.max()) + 1
+    if user.shape[0] * 8 < top:  # few candidates among many users: sort them
+        users, row = np.unique(user, return_inverse=True)
+    else:  # a map over the user ids, no sort
+        present = np.zeros(top, dtype=bool)
+        present[user] = True
+        users = np.flatnonzero(present)
+        row = (np.cumsum(present) - 1)[user]
     G = np.full((users.shape[0], n_levels + 1), -np.inf)
     E = np.full((users.shape[0], n_levels + 1), np.nan)
     G[row, level] = gain

@@ -166,6 +166,30 @@ def test_fit_leaves_the_callers_torch_random_state_alone(data, y):
     np.testing.assert_array_equal(make_est().fit(data.X[:600], y[:600]).predict(data.X[:5]), a)
 
 
+def test_concurrent_fits_in_threads_match_sequential_fits(data, y):
+    # torch's global generator is process-wide: two fits running at once in threads
+    # (joblib's threading backend) drew from each other's seeding, and neither matched
+    # its own sequential fit; they now take turns
+    import threading
+
+    params = dict(reg_weight=0.0, max_epochs=6, n_threads=1)
+    expected = {s: make_est(random_state=s, **params).fit(data.X, y).predict(data.X[:200])
+                for s in (0, 1)}
+    got, start = {}, threading.Barrier(2)
+
+    def fit(seed):
+        start.wait()
+        got[seed] = make_est(random_state=seed, **params).fit(data.X, y).predict(data.X[:200])
+
+    threads = [threading.Thread(target=fit, args=(s,)) for s in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in (0, 1):
+        np.testing.assert_array_equal(got[s], expected[s])
+
+
 def test_goal_multiplier_above_the_maximal_spend_keeps_a_price_on_cost(fitted, data):
     # deployment reads a budget above every point of the curve at its last (multiplier 0)
     # point; the training goal keeps the largest multiplier that reaches the maximal spend

@@ -217,10 +217,10 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         ``"auto"`` uses CUDA when available, else CPU.
     n_threads : int or None, default=None
         torch CPU threads during ``fit`` (restored afterwards); None keeps
-        torch's setting. Use 1 when several fits share a few cores (e.g.
-        ``GridSearchCV(n_jobs=2)`` or other torch jobs on the machine):
-        oversubscribed torch threads made a 4-second fit take over a minute
-        on 2 shared cores.
+        torch's setting. Use 1 when fits share a few cores (``GridSearchCV(
+        n_jobs=2)``): oversubscribed, a 4-second fit took over a minute on 2
+        cores. Fits in threads of one process take turns (torch's generator is
+        process-wide); in processes, GridSearchCV's default, they overlap.
     control_name : hashable, default=0
     calibration : {"holdout", "holdout-dr", "predicted"}, default="holdout"
         See :class:`TwoStageBudgetAllocator`.

@@ -11,6 +11,7 @@ of ``_estimator.py``, which holds the scikit-learn face.
 from __future__ import annotations
 
 import copy
+import threading
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -29,6 +30,12 @@ from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size
 __all__ = ["OPTIMIZERS", "TrainingMixin", "check_network_params", "torch_threads"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+# torch's global generator (and its thread count) are process-wide: a fit seeds the
+# generator and draws from it (weight initialisation, shuffling), so fits running at
+# the same time in threads of one process take turns (processes are unaffected)
+_TORCH_GLOBAL_STATE = threading.RLock()
 
 
 @contextmanager
@@ -283,10 +290,12 @@ class TrainingMixin:
         net.sampler_generator_ = None
 
     def _fit_uplift(self, X, rct, validation=None):
-        # the fit seeds torch's global generator (weight initialisation, dropout); fork it
-        # so that the caller's torch random state is left as it was
+        # the fit seeds torch's global generator (weight initialisation, shuffling); fork
+        # it so that the caller's torch random state is left as it was, and hold it so
+        # that a fit in another thread cannot draw from it meanwhile
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=devices):
+        with (_TORCH_GLOBAL_STATE, torch_threads(self.n_threads),
+              torch.random.fork_rng(devices=devices)):
             return self._fit_network(X, rct, validation)
 
     def _fit_network(self, X, rct, validation):
