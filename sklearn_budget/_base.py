@@ -24,7 +24,6 @@ Subclasses implement two private hooks:
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
+from ._warnings import warn
 from .metrics import cost_curve, value_at_budget
 from .metrics._at_budget import read_multiplier
 
@@ -228,10 +228,10 @@ class BaseBudgetAllocator(BaseEstimator):
                  "any multiplier. Clip the cost model's predictions at 0 (an incentive's "
                  "cost cannot fall) or use a larger budget." if free else
                  "Use a larger budget or more calibration data.")
-        warnings.warn(
+        warn(
             f"Even at the largest multiplier the policy's incremental cost on the calibration "
             f"data ({least:.4g} per user) exceeds the budget ({budget:.4g}), so the deployed "
-            f"spend will exceed it: {cause}", UserWarning, stacklevel=3)
+            f"spend will exceed it: {cause}", UserWarning)
 
     # -- predict -------------------------------------------------------------------
     def _checked_uplift(self, X):

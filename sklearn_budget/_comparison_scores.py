@@ -8,11 +8,10 @@ oracle's value and the value at equal true spend. Helpers of
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ._solver import allocate_at_multiplier
+from ._warnings import warn
 from .metrics import mt_aucc, true_value, value_at_budget
 
 __all__ = []
@@ -68,8 +67,7 @@ def _mt_aucc_or_nan(method, r, c, t, rev, cost, levels):
     try:
         return mt_aucc(r, c, t, rev, cost, levels=levels)
     except ValueError as exc:
-        warnings.warn(f"{method}: MT-AUCC undefined, reported as NaN ({exc})", RuntimeWarning,
-                      stacklevel=2)
+        warn(f"{method}: MT-AUCC undefined, reported as NaN ({exc})", RuntimeWarning)
         return float("nan")
 
 

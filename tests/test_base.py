@@ -282,11 +282,13 @@ def test_warns_when_even_the_largest_multiplier_overspends(data):
     # budget 0 with ridge cost models predicting negative cost uplifts for some users:
     # those users are treated at any multiplier, so the spend cannot be met; say so
     y = rct_target(data.treatment, data.revenue, data.cost)
-    with pytest.warns(UserWarning, match=r"exceeds the budget \(0\).*predicted cost uplift"):
+    with pytest.warns(UserWarning, match=r"exceeds the budget \(0\).*predicted cost uplift") as fit_w:
         est = RidgeTAllocator(budget=0.0, random_state=0).fit(data.X, y)
     assert est.calibration_curve_.incremental_cost[0] > 0
-    with pytest.warns(UserWarning, match="exceeds the budget"):
+    with pytest.warns(UserWarning, match="exceeds the budget") as allocate_w:
         est.allocate(data.X[:5], budget=0.0)
+    # both point at the caller's line, not into the package
+    assert [w.filename for w in (*fit_w, *allocate_w)] == [__file__] * 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, y)
