@@ -2,9 +2,10 @@
 
 :class:`_Solver` keeps the settled and the active users, reads the data in
 full passes, narrows the bracket onto ``lam*``, picks it exactly among the
-last active users' breakpoints and spends the leftover budget greedily
-(steps 1, 2 and 4 of the method in :mod:`sklearn_budget._solver`; the first
-bracket, step 3, comes from :mod:`sklearn_budget._solver_bracket`).
+last active users' breakpoints and gathers the candidate upgrades for the
+leftover budget (steps 1, 2 and 4 of the method in :mod:`sklearn_budget._solver`;
+the first bracket, step 3, comes from :mod:`sklearn_budget._solver_bracket`, and
+which upgrades to take is decided in :mod:`sklearn_budget._solver_greedy`).
 """
 
 from __future__ import annotations

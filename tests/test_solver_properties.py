@@ -131,3 +131,22 @@ def test_lagrangian_spend_falls_as_the_multiplier_rises(inst, multipliers):
     r, c, _ = inst
     spends = [_chosen(c, allocate_at_multiplier(r, c, m)).sum() for m in sorted(multipliers)]
     assert all(b <= a + _tol(r, c) for a, b in zip(spends, spends[1:]))
+
+
+@PROFILE
+@given(instances(max_users=12, max_levels=4), st.floats(0, 50),
+       st.sampled_from(["numpy64", "numpy32", "torch64", "torch32"]))
+def test_allocate_at_multiplier_is_the_first_best_positive_score(inst, multiplier, kind):
+    # ties go to the first level, and control unless some score is positive,
+    # in every array library and precision (the score is r + (-lam) * c)
+    r, c, _ = inst
+    dtype = np.float32 if kind.endswith("32") else np.float64
+    r, c = r.astype(dtype), c.astype(dtype)
+    s = r + (-np.asarray(multiplier, dtype=dtype)) * c
+    expected = np.where(s.max(axis=1) > 0, s.argmax(axis=1) + 1, 0)
+    if kind.startswith("torch"):
+        torch = pytest.importorskip("torch")
+        got = allocate_at_multiplier(torch.from_numpy(r), torch.from_numpy(c), multiplier).numpy()
+    else:
+        got = allocate_at_multiplier(r, c, multiplier)
+    np.testing.assert_array_equal(got, expected)
