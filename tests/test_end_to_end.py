@@ -93,13 +93,49 @@ def test_string_labels_columns_follow_sorted_levels(data):
     # "a" is the most expensive coupon (arm 3): the columns are the sorted labels.
     names = {0: "ctrl", 1: "c", 2: "b", 3: "a"}
     t = np.array([names[k] for k in data.treatment], dtype=object)
-    # monotone_cost assumes the sorted labels are the incentive order, which they are
-    # not here, so it is switched off.
-    est = make_est(control_name="ctrl", monotone_cost=False, max_epochs=6)
+    # monotone_cost="auto" orders text labels by their observed cost, not alphabetically
+    est = make_est(control_name="ctrl", max_epochs=6)
     est.fit(data.X, data.revenue, treatment=t, cost=data.cost)
     assert est.levels_.tolist() == ["a", "b", "c"]
+    assert est.cost_order_.tolist() == ["c", "b", "a"]
     assert est.predict_cost(data.X).mean(axis=0).argmax() == 0
     assert set(est.allocate(data.X).tolist()) <= {"ctrl", "a", "b", "c"}
+
+
+@pytest.mark.filterwarnings("ignore:Even at the largest multiplier")  # the unconstrained fit
+def test_monotone_cost_orders_text_labels_by_their_observed_cost(data, y):
+    # relabelling the coupons "5off" / "10off" / "15off" made the default constraint
+    # force cost(5off) >= cost(15off) for every user (alphabetical order): the
+    # cheapest coupon was never given and true revenue at the budget fell by 19%
+    plain = make_est().fit(data.X, y)
+    assert plain.monotone_cost_ and plain.cost_order_.tolist() == [1, 2, 3]
+    names = {0: "none", 1: "5off", 2: "10off", 3: "15off"}
+    t = np.array([names[k] for k in data.treatment], dtype=object)
+    est = make_est(control_name="none").fit(data.X, data.revenue, treatment=t, cost=data.cost)
+    assert est.levels_.tolist() == ["10off", "15off", "5off"]
+    assert est.cost_order_.tolist() == ["5off", "10off", "15off"]
+    cost = est.predict_cost(data.X)  # columns: 10off, 15off, 5off
+    assert ((cost[:, 2] <= cost[:, 0]) & (cost[:, 0] <= cost[:, 1])).all()
+    # the same model as with the integer labels, up to the column order
+    np.testing.assert_allclose(cost.mean(axis=0)[[2, 0, 1]],
+                               plain.predict_cost(data.X).mean(axis=0), rtol=0.15)
+    with pytest.warns(UserWarning, match="alphabetical") as record:
+        forced = make_est(control_name="none", monotone_cost=True).fit(
+            data.X, data.revenue, treatment=t, cost=data.cost)
+    assert record[0].filename == __file__
+    assert forced.cost_order_.tolist() == ["10off", "15off", "5off"]
+    off = make_est(control_name="none", monotone_cost=False).fit(
+        data.X, data.revenue, treatment=t, cost=data.cost)
+    assert not off.monotone_cost_ and off.cost_order_ is None
+
+
+def test_cost_order_of_the_network():
+    net = UpliftNetwork(n_features=5, n_arms=4, hidden_layer_sizes=(8,), cost_order=[2, 0, 1])
+    _, cost = net(torch.randn(64, 5))
+    up = cost[:, 1:] - cost[:, :1]
+    assert ((up[:, 2] <= up[:, 0]) & (up[:, 0] <= up[:, 1])).all() and (up[:, 2] >= 0).all()
+    with pytest.raises(ValueError, match="must order the 3 levels"):
+        UpliftNetwork(n_features=5, n_arms=4, cost_order=[0, 0, 1])
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.2, 1.0, 10.0])

@@ -169,9 +169,12 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         setting) and +8.9% against +5.5% (hard) at budget 0.4 (seeds 20-25). A
         larger batch costs little time (fits about 10% longer at 70,000 users).
     hidden_layer_sizes : tuple of int, default=(64, 64)
-    monotone_cost : bool, default=True
-        Cost uplift non-negative and non-decreasing in the level by
-        construction (for ordered incentive levels).
+    monotone_cost : "auto" or bool, default="auto"
+        Cost uplift non-negative and non-decreasing along the levels by
+        construction. The order (``cost_order_``): numeric levels in their
+        order; text labels (sorted, "15off" precedes "5off") with ``"auto"``
+        in the order of their mean observed cost uplift, with True sorted
+        (it warns).
     loss : {"huber", "mse"}, default="huber"
         Prediction loss of the revenue, on outcomes scaled to unit standard
         deviation (Huber with threshold 1, or squared error). Huber was chosen on
@@ -227,11 +230,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     calibration_size : float or int, default=0.3
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
-        1 prints skorch's epoch table (losses, training goal, validation
-        goal, duration) and, with ``warmup_epochs="auto"``, where phase 1
-        ended and whether the goal phase was kept (its best validation goal
-        against phase 1's, the bootstrap win rate); 2 adds skorch's
-        per-batch progress bar.
+        1 prints skorch's epoch table (losses, goals, duration) and, with
+        ``warmup_epochs="auto"``, where phase 1 ended and whether the goal
+        phase was kept (validation goals, win rate); 2 adds a progress bar.
 
     Attributes
     ----------
@@ -273,12 +274,11 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         The goal batch size used (``goal_batch_size`` with ``"auto"``
         resolved for the number of fitting users).
     revenue_shift_ : ndarray of shape (n_levels,)
-        The constant added to each level's revenue uplift (zeros unless
-        ``center_uplift``).
-    x_mean_, x_scale_ : ndarray of shape (n_features,)
-        The standardisation of ``X`` the network sees.
-    revenue_scale_, cost_scale_ : float
-        The scales of revenue and cost in training (predictions are unscaled).
+        Added to each level's revenue uplift (zeros unless ``center_uplift``).
+    x_mean_, x_scale_, revenue_scale_, cost_scale_ : ndarray or float
+        The scaling of ``X``, revenue and cost in training.
+    monotone_cost_, cost_order_ : bool, ndarray or None
+        Whether cost rises by construction, along these levels (None: off).
     n_levels_, treatment_probabilities_, calibration_curve_, n_features_in_, feature_names_in_
         As for :class:`TwoStageBudgetAllocator`.
 
@@ -328,7 +328,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "goal_phase_averaging": [Interval(Real, 0, 1, closed="neither"),
                                  StrOptions({"uniform"}), None],
         "hidden_layer_sizes": [tuple, list],
-        "monotone_cost": ["boolean"],
+        "monotone_cost": [StrOptions({"auto"}), "boolean"],
         "loss": [StrOptions({"huber", "mse"})],
         "cost_loss": [StrOptions({"huber", "mse"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -350,7 +350,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  goal_multipliers=(1.0,), warmup_epochs="auto", goal_phase_acceptance=0.5,
                  goal_phase_lr=None, goal_phase_params="all", goal_phase_validation="crossfit",
                  goal_phase_epoch_size=8192, goal_phase_averaging=None, center_uplift=False,
-                 goal_batch_size="auto", hidden_layer_sizes=(64, 64), monotone_cost=True,
+                 goal_batch_size="auto", hidden_layer_sizes=(64, 64), monotone_cost="auto",
                  loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
                  optimizer="adam", weight_decay=1e-4, early_stopping=True,
                  validation_fraction=0.15, patience=8, device="auto", n_threads=None,

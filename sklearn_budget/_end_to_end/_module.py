@@ -29,6 +29,9 @@ class UpliftNetwork(nn.Module):
         estimate").
     dropout : float, default=0.0
         Dropout after each hidden layer.
+    cost_order : sequence of int, default=None
+        With ``monotone_cost``: the levels (0-based columns after control)
+        from the cheapest to the dearest; None is column order.
 
     Notes
     -----
@@ -38,7 +41,7 @@ class UpliftNetwork(nn.Module):
     """
 
     def __init__(self, n_features, n_arms, hidden_layer_sizes=(64, 64), monotone_cost=True,
-                 dropout=0.0):
+                 dropout=0.0, cost_order=None):
         super().__init__()
         layers, width = [], n_features
         for h in hidden_layer_sizes:
@@ -50,6 +53,14 @@ class UpliftNetwork(nn.Module):
         self.revenue_head = nn.Linear(width, n_arms)
         self.cost_head = nn.Linear(width, n_arms)
         self.monotone_cost = monotone_cost
+        # position of each level in the cost order (None: column order)
+        rank = None
+        if cost_order is not None and list(cost_order) != list(range(n_arms - 1)):
+            if sorted(cost_order) != list(range(n_arms - 1)):
+                raise ValueError(f"`cost_order` must order the {n_arms - 1} levels; "
+                                 f"got {list(cost_order)}.")
+            rank = torch.argsort(torch.as_tensor(list(cost_order)))
+        self.register_buffer("cost_rank", rank)
 
     def forward(self, x, **_batch_fields):
         """Return ``(revenue, cost)``, each of shape (n, n_arms), control in column 0."""
@@ -59,6 +70,8 @@ class UpliftNetwork(nn.Module):
         if self.monotone_cost:
             base = F.softplus(raw[:, :1])
             steps = torch.cumsum(F.softplus(raw[:, 1:]), 1)
+            if self.cost_rank is not None:  # the j-th cheapest level's cumulative cost
+                steps = steps[:, self.cost_rank]
             cost = base + torch.cat([torch.zeros_like(base), steps], 1)
         else:
             cost = F.softplus(raw)

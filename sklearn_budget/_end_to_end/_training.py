@@ -23,6 +23,7 @@ from skorch.helper import predefined_split
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .._warnings import warn
 from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
@@ -50,6 +51,28 @@ def torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def resolve_monotone_cost(setting, rct):
+    """``(on, order)`` of the cost constraint: the level columns from cheapest to dearest.
+
+    Numeric levels rise in their numeric order (the column order, ``order``
+    None). Text labels sort alphabetically ("15off" before "5off"), so
+    ``"auto"`` orders them by their mean observed cost uplift in the RCT,
+    and True (the column order) warns.
+    """
+    levels = rct.levels
+    numeric = all(isinstance(v, Real) for v in np.asarray(levels).tolist())
+    if not setting or numeric:
+        return bool(setting), None
+    if setting != "auto":
+        warn(f"monotone_cost=True forces the cost uplift to rise along the levels in "
+             f"sorted order, {list(levels)}, which for text labels is alphabetical. "
+             "Recode the levels as numbers in incentive order, or use "
+             "monotone_cost='auto' (the order of their mean observed cost).", UserWarning)
+        return True, None
+    mean = np.array([rct.cost[rct.arm == k].mean() for k in range(len(levels) + 1)])
+    return True, np.argsort(mean[1:] - mean[0], kind="stable").tolist()
 
 
 def _resolve_device(device):
@@ -300,6 +323,9 @@ class TrainingMixin:
 
     def _fit_network(self, X, rct, validation):
         device = self._check_params()
+        self.monotone_cost_, cost_order = resolve_monotone_cost(self.monotone_cost, rct)
+        self.cost_order_ = (None if not self.monotone_cost_ else
+                            self.levels_ if cost_order is None else self.levels_[cost_order])
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         torch.manual_seed(seed)
@@ -353,7 +379,8 @@ class TrainingMixin:
             module__n_features=X.shape[1],
             module__n_arms=self.n_levels_ + 1,
             module__hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            module__monotone_cost=self.monotone_cost,
+            module__monotone_cost=self.monotone_cost_,
+            module__cost_order=cost_order,
             criterion=torch.nn.MSELoss,  # unused: BudgetNet.get_loss builds the loss
             optimizer=OPTIMIZERS[self.optimizer],
             optimizer__weight_decay=self.weight_decay,
