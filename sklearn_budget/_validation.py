@@ -269,7 +269,7 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
                 "(control and one incentive level)."
             )
     else:
-        levels = np.asarray(levels)
+        levels = _check_levels(levels, control_name)
         unknown = np.setdiff1d(seen_levels, levels)
         if len(unknown):
             raise ValueError(
@@ -287,6 +287,22 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
         )
     p = _check_propensity(propensity, t, arm, counts, control_name, levels)
     return RCTData(t, arm, r, c, levels, control_name, p)
+
+
+def _check_levels(levels, control_name):
+    """Given ``levels``: 1-D, distinct, sorted (the uplift columns' order), no control."""
+    arr = np.asarray(levels)
+    try:
+        ok = arr.ndim == 1 and len(arr) > 0 and np.array_equal(np.unique(arr), arr)
+    except TypeError:  # mixed types that cannot be sorted
+        ok = False
+    if not ok or np.any(arr == control_name):
+        raise ValueError(
+            f"`levels` must be the distinct non-control treatment labels in sorted order "
+            f"(the column order of the uplift matrices, as in a fitted allocator's "
+            f"`levels_`); got {levels!r:.200} with control_name={control_name!r}."
+        )
+    return arr
 
 
 def _check_propensity(propensity, t, arm, counts, control_name, levels):
@@ -310,10 +326,11 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
     else:
         p = _as_finite_float(propensity, "propensity")
         _check_lengths(treatment=t, propensity=p)
-    if (p <= 0).any() or (p > 1).any():
+    bad = ~(np.isfinite(p) & (p > 0) & (p <= 1))
+    if bad.any():
         raise ValueError(
-            "`propensity` values must lie in (0, 1]; they are each user's probability of "
-            "the arm they were observed in."
+            f"`propensity` values must lie in (0, 1]; they are each user's probability of "
+            f"the arm they were observed in. Got {p[bad][0]!r} for {int(bad.sum())} user(s)."
         )
     return p
 
@@ -326,7 +343,18 @@ def labels_to_arms(labels, levels, control_name=0):
     is_control = labels == control_name
     if (~is_control).any():
         rest = labels[~is_control]
-        pos = np.searchsorted(levels, rest)
+        try:
+            pos = np.searchsorted(levels, rest)
+        except TypeError:  # labels of another type than the levels (str against int)
+            known = set(levels.tolist())
+            unknown = [x for x in dict.fromkeys(rest.tolist()) if x not in known]
+            raise ValueError(
+                f"Unknown treatment label(s) {unknown[:10]} (types "
+                f"{sorted({type(x).__name__ for x in unknown})}); known levels are "
+                f"{list(levels)} and control {control_name!r}. Use the labels the model "
+                "was fitted with (arm codes from allocate_at_multiplier map to them with "
+                "levels[code - 1])."
+            ) from None
         pos_clipped = np.minimum(pos, len(levels) - 1)
         if len(levels) == 0 or np.any(levels[pos_clipped] != rest):
             unknown = np.unique(rest[(pos >= len(levels)) | (levels[pos_clipped] != rest)])

@@ -282,7 +282,8 @@ def test_warns_when_even_the_largest_multiplier_overspends(data):
     # budget 0 with ridge cost models predicting negative cost uplifts for some users:
     # those users are treated at any multiplier, so the spend cannot be met; say so
     y = rct_target(data.treatment, data.revenue, data.cost)
-    with pytest.warns(UserWarning, match=r"exceeds the budget \(0\).*predicted cost uplift") as fit_w:
+    with pytest.warns(UserWarning,
+                      match=r"exceeds the budget \(0\).*predicted cost uplift") as fit_w:
         est = RidgeTAllocator(budget=0.0, random_state=0).fit(data.X, y)
     assert est.calibration_curve_.incremental_cost[0] > 0
     with pytest.warns(UserWarning, match="exceeds the budget") as allocate_w:

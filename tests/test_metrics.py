@@ -2,8 +2,10 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import config_context
 from sklearn.base import BaseEstimator
@@ -550,3 +552,76 @@ def test_metrics_do_not_import_torch():
     code = ("import sys, sklearn_budget.metrics, sklearn_budget.plotting; "
             "sys.exit(int('torch' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# -- inputs found by the metrics audit ------------------------------------------------------
+def _binary_rct(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 2, n)
+    gain = rng.uniform(0, 2, n)
+    return t, t * gain + rng.normal(scale=0.1, size=n), t * 1.0, gain
+
+
+def test_propensity_dict_with_nan_is_rejected():
+    # NaN slipped through the (0, 1] check of a dict: every metric returned NaN and
+    # multiplier_at_budget returned 0 (treat everyone)
+    t, revenue, cost, gain = _binary_rct()
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\].*nan"):
+        expected_outcome(np.ones(len(t), int), t, revenue, cost, propensity={0: 0.5, 1: np.nan})
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\]"):
+        multiplier_at_budget(gain[:, None], np.ones((len(t), 1)), t, revenue, cost, 0.5,
+                             propensity={0: 0.5, 1: np.nan})
+
+
+def test_assignment_labels_of_another_type_name_the_labels():
+    # integer arm codes against text labels raised numpy's "'<' not supported
+    # between instances of 'str' and 'int'"
+    t, revenue, cost, _ = _binary_rct()
+    labels = pd.Series(np.where(t == 1, "mail", "none"), dtype=object)
+    with pytest.raises(ValueError,
+                       match=r"Unknown treatment label\(s\) \[1, 0\].*levels\[code - 1\]"):
+        expected_outcome(t, labels, revenue, cost, control_name="none")
+    with pytest.raises(ValueError, match=r"Unknown treatment label\(s\) \[None\]"):
+        expected_outcome(np.where(t == 1, "mail", None), labels, revenue, cost,
+                         control_name="none")
+
+
+@pytest.mark.parametrize("levels", [["low", "high"], ["high", "high", "low"],
+                                    ["high", "low", "none"], "high", [["high", "low"]]])
+def test_given_levels_must_be_the_sorted_distinct_non_control_labels(levels):
+    # unsorted levels were reported as unknown labels, a duplicate or the control as
+    # "no users in level(s)", a scalar or 2-D list with raw numpy errors
+    rng = np.random.default_rng(0)
+    labels = np.array(["none", "low", "high"])[rng.integers(0, 3, 300)]
+    r, c = rng.uniform(0, 2, (300, 2)), np.tile([1.0, 2.0], (300, 1))
+    revenue, cost = rng.normal(size=300), (labels != "none") * 1.0
+    with pytest.raises(ValueError, match="`levels` must be the distinct non-control"):
+        cost_curve(r, c, labels, revenue, cost, control_name="none", levels=levels)
+    curve = cost_curve(r, c, labels, revenue, cost, control_name="none", levels=["high", "low"])
+    assert np.isfinite(curve.incremental_revenue).all()
+
+
+@pytest.mark.parametrize("bins", [2.9, True, None, 0])
+def test_aucc_bins_must_be_a_positive_integer(bins):
+    # 2.9 was truncated to 2, True counted as 1 bin, None raised a bare int() TypeError
+    t, revenue, cost, gain = _binary_rct()
+    with pytest.raises(ValueError, match="`bins` must be an integer"):
+        aucc(revenue, cost, t, gain, bins=bins)
+    assert aucc(revenue, cost, t, gain, bins=np.int64(3)) == aucc(revenue, cost, t, gain, bins=3)
+
+
+def test_aucc_infinite_score_is_named():
+    # a score with one inf was reported as "got 400 value(s)", the expected count
+    t, revenue, cost, gain = _binary_rct()
+    gain[3] = np.inf
+    with pytest.raises(ValueError, match="1 NaN or infinite value"):
+        aucc(revenue, cost, t, gain)
+
+
+def test_cost_curve_with_a_near_zero_cost_does_not_warn():
+    r = np.array([[1.0], [1.0], [2.0], [0.5]])
+    c = np.array([[1e-309], [1.0], [1.0], [1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curve = cost_curve(r, c, [0, 1, 0, 1], [0.0, 1.0, 0.0, 2.0], [0.0, 1.0, 0.0, 1.0])
+    assert np.isfinite(curve.multipliers).all()

@@ -7,6 +7,8 @@ normalised area under the EOM cost curve of the multiplier sweep.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
 from .._validation import as_float_array, check_rct
@@ -28,14 +30,22 @@ def _aucc_curve(revenue, cost, treatment, score, bins=20, control_name=0):
             f"{list(rct.levels)}. Use `mt_aucc` for several incentive levels."
         )
     score = as_float_array(score, "score").ravel()
-    if len(score) != rct.n_samples or not np.isfinite(score).all():
+    if len(score) != rct.n_samples:
         raise ValueError(
-            f"`score` must hold one finite predicted ROI per user ({rct.n_samples}); got "
+            f"`score` must hold one predicted ROI per user ({rct.n_samples}); got "
             f"{len(score)} value(s)."
         )
+    if not np.isfinite(score).all():
+        raise ValueError(
+            f"`score` has {int((~np.isfinite(score)).sum())} NaN or infinite value(s) "
+            "(a revenue / cost ratio with a zero cost?); give finite scores, e.g. "
+            "r_hat / np.maximum(c_hat, eps)."
+        )
+    if (isinstance(bins, (bool, np.bool_)) or not isinstance(bins, Integral)
+            or not 1 <= bins <= rct.n_samples):
+        raise ValueError(
+            f"`bins` must be an integer in [1, n_samples={rct.n_samples}]; got {bins!r}.")
     bins = int(bins)
-    if bins < 1 or bins > rct.n_samples:
-        raise ValueError(f"`bins` must be in [1, n_samples={rct.n_samples}]; got {bins}.")
     order = np.argsort(-score, kind="stable")
     treated = (rct.arm[order] == 1).astype(np.float64)
     control = 1.0 - treated

@@ -107,7 +107,7 @@ def _multiplier_grid(r, c, n_multipliers):
     for j in range(n_levels):
         dr = R[:, j + 1:] - R[:, j:j + 1]
         dc = C[:, j + 1:] - C[:, j:j + 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lam = dr / dc
         cands.append(lam[(dc != 0) & np.isfinite(lam) & (lam > 0)])
     cands = np.concatenate(cands) if cands else np.zeros(0)
