@@ -240,3 +240,60 @@ def test_criteo_missing_file_and_bad_arguments(tmp_path, monkeypatch):
         load_criteo_uplift(tmp_path, nrows=0)
     with pytest.raises(ValueError, match="cost"):
         load_criteo_uplift(tmp_path, cost="spend")
+
+
+# -- corrupt files (made here, no public data needed) ---------------------------------------
+_HILLSTROM_HEADER = ("recency,history_segment,history,mens,womens,zip_code,newbie,channel,"
+                     "segment,visit,conversion,spend")
+_HILLSTROM_ROWS = [
+    "10,2) $100 - $200,142.44,1,0,Surburban,0,Phone,Womens E-Mail,0,0,0.0",
+    "6,3) $200 - $350,329.08,1,1,Rural,1,Web,No E-Mail,1,0,0.0",
+    "7,2) $100 - $200,180.65,0,1,Surburban,1,Web,Womens E-Mail,1,1,29.99",
+    "2,1) $0 - $100,45.34,1,0,Urban,0,Web,Mens E-Mail,0,0,0.0",
+]
+_CRITEO_HEADER = "f0,f1,f2,f3,f4,f5,f6,f7,f8,f9,f10,f11,treatment,conversion,visit,exposure"
+_CRITEO_ROWS = ["1,2,3,4,5,6,7,8,9,10,11,12,1,0,1,1", "1,2,3,4,5,6,7,8,9,10,11,12,0,0,0,0",
+                "2,2,3,4,5,6,7,8,9,10,11,12,1,1,1,1"]
+
+
+def _csv(tmp_path, name, header, rows):
+    path = tmp_path / name
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_hillstrom_features_do_not_depend_on_the_values_present(tmp_path):
+    # an extract without a "Phone" user had 10 feature columns, not the documented 11
+    rows = [r for r in _HILLSTROM_ROWS if ",Phone," not in r]
+    data = load_hillstrom(_csv(tmp_path, "hillstrom.csv", _HILLSTROM_HEADER, rows))
+    assert data.X.shape == (3, 11) and data.X["channel=Phone"].sum() == 0
+    bad = [_HILLSTROM_ROWS[0].replace("Phone", "Fax"), *_HILLSTROM_ROWS[1:]]
+    with pytest.raises(ValueError, match=r"column 'channel' has value\(s\) \['Fax'\]"):
+        load_hillstrom(_csv(tmp_path, "odd.csv", _HILLSTROM_HEADER, bad))
+
+
+def test_hillstrom_truncated_or_empty_files_are_rejected(tmp_path):
+    # a file cut mid-row loaded with NaN outcomes, a header-only file as 0 users
+    cut = [*_HILLSTROM_ROWS[:3], _HILLSTROM_ROWS[3].rsplit(",", 2)[0]]
+    with pytest.raises(ValueError, match=r"column 'spend' has 1 missing.*line 5"):
+        load_hillstrom(_csv(tmp_path, "cut.csv", _HILLSTROM_HEADER, cut))
+    with pytest.raises(ValueError, match="has a header but no rows"):
+        load_hillstrom(_csv(tmp_path, "head.csv", _HILLSTROM_HEADER, []))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="Cannot read '.*empty.csv' as a CSV table"):
+        load_hillstrom(empty)
+
+
+@pytest.mark.parametrize("cell, match", [("", "column 'treatment' has 1 missing.*a blank cell"),
+                                         ("control", "'control'"),
+                                         ("2", r"must be 0 or 1; found \[2.0\]")])
+def test_criteo_treatment_must_be_0_or_1(tmp_path, cell, match):
+    # a blank treatment cell became the arm label -9223372036854775808
+    row = _CRITEO_ROWS[0].split(",")
+    row[12] = cell
+    path = _csv(tmp_path, "criteo.csv", _CRITEO_HEADER, [",".join(row), *_CRITEO_ROWS[1:]])
+    with pytest.raises(ValueError, match=match):
+        load_criteo_uplift(path)
+    good = load_criteo_uplift(_csv(tmp_path, "good.csv", _CRITEO_HEADER, _CRITEO_ROWS))
+    assert good.treatment.dtype == np.int64 and good.treatment.tolist() == [1, 0, 1]

@@ -22,6 +22,9 @@ _HILLSTROM_FILES = (
     "Kevin_Hillstrom_MineThatData_E-MailAnalytics_DataMiningChallenge_2008.03.20.csv",
 )
 _HILLSTROM_ARMS = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
+# one-hot columns, whichever values a file holds (the upstream spelling "Surburban")
+_HILLSTROM_CATEGORIES = {"zip_code": ("Rural", "Surburban", "Urban"),
+                         "channel": ("Multichannel", "Phone", "Web")}
 _HILLSTROM_HINT = (
     "Download the MineThatData E-Mail Analytics challenge file (Kevin Hillstrom, 2008; "
     "blog.minethatdata.com, or `sklift.datasets.fetch_hillstrom` from scikit-uplift) and "
@@ -128,9 +131,59 @@ def _find_file(path, data_home, file_names, hint, dataset):
 
 
 def _read_csv(file, nrows=None, dtype=None):
+    """The table, or a ValueError naming the file (empty, unparsable or without rows)."""
     import pandas as pd
 
-    return pd.read_csv(file, nrows=nrows, dtype=dtype)
+    try:
+        frame = pd.read_csv(file, nrows=nrows, dtype=dtype)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"Cannot read '{file}' as a CSV table: {exc}") from exc
+    if len(frame) == 0:
+        raise ValueError(f"'{file}' has a header but no rows.")
+    return frame
+
+
+def _numeric(frame, columns, file):
+    """``frame[columns]`` as float64, or a ValueError naming the column and the first bad row.
+
+    A blank cell (a truncated or edited file) or a non-number is an error: the
+    loaders promise float outcomes and features, and a blank treatment cell
+    would otherwise become a bogus arm label.
+    """
+    import pandas as pd
+
+    out = {}
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+        bad = ~np.isfinite(values.to_numpy())
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            cell = frame[col].iloc[first]
+            cell = "a blank cell" if pd.isna(cell) else repr(str(cell))
+            raise ValueError(
+                f"'{file}': column '{col}' has {int(bad.sum())} missing or non-numeric "
+                f"value(s), the first ({cell}) on line {first + 2} of the file. Is the file "
+                "complete (not cut off) and unedited?"
+            )
+        out[col] = values
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _one_hot(frame, column, categories, file):
+    """Dummy columns ``column=category`` for a fixed category list (the file's own values
+    must be among them), so that the features do not depend on which ones appear."""
+    import pandas as pd
+
+    values = frame[column]
+    unknown = sorted({str(v) for v in values.unique()} - set(categories))
+    if unknown or values.isna().any():
+        raise ValueError(
+            f"'{file}': column '{column}' has value(s) {unknown or ['<missing>']} outside "
+            f"{list(categories)}."
+        )
+    cat = pd.Categorical(values, categories=categories)
+    return pd.get_dummies(pd.Series(cat, name=column, index=frame.index), prefix=column,
+                          prefix_sep="=").astype(np.float64)
 
 
 def _require_columns(frame, columns, file):
@@ -171,6 +224,13 @@ def load_hillstrom(path=None, *, revenue="spend", cost="contact", data_home=None
     ------
     FileNotFoundError
         If the file is not found; the message says where to download it.
+    ValueError
+        If the file is empty or lacks a column, a used cell is blank or not a
+        number (a file cut off mid-download), or ``treatment`` is not 0 / 1.
+    ValueError
+        If the file is empty or lacks a column, or a used cell is blank or not a
+        number (a file cut off mid-download), or a label is not one of the
+        dataset's (segments, zip codes, channels).
 
     Examples
     --------
@@ -203,15 +263,16 @@ def load_hillstrom(path=None, *, revenue="spend", cost="contact", data_home=None
     treatment = frame["segment"].map({a: k for k, a in enumerate(_HILLSTROM_ARMS)})
     treatment = treatment.to_numpy(dtype=np.int64)
 
-    numeric = frame[["recency", "history", "mens", "womens", "newbie"]]
-    dummies = pd.get_dummies(frame[["zip_code", "channel"]], prefix_sep="=")
-    X = pd.concat([numeric, dummies], axis=1).astype(np.float64)
+    numeric = _numeric(frame, ["recency", "history", "mens", "womens", "newbie"], file)
+    X = pd.concat([numeric, *(_one_hot(frame, col, cats, file)
+                              for col, cats in _HILLSTROM_CATEGORIES.items())], axis=1)
 
-    y = frame[revenue].to_numpy(dtype=np.float64)
+    outcomes = _numeric(frame, sorted({revenue, "visit"}), file)
+    y = outcomes[revenue].to_numpy()
     if cost == "contact":
         c = (treatment != 0).astype(np.float64)
     else:
-        c = frame["visit"].to_numpy(dtype=np.float64)
+        c = outcomes["visit"].to_numpy()
     return Bunch(
         X=X,
         treatment=treatment,
@@ -280,12 +341,17 @@ def load_criteo_uplift(
     file = _find_file(path, data_home, _CRITEO_FILES, _CRITEO_HINT, "Criteo Uplift")
     frame = _read_csv(file, nrows=None if nrows is None else int(nrows))
     _require_columns(frame, [*_CRITEO_FEATURES, "treatment", revenue, cost], file)
-    X = frame[list(_CRITEO_FEATURES)].astype(np.float64)
+    X = _numeric(frame, list(_CRITEO_FEATURES), file)
+    outcomes = _numeric(frame, ["treatment", revenue, cost], file)
+    treatment = outcomes["treatment"].to_numpy()
+    if not np.isin(treatment, (0, 1)).all():
+        odd = sorted(set(treatment[~np.isin(treatment, (0, 1))].tolist()))[:5]
+        raise ValueError(f"'{file}': column 'treatment' must be 0 or 1; found {odd}.")
     return Bunch(
         X=X,
-        treatment=frame["treatment"].to_numpy(dtype=np.int64),
-        revenue=frame[revenue].to_numpy(dtype=np.float64),
-        cost=frame[cost].to_numpy(dtype=np.float64),
+        treatment=treatment.astype(np.int64),
+        revenue=outcomes[revenue].to_numpy(),
+        cost=outcomes[cost].to_numpy(),
         feature_names=list(_CRITEO_FEATURES),
         frame=frame,
         DESCR=_CRITEO_DESCR.format(revenue=revenue, cost=cost, n_rows=len(frame)),
