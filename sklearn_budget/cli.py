@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from ._cli_allocate import CLIError, cmd_allocate as _cmd_allocate
 from .baselines import _import_causalml_meta
 
 __all__ = ["main"]
@@ -37,8 +38,22 @@ _TABLE_COLUMNS = {
 }
 
 
-class CLIError(Exception):
-    """A user error: printed without a traceback, exit status 2."""
+def _number(kind, low, *, strict):
+    """argparse ``type=``: a finite ``kind`` above ``low`` (at or above unless ``strict``)."""
+    import math
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: "
+                                             f"{text!r}") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if strict else '>='} {low:g}; got {text!r}")
+        return value
+
+    return parse
 
 
 # -- data sets -------------------------------------------------------------------------------
@@ -62,7 +77,7 @@ def _public_factory(name, path, n_samples, **kwargs):
     loader = load_hillstrom if name.startswith("hillstrom") else load_criteo_uplift
     try:
         data = loader(path, **kwargs)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # missing, empty or corrupt file
         raise CLIError(str(exc)) from None
     X = data.X.to_numpy(dtype=float) if hasattr(data.X, "to_numpy") else data.X
 
@@ -160,6 +175,14 @@ def _run(args, factories, stem):
     from .comparison import compare_allocators, summarize
 
     _check_methods(args.methods)
+    if args.device != "auto":
+        import torch
+
+        try:
+            torch.device(args.device)
+        except (RuntimeError, ValueError) as exc:
+            raise CLIError(f"--device {args.device!r} is not a torch device ({exc}); use "
+                           "auto, cpu, cuda or cuda:N.") from None
     output = Path(args.output)
     results = []
     remaining = args.time_limit
@@ -189,8 +212,11 @@ def _run(args, factories, stem):
                 plots.append(png)
     result = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     summary = summarize(result)
-    if summary.empty:
+    if summary.empty and not complete:
         print("No fit finished within the time limit.")
+    elif summary.empty:
+        print(f"No results: none of the methods {args.methods} applies to these data sets "
+              "(the oracle needs the ground truth that only synthetic data has).")
     else:
         _print_table(summary)
     files = _write_results(result, summary, output, stem) + plots
@@ -208,7 +234,7 @@ def _cmd_demo(args):
         print("causalml is not installed: the demo runs without the T/X baselines "
               "(pip install 'sklearn-budget[baselines]' to include them).", file=sys.stderr)
         args.methods = [m for m in args.methods if m not in ("S", "T", "X", "R", "DR")]
-    n = args.n_samples or (6000 if args.quick else 20000)
+    n = args.n_samples if args.n_samples is not None else (6000 if args.quick else 20000)
     args.fast = args.quick
     if not args.quiet:
         print(f"sklearn-budget demo: synthetic coupon RCT (make_marketing_rct, setting "
@@ -226,7 +252,8 @@ def _cmd_benchmark(args):
         if name in ("synthetic", "synthetic-default", "synthetic-hard"):
             setting = "hard" if name.endswith("hard") else "default"
             factories.append((f"synthetic-{setting}",
-                              _synthetic_factory(setting, args.n_samples or 20000)))
+                              _synthetic_factory(setting, 20000 if args.n_samples is None
+                                                 else args.n_samples)))
         elif name in ("hillstrom", "hillstrom-visit"):
             cost = "visit" if name.endswith("visit") else "contact"
             factories.append((name, _public_factory(name, path or None, args.n_samples,
@@ -241,82 +268,18 @@ def _cmd_benchmark(args):
     return _run(args, factories, "benchmark")
 
 
-def _read_table(path):
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"Input file {str(path)!r} not found.")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except ImportError as exc:
-            raise CLIError(f"Reading Parquet needs pyarrow: pip install pyarrow ({exc}).") \
-                from None
-    return pd.read_csv(path)
-
-
-def _cmd_allocate(args):
-    import joblib
-    import numpy as np
-
-    model_path = Path(args.model)
-    if not model_path.is_file():
-        raise CLIError(f"Model file {str(model_path)!r} not found (save one with "
-                       "joblib.dump(fitted_allocator, path)).")
-    model = joblib.load(model_path)
-    if not hasattr(model, "allocate"):
-        raise CLIError(f"{str(model_path)!r} holds a {type(model).__name__}, not a fitted "
-                       "budget allocator (an object with `allocate`).")
-    frame = _read_table(args.input)
-    features = getattr(model, "feature_names_in_", None)
-    if features is not None:
-        missing = [f for f in features if f not in frame.columns]
-        if missing:
-            raise CLIError(f"Input is missing the model's feature column(s) {missing}.")
-        X = frame[list(features)]
-    else:
-        drop = [c for c in (args.id_column,) if c and c in frame.columns]
-        X = frame.drop(columns=drop)
-        n_in = getattr(model, "n_features_in_", X.shape[1])
-        if X.shape[1] != n_in:
-            raise CLIError(f"Input has {X.shape[1]} feature columns, the model expects "
-                           f"{n_in}.")
-        X = X.to_numpy()
-    if args.total_budget is not None:
-        assignment = model.allocate(X, total_budget=args.total_budget)
-    else:
-        assignment = model.allocate(X, budget=args.budget)
-    out = frame[[args.id_column]].copy() if args.id_column in frame.columns else \
-        frame.iloc[:, :0].copy()
-    out["treatment"] = assignment
-    if args.with_uplift:
-        r, c = model.predict(X), model.predict_cost(X)
-        for k, level in enumerate(model.levels_):
-            out[f"revenue_uplift_{level}"] = r[:, k]
-            out[f"cost_uplift_{level}"] = c[:, k]
-    out_path = Path(args.output)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.suffix.lower() in (".parquet", ".pq"):
-        out.to_parquet(out_path, index=False)
-    else:
-        out.to_csv(out_path, index=False)
-    counts = {str(k): int(v) for k, v in zip(*np.unique(assignment, return_counts=True))}
-    print(f"Allocated {len(out)} users -> {out_path} (users per treatment: {counts}).")
-    return 0
-
-
 # -- parser ----------------------------------------------------------------------------------
 def _add_comparison_args(p, *, default_output):
     p.add_argument("--methods", nargs="+", default=None,
                    help="methods to compare (end-to-end, end-to-end-es, end-to-end-softmax, "
                         "end-to-end-rw0, S, T, X, R, DR, random, oracle)")
-    p.add_argument("--budgets", nargs="+", type=float, default=[0.4],
+    p.add_argument("--budgets", nargs="+", type=_number(float, 0, strict=True), default=[0.4],
                    help="budgets as fractions of the full spend (default: 0.4)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="random seeds")
-    p.add_argument("--n-samples", type=int, default=None, help="users per data set")
+    p.add_argument("--n-samples", type=_number(int, 100, strict=False), default=None,
+                   help="users per data set (at least 100)")
     p.add_argument("--device", default="auto", help="torch device of the end-to-end model")
-    p.add_argument("--time-limit", type=float, default=None,
+    p.add_argument("--time-limit", type=_number(float, 0, strict=False), default=None,
                    help="seconds; stop starting new fits after it, keep partial results")
     p.add_argument("--output", default=default_output, help="folder for tables and plots")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -347,9 +310,9 @@ def _parser():
     alloc.add_argument("--model", required=True, help="joblib file of a fitted allocator")
     alloc.add_argument("--input", required=True, help="CSV or Parquet file of users")
     group = alloc.add_mutually_exclusive_group()
-    group.add_argument("--budget", type=float, default=None,
+    group.add_argument("--budget", type=_number(float, 0, strict=False), default=None,
                        help="average cost per user (default: the model's budget)")
-    group.add_argument("--total-budget", type=float, default=None,
+    group.add_argument("--total-budget", type=_number(float, 0, strict=False), default=None,
                        help="total cost over all users in the file")
     alloc.add_argument("--output", required=True, help="CSV or Parquet file to write")
     alloc.add_argument("--id-column", default="id",

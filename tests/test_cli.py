@@ -209,6 +209,79 @@ def test_allocate_errors(saved_model, tmp_path, capsys):
     assert "not a fitted budget allocator" in capsys.readouterr().err
 
 
+def test_allocate_user_errors_are_one_line_with_status_2(saved_model, tmp_path, capsys):
+    # each of these ended in a traceback with exit status 1
+    est, folder, users = saved_model
+    model, good = str(folder / "model.joblib"), str(folder / "users.csv")
+    text = users.astype({"x2": object})
+    text.loc[3, "x2"] = "abc"
+    text.to_csv(tmp_path / "text.csv", index=False)
+    blank = users.copy()
+    blank.loc[5, "x0"] = np.nan
+    blank.to_csv(tmp_path / "blank.csv", index=False)
+    users.iloc[:0].to_csv(tmp_path / "header.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    from sklearn.base import clone
+
+    joblib.dump(clone(est), tmp_path / "unfitted.joblib")
+    out = str(tmp_path / "o.csv")
+    cases = [
+        (["--model", model, "--input", str(tmp_path / "text.csv")],
+         "column 'x2' has 1 blank or non-numeric value(s), the first ('abc') in data row 4"),
+        (["--model", model, "--input", str(tmp_path / "blank.csv")],
+         "column 'x0' has 1 blank or non-numeric value(s), the first (a blank cell) in data "
+         "row 6"),
+        (["--model", model, "--input", str(tmp_path / "header.csv")], "has no rows"),
+        (["--model", model, "--input", str(tmp_path / "empty.csv")], "Cannot read"),
+        (["--model", good, "--input", good], "Cannot load"),
+        (["--model", str(tmp_path / "unfitted.joblib"), "--input", good], "unfitted"),
+    ]
+    for args, message in cases:
+        assert main(["allocate", *args, "--output", out]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert main(["allocate", "--model", model, "--input", good, "--output",
+                 str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["allocate", "--model", model, "--input", good, "--budget", "-1", "--output", out])
+    assert exc.value.code == 2 and "must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--budgets", "0"], "must be > 0"), (["--budgets", "-0.5"], "must be > 0"),
+    (["--n-samples", "0"], "must be >= 100"), (["--time-limit", "nan"], "must be >= 0"),
+    (["--seeds", "x"], "invalid int value"),
+])
+def test_comparison_options_are_checked_when_parsed(option, message, tmp_path, capsys):
+    # --budgets 0 raised ZeroDivisionError, --n-samples 0 silently became 6000 users
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--methods", "random", *option, "--output", str(tmp_path)])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_comparison_errors_found_before_any_fit(tmp_path, capsys):
+    assert main(["demo", "--methods", "random", "--device", "gpu0", "--output",
+                 str(tmp_path)]) == 2
+    assert "is not a torch device" in capsys.readouterr().err
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["benchmark", "--datasets", f"criteo={tmp_path / 'empty.csv'}", "--output",
+                 str(tmp_path)]) == 2
+    assert "Cannot read" in capsys.readouterr().err
+    # the oracle needs ground truth: not "No fit finished within the time limit"
+    from sklearn_budget.datasets._public import _CRITEO_FEATURES
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(400, 12)), columns=list(_CRITEO_FEATURES))
+    frame["treatment"] = rng.integers(0, 2, 400)
+    frame["conversion"], frame["visit"] = rng.integers(0, 2, 400), rng.integers(0, 2, 400)
+    frame["exposure"] = frame["treatment"]
+    frame.to_csv(tmp_path / "criteo.csv", index=False)
+    assert main(["benchmark", "--datasets", f"criteo={tmp_path / 'criteo.csv'}", "--methods",
+                 "oracle", "--output", str(tmp_path), "--quiet"]) == 0
+    assert "the oracle needs the ground truth" in capsys.readouterr().out
+
+
 def test_python_dash_m_help():
     proc = subprocess.run([sys.executable, "-m", "sklearn_budget", "--help"],
                           capture_output=True, text=True, timeout=120)
