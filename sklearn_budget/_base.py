@@ -143,8 +143,19 @@ class BaseBudgetAllocator(BaseEstimator):
         Returns
         -------
         self : object
-            Fitted allocator.
+            Fitted allocator. If ``fit`` raises, the allocator is left
+            unfitted (not half-refitted: the previous fit's models under the
+            new data's labels).
         """
+        try:
+            return self._fit_rct(X, y, treatment, cost, propensity)
+        except BaseException:
+            params = self.get_params(deep=False)
+            for name in [k for k in vars(self) if k not in params]:
+                delattr(self, name)
+            raise
+
+    def _fit_rct(self, X, y, treatment, cost, propensity):
         X = validate_data(self, X, reset=True)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         rct = check_rct(treatment, revenue, cost, control_name=self.control_name,

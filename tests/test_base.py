@@ -303,3 +303,20 @@ def test_integer_labels_keep_their_dtype(dtype):
     assert labels.dtype == dtype and labels.tolist() == [0, 1, 2]
     big = np.array([2**63 + 1], dtype=np.uint64)
     assert arms_to_labels(np.array([1]), big, 0)[0] == big[0]  # no float rounding
+
+
+def test_a_failed_refit_leaves_the_allocator_unfitted(data, y):
+    # a refit that failed in the calibration split kept the previous fit's models
+    # under the new data's labels: allocate answered "bronze" for what was level 1
+    est = RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, y)
+    rows = np.concatenate([np.flatnonzero(data.treatment == k)[:2] for k in range(4)])
+    relabel = np.array([0, 11, 12, 13])[data.treatment[rows]]  # new arm labels
+    with pytest.raises(ValueError, match="Cannot hold out"):  # 2 users per arm: no split
+        est.fit(data.X[rows], data.revenue[rows], treatment=relabel, cost=data.cost[rows])
+    assert not hasattr(est, "levels_") and not hasattr(est, "_calibration_rct")
+    with pytest.raises(NotFittedError):
+        est.allocate(data.X[:5])
+    assert est.get_params()["budget"] == 1.0  # the parameters stay
+    np.testing.assert_array_equal(est.fit(data.X, y).predict(data.X[:5]),
+                                  RidgeTAllocator(budget=1.0, random_state=0).fit(
+                                      data.X, y).predict(data.X[:5]))

@@ -1312,3 +1312,13 @@ def test_cuda_fit(data, y):
     r = est.predict(data.X)
     assert isinstance(r, np.ndarray) and np.isfinite(r).all()
     assert np.isfinite(est.score(data.X, y))
+
+
+def test_a_failed_refit_leaves_the_network_unfitted(fitted, data, y):
+    est = clone(fitted).fit(data.X, y)
+    est.set_params(hidden_layer_sizes=(0,))  # checked inside fit, after levels_ was set
+    with pytest.raises(ValueError):
+        est.fit(data.X, y)
+    assert not hasattr(est, "net_") and not hasattr(est, "levels_")
+    with pytest.raises(NotFittedError):
+        est.predict(data.X[:5])
