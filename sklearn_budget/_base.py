@@ -156,6 +156,7 @@ class BaseBudgetAllocator(BaseEstimator):
             raise
 
     def _fit_rct(self, X, y, treatment, cost, propensity):
+        self._check_fit_params()  # before any data work (a subclass's own checks)
         X = validate_data(self, X, reset=True)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         rct = check_rct(treatment, revenue, cost, control_name=self.control_name,
@@ -185,6 +186,9 @@ class BaseBudgetAllocator(BaseEstimator):
         r_cal, c_cal = self._checked_uplift(X_cal)
         self._calibrate(r_cal, c_cal, rct_cal)
         return self
+
+    def _check_fit_params(self):
+        """Parameter checks that scikit-learn's constraints cannot express (none here)."""
 
     def _calibration_split(self, rct):
         """Train / calibration indices, stratified by arm."""

@@ -150,8 +150,10 @@ def unpack_target(y, treatment=None, cost=None):
     if y is None or treatment is None or cost is None:
         missing = [n for n, v in (("y", y), ("treatment", treatment), ("cost", cost)) if v is None]
         raise ValueError(
-            f"Missing RCT input(s): {', '.join(missing)}. Call fit(X, y=revenue, "
-            "treatment=..., cost=...) or pack them: fit(X, rct_target(treatment, revenue, cost))."
+            f"Missing RCT input(s): {', '.join(missing)}. Give y=revenue with treatment=... "
+            "and cost=... (fit, score; inside GridSearchCV or cross_validate they reach score "
+            "only with sklearn.set_config(enable_metadata_routing=True)), or pack them: "
+            "y=rct_target(treatment, revenue, cost)."
         )
     return treatment, y, cost
 

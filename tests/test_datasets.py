@@ -297,3 +297,8 @@ def test_criteo_treatment_must_be_0_or_1(tmp_path, cell, match):
         load_criteo_uplift(path)
     good = load_criteo_uplift(_csv(tmp_path, "good.csv", _CRITEO_HEADER, _CRITEO_ROWS))
     assert good.treatment.dtype == np.int64 and good.treatment.tolist() == [1, 0, 1]
+
+
+def test_hillstrom_revenue_and_cost_must_differ(tmp_path):
+    with pytest.raises(ValueError, match="must be different outcomes"):
+        load_hillstrom(tmp_path, revenue="visit", cost="visit")

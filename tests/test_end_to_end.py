@@ -1322,3 +1322,12 @@ def test_a_failed_refit_leaves_the_network_unfitted(fitted, data, y):
     assert not hasattr(est, "net_") and not hasattr(est, "levels_")
     with pytest.raises(NotFittedError):
         est.predict(data.X[:5])
+
+
+def test_network_parameters_are_checked_before_the_data(data, y):
+    # they were checked inside the training, after the calibration split, so a small
+    # sample reported "Cannot hold out ..." instead of the bad parameter
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        make_est(hidden_layer_sizes=(0,)).fit(data.X[:8], y[:8])
+    with pytest.raises(ValueError, match="Missing RCT input.*enable_metadata_routing"):
+        make_est().fit(data.X, data.revenue)

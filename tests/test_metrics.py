@@ -625,3 +625,12 @@ def test_cost_curve_with_a_near_zero_cost_does_not_warn():
         warnings.simplefilter("error")
         curve = cost_curve(r, c, [0, 1, 0, 1], [0.0, 1.0, 0.0, 2.0], [0.0, 1.0, 0.0, 1.0])
     assert np.isfinite(curve.multipliers).all()
+
+
+def test_budget_scorer_checks_n_multipliers_when_made():
+    # a bad n_multipliers surfaced only inside cross-validation, as NaN scores
+    with pytest.raises(ValueError, match="`n_multipliers` must be >= 3"):
+        make_budget_scorer(1.0, n_multipliers=2)
+    assert repr(make_budget_scorer(1.0, control_name="none", n_multipliers=50)) == (
+        "make_budget_scorer(budget=1.0, control_name='none', n_multipliers=50)")
+    assert repr(make_budget_scorer(1.0)) == "make_budget_scorer(budget=1.0)"

@@ -427,6 +427,9 @@ class TrainingMixin:
         self._strip_training_state()
         return self
 
+    def _check_fit_params(self):
+        self._check_params()
+
     def _check_params(self):
         return check_network_params(self.hidden_layer_sizes, self.goal_multipliers,
                                     self.device)

@@ -246,6 +246,8 @@ def load_hillstrom(path=None, *, revenue="spend", cost="contact", data_home=None
     """
     _check_choice(revenue, "revenue", _HILLSTROM_REVENUE)
     _check_choice(cost, "cost", _HILLSTROM_COST)
+    if revenue == cost:  # both "visit": the revenue of a visit would be its own cost
+        raise ValueError("`revenue` and `cost` must be different outcomes; both are 'visit'.")
     file = _find_file(path, data_home, _HILLSTROM_FILES, _HILLSTROM_HINT, "Hillstrom")
     import pandas as pd
 

@@ -281,16 +281,20 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     return _sweep(rct, r, c, multipliers, n_multipliers, estimate)
 
 
+def check_n_multipliers(n_multipliers):
+    """``n_multipliers`` as an int >= 3, or a TypeError / ValueError saying so."""
+    if isinstance(n_multipliers, (bool, np.bool_)) or \
+            not isinstance(n_multipliers, (Integral, np.integer)):
+        raise TypeError(f"`n_multipliers` must be an integer >= 3; got {n_multipliers!r}.")
+    if int(n_multipliers) < 3:
+        raise ValueError(f"`n_multipliers` must be >= 3; got {n_multipliers}.")
+    return int(n_multipliers)
+
+
 def _sweep(rct, r, c, multipliers=None, n_multipliers=100, estimate="eom"):
     """:func:`cost_curve` on inputs already checked by :func:`_prepare`."""
     if multipliers is None:
-        if isinstance(n_multipliers, (bool, np.bool_)) or \
-                not isinstance(n_multipliers, (Integral, np.integer)):
-            raise TypeError(
-                f"`n_multipliers` must be an integer >= 3; got {n_multipliers!r}.")
-        if int(n_multipliers) < 3:
-            raise ValueError(f"`n_multipliers` must be >= 3; got {n_multipliers}.")
-        multipliers = _multiplier_grid(r, c, int(n_multipliers))
+        multipliers = _multiplier_grid(r, c, check_n_multipliers(n_multipliers))
     else:
         multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
         if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \

@@ -6,6 +6,7 @@ from sklearn.utils.metadata_routing import MetadataRequest
 
 from .._validation import check_budget, unpack_target
 from ._at_budget import value_at_budget
+from ._cost_curve import check_n_multipliers
 
 __all__ = ["BudgetScorer", "make_budget_scorer"]
 
@@ -21,10 +22,13 @@ class BudgetScorer:
     def __init__(self, budget, *, control_name=None, n_multipliers=100):
         self.budget = check_budget(budget)
         self.control_name = control_name
-        self.n_multipliers = n_multipliers
+        self.n_multipliers = check_n_multipliers(n_multipliers)
 
     def __repr__(self):
-        return f"make_budget_scorer(budget={self.budget!r})"
+        extra = "".join(f", {k}={v!r}" for k, v, default in (
+            ("control_name", self.control_name, None),
+            ("n_multipliers", self.n_multipliers, 100)) if v != default)
+        return f"make_budget_scorer(budget={self.budget!r}{extra})"
 
     def __call__(self, estimator, X, y, *, treatment=None, cost=None, propensity=None):
         """Score ``estimator`` on RCT data.
