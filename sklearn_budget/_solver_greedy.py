@@ -121,36 +121,25 @@ def _walk_chains(G, E, g0, e0, final, left):
             item = heapq.heappop(heap)
             take(item[2], item[3], item[4], item[5], -item[0])
 
-    while idx.shape[0] and left >= min(de[idx].min(), min((h[5] for h in heap),
-                                                          default=math.inf)):
-        t = min(idx.shape[0], _GREEDY_BATCH)
-        cut = np.partition(slope[idx], idx.shape[0] - t)[idx.shape[0] - t]
-        in_batch = slope[idx] >= cut
-        batch, idx = idx[in_batch], idx[~in_batch]
-        batch = batch[np.lexsort((batch, -slope[batch]))]
-        rest_min = float(de[idx].min()) if idx.shape[0] else math.inf
-        tail_min = np.minimum(np.minimum.accumulate(de[batch][::-1])[::-1], rest_min)
-        for j, u in enumerate(batch.tolist()):
-            drain(-slope[u])
-            if left < min(tail_min[j], min((h[5] for h in heap), default=math.inf)):
-                return left, spent, math.fsum(gained)
-            take(u, int(pick[u]), float(dg[u]), float(de[u]), float(slope[u]))
+    for u, rest_min in _best_first(slope, de, idx):
+        drain(-slope[u])
+        if left < min(rest_min, min((h[5] for h in heap), default=math.inf)):
+            return left, spent, math.fsum(gained)
+        take(u, int(pick[u]), float(dg[u]), float(de[u]), float(slope[u]))
     drain()
     return left, spent, math.fsum(gained)
 
 
-def _take_in_order(key, cost, admit, left):
-    """Walk items best ``key`` first (ties: input order) while some still fit.
+def _best_first(key, cost, idx=None):
+    """Yield ``(i, rest_min)``: items by best ``key`` first (ties: lower index first).
 
-    ``admit(i, fits)`` is called in the walk's order with whether item ``i``'s
-    cost fits the budget left; it records the choice and says whether the item
-    was taken. Returns ``(left, spent)``. The walk ranks ``_GREEDY_BATCH`` items
-    at a time and stops as soon as the budget left is below every remaining
-    item's cost.
+    ``rest_min`` is the smallest cost among item ``i`` and the items after it,
+    so a walk can stop once the budget left is below it. Items are ranked
+    ``_GREEDY_BATCH`` at a time by partial selection: a full sort of every
+    candidate is wasted when the first few use up the budget.
     """
-    spent = 0.0
-    idx = np.arange(key.shape[0])
-    while idx.shape[0] and left >= cost[idx].min():
+    idx = np.arange(key.shape[0]) if idx is None else idx
+    while idx.shape[0]:
         t = min(idx.shape[0], _GREEDY_BATCH)
         cut = np.partition(key[idx], idx.shape[0] - t)[idx.shape[0] - t]
         in_batch = key[idx] >= cut
@@ -158,12 +147,23 @@ def _take_in_order(key, cost, admit, left):
         batch = batch[np.lexsort((batch, -key[batch]))]
         rest_min = float(cost[idx].min()) if idx.shape[0] else math.inf
         tail_min = np.minimum(np.minimum.accumulate(cost[batch][::-1])[::-1], rest_min)
-        for j, i in enumerate(batch.tolist()):
-            if left < tail_min[j]:
-                return left, spent
-            if admit(i, cost[i] <= left):
-                left -= float(cost[i])
-                spent += float(cost[i])
+        yield from zip(batch.tolist(), tail_min.tolist())
+
+
+def _take_in_order(key, cost, admit, left):
+    """Walk items best ``key`` first while some still fit (see :func:`_best_first`).
+
+    ``admit(i, fits)`` is called in the walk's order with whether item ``i``'s
+    cost fits the budget left; it records the choice and says whether the item
+    was taken. Returns ``(left, spent)``.
+    """
+    spent = 0.0
+    for i, rest_min in _best_first(key, cost):
+        if left < rest_min:
+            break
+        if admit(i, cost[i] <= left):
+            left -= float(cost[i])
+            spent += float(cost[i])
     return left, spent
 
 
