@@ -387,31 +387,3 @@ def _ops_for(r):
 
         return _TorchOps(torch, r.dtype, r.shape[1], r.device)
     return _NumpyOps(r.dtype, r.shape[1])
-
-
-def _scan_many(ops, r, c, lams):
-    """:func:`_scan` at several multipliers, reading each block once."""
-    parts = [[] for _ in lams]
-    for a, b in ops.blocks(r.shape[0]):
-        rt, ct = ops.load(r, c, a, b)
-        for i, lam in enumerate(lams):
-            parts[i].append(ops.choose(rt, ct, lam))
-    out = []
-    for p in parts:
-        if len(p) == 1:
-            out.append(p[0])
-        else:
-            out.append(tuple(ops.concat([q[i] for q in p]) for i in range(3)))
-    return out
-
-
-def _scan(ops, r, c, lam, values=True):
-    """:meth:`choose` over all rows of (small, row-major) ``r`` and ``c``."""
-    parts = [ops.choose(*ops.load(r, c, a, b), lam, values) for a, b in ops.blocks(r.shape[0])]
-    if not parts:
-        empty = ops.zeros_int(0)
-        return empty, r[:0, 0], c[:0, 0]
-    if len(parts) == 1:
-        return parts[0]
-    cat = (lambda i: ops.concat([p[i] for p in parts]) if values or i == 0 else None)
-    return cat(0), cat(1), cat(2)

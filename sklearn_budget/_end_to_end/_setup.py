@@ -1,0 +1,99 @@
+"""What a fit settles before training: checks, device, cost order, torch's global state.
+
+The parameter checks that scikit-learn's constraints cannot express (run
+before any data work), the torch device (``"auto"`` resolved), the order of
+the levels along which ``monotone_cost`` makes cost rise, and torch's
+process-wide state a fit touches: its CPU thread count and its global random
+generator (held while a fit draws from it).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+from .._warnings import warn
+
+__all__ = ["TORCH_GLOBAL_STATE", "check_network_params", "resolve_monotone_cost",
+           "torch_threads"]
+
+# torch's global generator (and its thread count) are process-wide: a fit seeds the
+# generator and draws from it (weight initialisation, shuffling), so fits running at
+# the same time in threads of one process take turns (processes are unaffected)
+TORCH_GLOBAL_STATE = threading.RLock()
+
+
+@contextmanager
+def torch_threads(n_threads):
+    """Run a block with ``n_threads`` torch CPU threads (None: unchanged)."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def resolve_monotone_cost(setting, rct):
+    """``(on, order)`` of the cost constraint: the level columns from cheapest to dearest.
+
+    Numeric levels rise in their numeric order (the column order, ``order``
+    None). Text labels sort alphabetically ("15off" before "5off"), so
+    ``"auto"`` orders them by their mean observed cost uplift in the RCT,
+    and True (the column order) warns.
+    """
+    levels = rct.levels
+    numeric = all(isinstance(v, Real) for v in np.asarray(levels).tolist())
+    if not setting or numeric:
+        return bool(setting), None
+    if setting != "auto":
+        warn(f"monotone_cost=True forces the cost uplift to rise along the levels in "
+             f"sorted order, {list(levels)}, which for text labels is alphabetical. "
+             "Recode the levels as numbers in incentive order, or use "
+             "monotone_cost='auto' (the order of their mean observed cost).", UserWarning)
+        return True, None
+    mean = np.array([rct.cost[rct.arm == k].mean() for k in range(len(levels) + 1)])
+    return True, np.argsort(mean[1:] - mean[0], kind="stable").tolist()
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def check_network_params(hidden_layer_sizes, goal_multipliers, device):
+    """Checks that scikit-learn's parameter constraints cannot express.
+
+    Returns the torch device string (``"auto"`` resolved).
+    """
+    sizes = tuple(hidden_layer_sizes)
+    if not sizes or not all(isinstance(h, Integral) and h > 0 for h in sizes):
+        raise ValueError(
+            f"hidden_layer_sizes must be a non-empty tuple of positive ints, got "
+            f"{hidden_layer_sizes!r}; e.g. (64, 64).")
+    mult = tuple(goal_multipliers)
+    if not mult or not all(isinstance(m, Real) and np.isfinite(m) and m > 0 for m in mult):
+        raise ValueError(
+            f"goal_multipliers must be a non-empty tuple of positive finite factors of "
+            f"the budget's multiplier, got {goal_multipliers!r}; e.g. (1.0,) or "
+            "(0.5, 1.0, 2.0).")
+    resolved = _resolve_device(device)
+    try:
+        dev = torch.device(resolved)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
+            f"'cuda:N' ({exc}).") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available here; use device='auto' "
+            "(CUDA when available, else CPU) or 'cpu'.")
+    return resolved
