@@ -332,7 +332,7 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
     if bad.any():
         raise ValueError(
             f"`propensity` values must lie in (0, 1]; they are each user's probability of "
-            f"the arm they were observed in. Got {p[bad][0]!r} for {int(bad.sum())} user(s)."
+            f"the arm they were observed in. Got {float(p[bad][0])} for {int(bad.sum())} user(s)."
         )
     return p
 
