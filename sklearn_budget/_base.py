@@ -127,10 +127,10 @@ class BaseBudgetAllocator(BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Features of the RCT users.
-        y : structured ndarray or array-like of shape (n_samples,)
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
             Packed :func:`~sklearn_budget.rct_target` (treatment, revenue,
-            cost), or the observed revenue with ``treatment`` and ``cost``
-            as keywords.
+            cost) or a DataFrame with those columns, or the observed revenue
+            with ``treatment`` and ``cost`` as keywords.
         treatment : array-like of shape (n_samples,), default=None
             Observed arm labels, when ``y`` is the plain revenue.
         cost : array-like of shape (n_samples,), default=None
@@ -362,9 +362,10 @@ class BaseBudgetAllocator(BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Features of the RCT users.
-        y : structured ndarray or array-like of shape (n_samples,)
-            Packed :func:`~sklearn_budget.rct_target`, or the observed revenue
-            with ``treatment`` and ``cost`` as keywords.
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target` (or a DataFrame with its
+            columns), or the observed revenue with ``treatment`` and ``cost``
+            as keywords.
         treatment, cost : array-like of shape (n_samples,), default=None
             Observed arm and cost when ``y`` is the plain revenue.
         propensity : None, dict or array-like of shape (n_samples,), default=None

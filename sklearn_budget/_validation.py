@@ -121,8 +121,11 @@ def rct_target(treatment, revenue, cost):
 
 
 def is_rct_target(y):
-    """Return True if ``y`` is a packed target built by :func:`rct_target`."""
+    """Return True if ``y`` is a packed target: :func:`rct_target`'s structured array,
+    or a DataFrame with (at least) the columns treatment, revenue and cost."""
     names = getattr(getattr(y, "dtype", None), "names", None)
+    if names is None and hasattr(y, "columns"):
+        names = list(y.columns)
     return names is not None and all(f in names for f in RCT_FIELDS)
 
 
@@ -131,8 +134,9 @@ def unpack_target(y, treatment=None, cost=None):
 
     Parameters
     ----------
-    y : structured ndarray or array-like of shape (n_samples,)
-        Either the output of :func:`rct_target` or the observed revenue.
+    y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+        The output of :func:`rct_target`, a DataFrame with the columns
+        treatment, revenue and cost, or the observed revenue.
     treatment, cost : array-like of shape (n_samples,), default=None
         Required when ``y`` is the plain revenue; must be omitted otherwise.
 
@@ -146,6 +150,8 @@ def unpack_target(y, treatment=None, cost=None):
                 "`y` is already a packed rct_target (it carries treatment and cost); "
                 "do not pass `treatment=` or `cost=` as well."
             )
+        if hasattr(y, "columns"):  # a DataFrame: plain arrays, its index dropped
+            return tuple(y[f].to_numpy() for f in ("treatment", "revenue", "cost"))
         return y["treatment"], y["revenue"], y["cost"]
     if y is None or treatment is None or cost is None:
         missing = [n for n, v in (("y", y), ("treatment", treatment), ("cost", cost)) if v is None]

@@ -320,3 +320,19 @@ def test_a_failed_refit_leaves_the_allocator_unfitted(data, y):
     np.testing.assert_array_equal(est.fit(data.X, y).predict(data.X[:5]),
                                   RidgeTAllocator(budget=1.0, random_state=0).fit(
                                       data.X, y).predict(data.X[:5]))
+
+
+def test_a_dataframe_target_with_the_rct_columns(data, y):
+    # a DataFrame y with treatment / revenue / cost columns was "Missing RCT input(s)"
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"treatment": data.treatment, "revenue": data.revenue,
+                          "cost": data.cost}, index=np.arange(len(data.X)) + 100)
+    ref = RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, y)
+    est = RidgeTAllocator(budget=1.0, random_state=0).fit(data.X, frame)
+    np.testing.assert_array_equal(est.predict(data.X[:50]), ref.predict(data.X[:50]))
+    assert est.score(data.X, frame) == ref.score(data.X, y)
+    search = GridSearchCV(RidgeTAllocator(budget=1.0, random_state=0),
+                          {"alpha": [0.1, 10.0]}, cv=3).fit(data.X, frame)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    with pytest.raises(ValueError, match="already a packed rct_target"):
+        RidgeTAllocator(budget=1.0).fit(data.X, frame, treatment=data.treatment)

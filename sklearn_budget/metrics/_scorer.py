@@ -40,9 +40,10 @@ class BudgetScorer:
             ``predict_cost(X)`` (cost uplift, (n, K)).
         X : array-like of shape (n_samples, n_features)
             Features of the RCT users.
-        y : structured ndarray or array-like of shape (n_samples,)
-            Packed :func:`~sklearn_budget.rct_target`, or the observed revenue
-            with ``treatment`` and ``cost`` given as keywords (routed metadata).
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target` (or a DataFrame with its
+            columns), or the observed revenue with ``treatment`` and ``cost``
+            given as keywords (routed metadata).
         treatment, cost : array-like of shape (n_samples,), default=None
             Observed arm and cost when ``y`` is the plain revenue.
         propensity : None, dict or array-like, default=None

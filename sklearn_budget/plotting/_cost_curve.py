@@ -195,9 +195,9 @@ class CostCurveDisplay:
             ``predict_cost`` (cost uplift), both (n, K).
         X : array-like of shape (n_samples, n_features)
             Features of the RCT users.
-        y : structured ndarray or array-like of shape (n_samples,)
-            Packed :func:`~sklearn_budget.rct_target`, or the revenue with
-            ``treatment`` and ``cost`` as keywords.
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target` (or a DataFrame with its
+            columns), or the revenue with ``treatment`` and ``cost`` as keywords.
         treatment, cost : array-like of shape (n_samples,), default=None
             Observed arm and cost when ``y`` is the plain revenue.
         control_name : hashable, default=None
