@@ -634,3 +634,18 @@ def test_budget_scorer_checks_n_multipliers_when_made():
     assert repr(make_budget_scorer(1.0, control_name="none", n_multipliers=50)) == (
         "make_budget_scorer(budget=1.0, control_name='none', n_multipliers=50)")
     assert repr(make_budget_scorer(1.0)) == "make_budget_scorer(budget=1.0)"
+
+
+def test_value_at_a_zero_budget_reads_the_free_policy():
+    # budget 0 was special-cased to 0 while the policy multiplier_at_budget(0) picks
+    # earns revenue at no cost (half the incentives cost nothing) and a budget of 1e-9
+    # read 0.75
+    rng = np.random.default_rng(0)
+    t, g = rng.integers(0, 2, 1000), rng.uniform(0, 2, 1000)
+    c_hat = np.where(g > 1, 0.0, 1.0)[:, None]
+    args = (g[:, None], c_hat, t, t * g, t * c_hat[:, 0])
+    policy = allocate_at_multiplier(args[0], c_hat, multiplier_at_budget(*args, 0.0))
+    eom = expected_outcome(policy, *args[2:])
+    assert eom.incremental_cost == 0 and eom.incremental_revenue > 0.5
+    assert value_at_budget(*args, 0.0) == pytest.approx(eom.incremental_revenue)
+    assert value_at_budget(*args, 0.0) == pytest.approx(value_at_budget(*args, 1e-9))

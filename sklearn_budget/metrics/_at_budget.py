@@ -63,7 +63,8 @@ def value_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, budge
     Sweeps the multiplier (:func:`cost_curve`) and reads the EOM incremental
     revenue where the EOM incremental cost first reaches ``budget``, linearly
     interpolating between the neighbouring points. A budget above the
-    maximal spend gives the value at maximal spend; budget 0 gives 0.
+    maximal spend gives the value at maximal spend; budget 0 gives 0 unless
+    some policy costs nothing (zero-cost levels), whose revenue it reads.
 
     Parameters
     ----------

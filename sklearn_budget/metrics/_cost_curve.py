@@ -61,11 +61,11 @@ class CostCurve:
 
         Linear interpolation between the two neighbouring points; from the
         origin (treat nobody) when the first point already exceeds the
-        budget; the value at maximal spend when the budget exceeds it.
+        budget; the value at maximal spend when the budget exceeds it. A
+        budget of 0 follows the same rule: 0 unless some policy costs nothing
+        (levels with zero cost uplift), whose revenue it then reads.
         """
         budget = check_budget(budget)
-        if budget == 0:
-            return 0.0
         j, t = self._locate(budget)
         rev = self.incremental_revenue
         if t is None:
