@@ -29,9 +29,15 @@ def _as_1d(values, name):
     return arr
 
 
+# dtype kinds that are not numbers: text, bytes, void, dates, durations, complex
+_NOT_NUMERIC = "USVMmc"
+
+
 def _as_finite_float(values, name):
     arr = _as_1d(values, name)
     try:
+        if arr.dtype.kind in _NOT_NUMERIC:
+            raise TypeError
         arr = arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(
@@ -54,7 +60,7 @@ def as_float_array(values, name):
     if arr.dtype.kind in "fiub":
         return arr.astype(np.float64, copy=False)
     try:
-        if arr.dtype.kind in "USV":
+        if arr.dtype.kind in _NOT_NUMERIC:
             raise TypeError
         return arr.astype(np.float64)
     except (TypeError, ValueError):

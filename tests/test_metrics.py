@@ -649,3 +649,13 @@ def test_value_at_a_zero_budget_reads_the_free_policy():
     assert eom.incremental_cost == 0 and eom.incremental_revenue > 0.5
     assert value_at_budget(*args, 0.0) == pytest.approx(eom.incremental_revenue)
     assert value_at_budget(*args, 0.0) == pytest.approx(value_at_budget(*args, 1e-9))
+
+
+@pytest.mark.parametrize("revenue", [np.array(["1", "3", "4", "6"]),
+                                     np.array([1, 3, 4, 6]).astype("datetime64[D]"),
+                                     np.array([1, 3, 4, 6]) + 5j])
+def test_outcomes_must_be_numbers(revenue):
+    # text, dates and complex numbers were converted silently (the imaginary part
+    # dropped with only numpy's warning), while uplift and score inputs refused text
+    with pytest.raises(TypeError, match="`revenue` must be numeric"):
+        expected_outcome([1, 1, 1, 1], [0, 0, 1, 1], revenue, [0.0, 0.0, 1.0, 1.0])
