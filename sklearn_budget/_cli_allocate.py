@@ -30,7 +30,7 @@ def _read_table(path):
             frame = pd.read_csv(path)
     except ImportError as exc:
         raise CLIError(f"Reading Parquet needs pyarrow: pip install pyarrow ({exc}).") from None
-    except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' parser errors too
+    except (ValueError, OSError) as exc:  # pandas' parser and decoding errors too
         raise CLIError(f"Cannot read {str(path)!r} as a table: {exc}") from None
     if len(frame) == 0:
         raise CLIError(f"{str(path)!r} has no rows.")
@@ -43,11 +43,11 @@ def _check_output(path):
         raise CLIError(f"--output {str(path)!r} is a folder; give a file name (.csv or "
                        ".parquet).")
     if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise CLIError("Writing Parquet needs pyarrow: pip install pyarrow, or write "
-                           "a .csv file.") from None
+        from importlib.util import find_spec
+
+        if find_spec("pyarrow") is None and find_spec("fastparquet") is None:
+            raise CLIError("Writing Parquet needs pyarrow (or fastparquet): pip install "
+                           "pyarrow, or write a .csv file.")
 
 
 def _numeric_features(X):
