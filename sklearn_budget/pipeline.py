@@ -12,9 +12,14 @@ the allocator's labels; everything else is scikit-learn's ``Pipeline``.
 from __future__ import annotations
 
 from sklearn.pipeline import Pipeline, _name_estimators
+from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["BudgetPipeline", "make_budget_pipeline"]
+
+# what fit(X, y, treatment=..., cost=..., propensity=...) takes besides y
+_RCT_KEYWORDS = ("treatment", "cost", "propensity")
 
 
 def _final_step_has(attr):
@@ -75,6 +80,27 @@ class BudgetPipeline(Pipeline):
     def predict_cost(self, X):
         """Cost uplift (n, K) of the last step on the transformed ``X``."""
         return self._final_estimator.predict_cost(self._transformed(X))
+
+    def score(self, X, y=None, sample_weight=None, **params):
+        """The last step's ``score`` on the transformed ``X``.
+
+        As :meth:`sklearn.pipeline.Pipeline.score`, except that without
+        metadata routing the RCT keywords (``treatment``, ``cost``,
+        ``propensity``) are passed on to the last step's ``score``;
+        ``Pipeline`` dropped them (a given ``propensity`` was ignored,
+        ``treatment`` / ``cost`` ended in "Missing RCT input(s)").
+        """
+        if _routing_enabled() or not params:
+            return super().score(X, y, sample_weight=sample_weight, **params)
+        unknown = sorted(set(params) - set(_RCT_KEYWORDS))
+        if unknown:
+            raise TypeError(
+                f"score got unexpected keyword(s) {unknown}; without metadata routing it "
+                f"passes on only {list(_RCT_KEYWORDS)} (and sample_weight).")
+        if sample_weight is not None:
+            params["sample_weight"] = sample_weight
+        check_is_fitted(self)
+        return self._final_estimator.score(self._transformed(X), y, **params)
 
     @available_if(_final_step_has("allocate"))
     def allocate(self, X, **params):

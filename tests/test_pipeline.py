@@ -120,3 +120,17 @@ def test_labels_unavailable_before_fit_or_without_an_allocator():
     assert pipe.control_name == 0 and not hasattr(pipe, "levels_")
     plain = BudgetPipeline([("scale", StandardScaler()), ("reg", LinearRegression())])
     assert not hasattr(plain, "control_name")
+
+
+def test_score_passes_the_rct_keywords_to_the_last_step(fitted, data):
+    # Pipeline.score dropped them without metadata routing: a given propensity was
+    # ignored (the score without it came back), treatment / cost gave "Missing RCT input"
+    d, y = data
+    last, scaled = fitted[-1], fitted[:-1].transform(d.X)
+    p = np.where(d.treatment == 0, 0.4, 0.2)  # not the arm frequencies
+    got = fitted.score(d.X, y, propensity=p)
+    assert got == last.score(scaled, y, propensity=p) != fitted.score(d.X, y)
+    assert fitted.score(d.X, d.revenue, treatment=d.treatment, cost=d.cost) == \
+        fitted.score(d.X, y)
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['budget'\]"):
+        fitted.score(d.X, y, budget=1.0)
