@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -105,6 +106,9 @@ class ComparisonData:
         tr, te = train_test_split(idx, test_size=test_size, stratify=treatment,
                                   random_state=random_state)
         truth = {}
+        if (true_revenue is None) != (true_cost is None):
+            raise ValueError("Give both `true_revenue` and `true_cost` (the expected outcomes "
+                             "of every arm) or neither.")
         if true_revenue is not None:
             true_revenue, true_cost = np.asarray(true_revenue), np.asarray(true_cost)
             truth = {"true_revenue": true_revenue[te], "true_cost": true_cost[te],
@@ -180,7 +184,8 @@ def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), se
         Names from :data:`ALL_METHODS`; ``"oracle"`` is skipped on data
         without ground truth.
     budgets : sequence of float, default=(0.4,)
-        Budget fractions (see the module docstring).
+        Budget fractions (see the module docstring), each finite and > 0
+        (the scores are relative to the budget).
     seeds : sequence of int, default=(0,)
     device : str, default="auto"
         Device of the end-to-end models.
@@ -208,6 +213,11 @@ def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), se
     from tqdm.auto import tqdm
 
     methods = list(methods)
+    budgets = list(budgets)
+    bad = [b for b in budgets
+           if isinstance(b, bool) or not isinstance(b, Real) or not 0 < b < np.inf]
+    if bad or not budgets:
+        raise ValueError(f"`budgets` must be fractions > 0 (of the full spend); got {budgets}.")
     for m in methods:
         if m not in ALL_METHODS:
             raise ValueError(f"Unknown method {m!r}; choose from {', '.join(ALL_METHODS)}.")
@@ -299,7 +309,9 @@ def summarize(result, columns=_SUMMARY_COLUMNS):
     """Mean and standard deviation over seeds, one row per dataset x budget x method.
 
     Returns a DataFrame of strings ``"mean ± std"`` (std omitted with one
-    seed), ordered like the methods in ``result``.
+    seed), ordered like the methods in ``result``. Where a value is undefined
+    (NaN) for some seeds, the mean is over the others and says how many:
+    ``"0.900 (1 of 3)"``; ``"nan"`` when it is undefined for all.
     """
     import pandas as pd
 
@@ -309,15 +321,17 @@ def summarize(result, columns=_SUMMARY_COLUMNS):
     keys = ["dataset", "budget_fraction", "method"]
     grouped = result.groupby(keys, sort=False)[cols]
     mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    size = grouped.size()
     out = pd.DataFrame(index=mean.index)
     for col in cols:
         digits = 1 if col == "fit_time" else 3
         out[col] = [
-            f"{m:.{digits}f}" if (n < 2 or not np.isfinite(s))
-            else f"{m:.{digits}f} ± {s:.{digits}f}"
-            for m, s, n in zip(mean[col], std[col], count[col])
+            (f"{m:.{digits}f}" if (n < 2 or not np.isfinite(s))
+             else f"{m:.{digits}f} ± {s:.{digits}f}")
+            + (f" ({n} of {total})" if 0 < n < total else "")
+            for m, s, n, total in zip(mean[col], std[col], count[col], size)
         ]
-    out.insert(0, "seeds", grouped.size().values)
+    out.insert(0, "seeds", size.values)
     if "goal_phase_kept" in result:
         # "kept / fits" of the goal phase, for the methods that have one
         kept = result.groupby(keys, sort=False)["goal_phase_kept"].agg(

@@ -306,3 +306,24 @@ def test_comparison_reports_undefined_mt_aucc_as_nan():
         assert np.isnan(_mt_aucc_or_nan("m", r, c, t, rev, cost, np.array([1])))
     value = _mt_aucc_or_nan("m", rev[:, None] + 0.1, c, t, rev, cost, np.array([1]))
     assert np.isfinite(value)
+
+
+def test_summarize_says_over_how_many_seeds_a_partial_mean_is():
+    # a value undefined (NaN) on 2 of 3 seeds showed as the third seed's value in a row
+    # that says "seeds 3"
+    res = pd.DataFrame({"dataset": "toy", "seed": [0, 1, 2], "budget_fraction": 0.4,
+                        "method": "T", "mt_aucc": [0.9, np.nan, np.nan],
+                        "oracle_fraction": [0.5, 0.6, 0.7], "fit_time": 1.0})
+    row = summarize(res).iloc[0]
+    assert row["mt_aucc"] == "0.900 (1 of 3)" and row["oracle_fraction"] == "0.600 ± 0.100"
+    assert row["seeds"] == 3
+
+
+def test_comparison_inputs_are_checked():
+    # budgets=(0.0,) raised ZeroDivisionError; true_revenue without true_cost an IndexError
+    with pytest.raises(ValueError, match="`budgets` must be fractions > 0"):
+        compare_allocators(_factory(), ["random"], budgets=(0.0,), progress=False)
+    d = make_marketing_rct(n_samples=400, random_state=0)
+    with pytest.raises(ValueError, match="Give both `true_revenue` and `true_cost`"):
+        ComparisonData.from_arrays("toy", d.X, d.treatment, d.revenue, d.cost,
+                                   true_revenue=d.true_revenue)

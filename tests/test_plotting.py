@@ -226,3 +226,19 @@ def test_training_history_errors(e2e_data):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="two matplotlib Axes"):
         TrainingHistoryDisplay.from_estimator(est, axes=[ax])
+
+
+def test_training_history_half_goals_are_checked_when_given():
+    # a 2 x n array raised numpy's "truth value of an array is ambiguous", a wrong
+    # length a matplotlib shape error, both half-way through drawing
+    from sklearn_budget.plotting import TrainingHistoryDisplay
+
+    curves = ([1, 2, 3], [1.0, 0.8, 0.7], [1.1, 0.9, 0.8], [0.5, 0.6, 0.7])
+    disp = TrainingHistoryDisplay(*curves, half_goals=np.array([[0.4, 0.5, 0.6],
+                                                               [0.6, 0.7, 0.8]])).plot()
+    assert {"valid_goal_half1", "valid_goal_half2"} <= set(disp.lines_)
+    with pytest.raises(ValueError, match="one common, non-zero length"):
+        TrainingHistoryDisplay(*curves, half_goals=([0.4, 0.5], [0.6, 0.7]))
+    with pytest.raises(ValueError, match="must be two series"):
+        TrainingHistoryDisplay(*curves, half_goals=([0.4, 0.5, 0.6],))
+    plt.close("all")

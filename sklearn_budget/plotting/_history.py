@@ -93,6 +93,12 @@ class TrainingHistoryDisplay:
         self.split_validation = split_validation
         self.name = name
         self.restored_epochs = restored_epochs
+        if half_goals is not None:  # checked here: a bad one failed half-way through plot
+            if len(half_goals) != 2:
+                raise ValueError("`half_goals` must be two series (the validation goal on "
+                                 f"each half) or None; got {len(half_goals)}.")
+            half_goals = tuple(_series("TrainingHistoryDisplay", epochs=self.epochs,
+                                       half_goal=h)[1] for h in half_goals)
         self.half_goals = half_goals
 
     def _restored_epochs(self):
@@ -152,7 +158,6 @@ class TrainingHistoryDisplay:
             if np.isfinite(values).any():
                 (self.lines_[key],) = ax.plot(self.epochs, values, marker=".", label=label)
         for i, values in enumerate(self.half_goals or ()):
-            values = np.asarray(values, dtype=np.float64)
             if np.isfinite(values).any():
                 (self.lines_[f"valid_goal_half{i + 1}"],) = ax_goal.plot(
                     self.epochs, values, linewidth=0.8, alpha=0.6,
