@@ -11,7 +11,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_budget", "check_uplift"]
+__all__ = ["as_float_array", "check_budget", "check_uplift", "numeric_columns"]
 
 
 def _as_1d(values, name):
@@ -152,3 +152,27 @@ def check_budget(budget, *, name="budget", allow_none=False):
             "cost units (per user or in total)."
         )
     return budget
+
+
+def numeric_columns(frame, columns):
+    """``frame[columns]`` as a float64 DataFrame, and the first bad cell, if any.
+
+    Returns ``(table, problem)``: ``problem`` is None, or ``(column, n_bad,
+    row, cell)`` for the first column with blank, non-numeric or infinite
+    cells (``row``: 0-based position; ``cell``: ``"a blank cell"`` or the
+    text's repr), for the caller to word (a loader names the file's line,
+    the command line the data row).
+    """
+    import pandas as pd
+
+    out = {}
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+        bad = ~np.isfinite(values.to_numpy())
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            cell = frame[col].iloc[row]
+            cell = "a blank cell" if pd.isna(cell) else repr(str(cell))
+            return None, (col, int(bad.sum()), row, cell)
+        out[col] = values
+    return pd.DataFrame(out, index=frame.index), None

@@ -52,20 +52,14 @@ def _check_output(path):
 
 def _numeric_features(X):
     """The feature table as numbers, or a CLIError naming the column and the first bad row."""
-    import numpy as np
-    import pandas as pd
+    from ._validation import numeric_columns
 
-    for col in X.columns:
-        values = pd.to_numeric(X[col], errors="coerce")
-        bad = values.isna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            cell = X[col].iloc[row]
-            cell = "a blank cell" if pd.isna(cell) else repr(str(cell))
-            raise CLIError(f"Feature column {col!r} has {int(bad.sum())} blank or non-numeric "
-                           f"value(s), the first ({cell}) in data row {row + 1}.")
-        X = X.assign(**{col: values}) if values.dtype != X[col].dtype else X
-    return X
+    table, problem = numeric_columns(X, X.columns)
+    if problem is not None:
+        col, n_bad, row, cell = problem
+        raise CLIError(f"Feature column {col!r} has {n_bad} blank or non-numeric value(s), "
+                       f"the first ({cell}) in data row {row + 1}.")
+    return table
 
 
 def cmd_allocate(args):

@@ -20,6 +20,7 @@ from ._array_checks import (
     as_float_array,
     check_budget,
     check_uplift,
+    numeric_columns,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "is_rct_target",
     "unpack_target",
     "check_rct",
+    "numeric_columns",
     "check_uplift",
     "check_budget",
     "as_float_array",

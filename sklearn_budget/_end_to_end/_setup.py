@@ -18,8 +18,8 @@ import torch
 
 from .._warnings import warn
 
-__all__ = ["TORCH_GLOBAL_STATE", "check_network_params", "resolve_monotone_cost",
-           "torch_threads"]
+__all__ = ["TORCH_GLOBAL_STATE", "check_network_params", "resolve_device",
+           "resolve_monotone_cost", "torch_threads"]
 
 # torch's global generator (and its thread count) are process-wide: a fit seeds the
 # generator and draws from it (weight initialisation, shuffling), so fits running at
@@ -63,7 +63,8 @@ def resolve_monotone_cost(setting, rct):
     return True, np.argsort(mean[1:] - mean[0], kind="stable").tolist()
 
 
-def _resolve_device(device):
+def resolve_device(device):
+    """The torch device string: ``"auto"`` is CUDA when available, else CPU."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -85,7 +86,7 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
             f"goal_multipliers must be a non-empty tuple of positive finite factors of "
             f"the budget's multiplier, got {goal_multipliers!r}; e.g. (1.0,) or "
             "(0.5, 1.0, 2.0).")
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     try:
         dev = torch.device(resolved)
     except (RuntimeError, TypeError) as exc:

@@ -23,8 +23,8 @@ from sklearn.utils import check_random_state
 from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
-from ._setup import (TORCH_GLOBAL_STATE, check_network_params, resolve_monotone_cost,
-                     torch_threads)
+from ._setup import (TORCH_GLOBAL_STATE, check_network_params, resolve_device,
+                     resolve_monotone_cost, torch_threads)
 
 __all__ = ["OPTIMIZERS", "TrainingMixin"]
 
@@ -243,7 +243,7 @@ class TrainingMixin:
             return self._fit_network(X, rct, validation)
 
     def _fit_network(self, X, rct, validation):
-        device = self._check_params()
+        device = resolve_device(self.device)  # checked at the start of fit
         self.monotone_cost_, cost_order = resolve_monotone_cost(self.monotone_cost, rct)
         self.cost_order_ = (None if not self.monotone_cost_ else
                             self.levels_ if cost_order is None else self.levels_[cost_order])
@@ -349,8 +349,4 @@ class TrainingMixin:
         return self
 
     def _check_fit_params(self):
-        self._check_params()
-
-    def _check_params(self):
-        return check_network_params(self.hidden_layer_sizes, self.goal_multipliers,
-                                    self.device)
+        check_network_params(self.hidden_layer_sizes, self.goal_multipliers, self.device)

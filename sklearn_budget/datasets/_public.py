@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._validation import numeric_columns
+
 __all__ = ["load_hillstrom", "load_criteo_uplift"]
 
 ENV_VAR = "SKLEARN_BUDGET_DATA"
@@ -144,29 +146,21 @@ def _read_csv(file, nrows=None, dtype=None):
 
 
 def _numeric(frame, columns, file):
-    """``frame[columns]`` as float64, or a ValueError naming the column and the first bad row.
+    """``frame[columns]`` as float64, or a ValueError naming the column and the first bad line.
 
     A blank cell (a truncated or edited file) or a non-number is an error: the
     loaders promise float outcomes and features, and a blank treatment cell
     would otherwise become a bogus arm label.
     """
-    import pandas as pd
-
-    out = {}
-    for col in columns:
-        values = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
-        bad = ~np.isfinite(values.to_numpy())
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            cell = frame[col].iloc[first]
-            cell = "a blank cell" if pd.isna(cell) else repr(str(cell))
-            raise ValueError(
-                f"'{file}': column '{col}' has {int(bad.sum())} missing or non-numeric "
-                f"value(s), the first ({cell}) on line {first + 2} of the file. Is the file "
-                "complete (not cut off) and unedited?"
-            )
-        out[col] = values
-    return pd.DataFrame(out, index=frame.index)
+    table, problem = numeric_columns(frame, columns)
+    if problem is not None:
+        col, n_bad, row, cell = problem
+        raise ValueError(
+            f"'{file}': column '{col}' has {n_bad} missing or non-numeric value(s), the "
+            f"first ({cell}) on line {row + 2} of the file. Is the file complete (not cut "
+            "off) and unedited?"
+        )
+    return table
 
 
 def _one_hot(frame, column, categories, file):
