@@ -145,13 +145,14 @@ class BaseBudgetAllocator(BaseEstimator):
         self : object
             Fitted allocator. If ``fit`` raises, the allocator is left
             unfitted (not half-refitted: the previous fit's models under the
-            new data's labels).
+            new data's labels); its parameters and metadata requests stay.
         """
         try:
             return self._fit_rct(X, y, treatment, cost, propensity)
         except BaseException:
-            params = self.get_params(deep=False)
-            for name in [k for k in vars(self) if k not in params]:
+            # keep the parameters and the metadata requests (set_fit_request, ...)
+            keep = set(self.get_params(deep=False)) | {"_metadata_request"}
+            for name in [k for k in vars(self) if k not in keep]:
                 delattr(self, name)
             raise
 

@@ -322,6 +322,24 @@ def test_a_failed_refit_leaves_the_allocator_unfitted(data, y):
                                       data.X, y).predict(data.X[:5]))
 
 
+def test_a_failed_fit_keeps_the_metadata_requests(data, y):
+    # the clean-up after a failed fit deleted the set_fit_request / set_score_request
+    # choices, and a later routed GridSearchCV asked for requests already made
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = RidgeTAllocator(budget=1.0, random_state=0)
+        est.set_fit_request(treatment=True, cost=True).set_score_request(
+            treatment=True, cost=True)
+        with pytest.raises(ValueError, match="negative"):
+            est.fit(data.X, data.revenue, treatment=data.treatment, cost=-data.cost - 1)
+        assert not hasattr(est, "levels_")
+        routing = est.get_metadata_routing()
+        assert routing.fit.requests == {"treatment": True, "cost": True, "propensity": None}
+        assert routing.score.requests["treatment"] is True
+        search = GridSearchCV(est, {"alpha": [0.1, 10.0]}, cv=3).fit(
+            data.X, data.revenue, treatment=data.treatment, cost=data.cost)
+        assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
 def test_a_dataframe_target_with_the_rct_columns(data, y):
     # a DataFrame y with treatment / revenue / cost columns was "Missing RCT input(s)"
     pd = pytest.importorskip("pandas")
