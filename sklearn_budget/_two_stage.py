@@ -7,6 +7,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 
 from ._base import BaseBudgetAllocator
@@ -76,7 +77,12 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         Fraction or number of RCT users held out (stratified by arm) for
         ``calibration="holdout"``.
     random_state : int, RandomState instance or None, default=None
-        Seed of the calibration split and of the default learner.
+        Seed of the calibration split, of the default learner, and of a
+        causalml learner's cross-fitting folds when the learner has no seed of
+        its own (the R-learner's ``random_state``, the DR-learner's
+        ``fit(seed=...)``). A learner's base models (e.g. the gradient boosting
+        inside :func:`~sklearn_budget.baselines.make_meta_learner`) are seeded
+        where they are built.
 
     Attributes
     ----------
@@ -139,7 +145,38 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         self.random_state = random_state
 
     # -- stage 1 -------------------------------------------------------------------
-    def _make_learner(self, template):
+    def _check_fit_params(self):
+        """The learners must follow causalml's contract (``fit(X, treatment, y)``)."""
+        for name in ("revenue_learner", "cost_learner"):
+            learner = getattr(self, name)
+            if learner is None:
+                continue
+            if isinstance(learner, type):
+                raise TypeError(
+                    f"`{name}` must be a learner instance, not the class "
+                    f"{learner.__name__}; pass {learner.__name__}(...)."
+                )
+            if not _accepts(learner.fit, "treatment"):
+                kind = type(learner).__name__
+                raise TypeError(
+                    f"`{name}` must be an uplift learner whose fit takes X, treatment and y "
+                    f"(causalml's contract); {kind}.fit takes no `treatment`. To use a "
+                    f"plain regressor, wrap it in a meta-learner: "
+                    f"make_meta_learner('T', {kind}(...)) from sklearn_budget.baselines."
+                )
+
+    def _learner_seed(self):
+        """Integer seed of the learners' own randomness for this fit, or None.
+
+        An int is used as is; a ``RandomState`` instance gives one draw per
+        fit (scikit-learn's convention: successive fits differ, and a fresh
+        instance with the same seed repeats them).
+        """
+        if self.random_state is None or isinstance(self.random_state, Integral):
+            return self.random_state
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _make_learner(self, template, seed):
         if template is None:
             from .baselines import _default_learner
 
@@ -149,9 +186,9 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         params = learner.get_params(deep=False) if hasattr(learner, "get_params") else {}
         if "control_name" in params:
             learner.set_params(control_name=0)  # the learner sees arms 0..K
-        if isinstance(self.random_state, Integral) and params.get("random_state", 0) is None:
+        if seed is not None and params.get("random_state", 0) is None:
             # e.g. the R-learner's cross-fitting folds (the DR-learner's: fit(seed=...))
-            learner.set_params(random_state=self.random_state)
+            learner.set_params(random_state=seed)
         return learner
 
     def _propensity_dict(self, n):
@@ -161,16 +198,17 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
                 for k in range(1, self.n_levels_ + 1)}
 
     def _fit_uplift(self, X, rct):
-        revenue_learner = self._make_learner(self.revenue_learner)
+        seed = self._learner_seed()
+        revenue_learner = self._make_learner(self.revenue_learner, seed)
         cost_template = self.revenue_learner if self.cost_learner is None else self.cost_learner
-        cost_learner = self._make_learner(cost_template)
+        cost_learner = self._make_learner(cost_template, seed)
         p = self._propensity_dict(X.shape[0])
         for learner, outcome in ((revenue_learner, rct.revenue), (cost_learner, rct.cost)):
             kwargs = {"X": X, "treatment": rct.arm, "y": outcome}
             if _accepts(learner.fit, "p"):
                 kwargs["p"] = p
-            if isinstance(self.random_state, Integral) and _names(learner.fit, "seed"):
-                kwargs["seed"] = self.random_state  # DR-learner's cross-fitting folds
+            if seed is not None and _names(learner.fit, "seed"):
+                kwargs["seed"] = seed  # DR-learner's cross-fitting folds
             learner.fit(**kwargs)
         self.revenue_learner_ = revenue_learner
         self.cost_learner_ = cost_learner

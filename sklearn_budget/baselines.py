@@ -76,9 +76,10 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
         at random: without a seed two fits differ), and to the default base
         learners (gradient boosting draws an early-stopping split above
         10,000 users). The DR-learner also draws random folds, but takes its
-        seed in ``fit(seed=...)``. :class:`TwoStageBudgetAllocator` seeds both
-        from its own ``random_state`` when this one is None. Seed a ``learner``
-        you pass yourself.
+        seed in ``fit(seed=...)``, so this one does not reach them: set
+        :class:`TwoStageBudgetAllocator`'s ``random_state``, which seeds the
+        R- and DR-learners' folds when the learner has no seed of its own.
+        Seed a ``learner`` you pass yourself.
     **kwargs
         Further keyword arguments of the causalml class (e.g. ``n_fold`` of
         the R-learner).
@@ -102,6 +103,13 @@ def make_meta_learner(kind="T", learner=None, *, classifier=False, control_name=
     stem = _KINDS.get(str(kind).upper())
     if stem is None:
         raise ValueError(f"`kind` must be one of {sorted(_KINDS)}; got {kind!r}.")
+    if learner is not None and (isinstance(learner, type) or not all(
+            callable(getattr(learner, m, None)) for m in ("fit", "predict"))):
+        what = f"the class {learner.__name__}" if isinstance(learner, type) else repr(learner)
+        raise TypeError(
+            f"`learner` must be a scikit-learn estimator instance with fit and predict "
+            f"(e.g. Ridge() or HistGradientBoostingRegressor()); got {what:.100}."
+        )
     meta = _import_causalml_meta()
     if learner is None:
         from sklearn.ensemble import HistGradientBoostingClassifier

@@ -207,6 +207,46 @@ def test_classifier_twin_on_binary_outcomes(kind, meta, data):
     assert type(est.cost_learner_).__name__ == "BaseTRegressor"
 
 
+@pytest.mark.parametrize("kind", ["R", "DR"])
+def test_a_random_state_instance_seeds_the_learners_folds(kind, meta, data, y):
+    # only an int reached the R-learner's random_state and the DR-learner's
+    # fit(seed=...): with RandomState(0) the folds followed numpy's global state
+    from sklearn_budget.baselines import make_meta_learner
+
+    X, yy = data.X[:1500], y[:1500]
+    preds = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)
+        est = TwoStageBudgetAllocator(make_meta_learner(kind, Ridge()), calibration="predicted",
+                                      random_state=np.random.RandomState(0))
+        preds.append(est.fit(X, yy).predict(X))
+    np.testing.assert_array_equal(preds[0], preds[1])
+    # one RandomState instance: successive fits draw new folds (scikit-learn's convention)
+    rs = np.random.RandomState(0)
+    est = TwoStageBudgetAllocator(make_meta_learner(kind, Ridge()), calibration="predicted",
+                                  random_state=rs)
+    assert not np.array_equal(est.fit(X, yy).predict(X), est.fit(X, yy).predict(X))
+
+
+def test_a_plain_regressor_or_a_class_as_learner_is_a_clear_error(data, y):
+    # Ridge() passed the fit/predict check and failed inside fit with
+    # "Ridge.fit() got an unexpected keyword argument 'treatment'"
+    with pytest.raises(TypeError, match=r"make_meta_learner\('T', Ridge\(...\)\)"):
+        TwoStageBudgetAllocator(Ridge()).fit(data.X, y)
+    with pytest.raises(TypeError, match="`cost_learner` must be an uplift learner"):
+        TwoStageBudgetAllocator(SpyLearner(), cost_learner=Ridge()).fit(data.X, y)
+    with pytest.raises(TypeError, match="not the class Ridge"):
+        TwoStageBudgetAllocator(Ridge).fit(data.X, y)
+
+
+def test_make_meta_learner_checks_the_learner(meta):
+    from sklearn_budget.baselines import make_meta_learner
+
+    for bad in (Ridge, "ridge"):  # an AttributeError deep inside causalml's fit before
+        with pytest.raises(TypeError, match="estimator instance with fit and predict"):
+            make_meta_learner("T", bad)
+
+
 def test_default_learner(meta, data, y):
     est = TwoStageBudgetAllocator(random_state=0).fit(data.X, y)
     assert type(est.revenue_learner_).__name__ == "BaseTRegressor"
