@@ -84,7 +84,9 @@ class BaseBudgetAllocator(BaseEstimator):
     n_levels_ : int
         Number of incentive levels K.
     treatment_probabilities_ : ndarray of shape (n_levels + 1,)
-        Assignment probability of each arm, control first.
+        Assignment probability of each arm, control first, averaged over
+        users (with per-user propensities and several levels: the arms'
+        shares of the users).
     multiplier_ : float
         Calibrated Lagrange multiplier used by :meth:`allocate`.
     calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`

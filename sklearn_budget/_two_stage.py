@@ -56,7 +56,8 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         ``levels_[k - 1]``) and, when it has a ``control_name`` parameter,
         gets ``control_name=0``. The known RCT assignment probabilities are
         passed as ``p`` (a dict ``{arm: P(arm | arm or control)}``), so X, R
-        and DR learners fit no propensity model. None builds a causalml
+        and DR learners fit no propensity model; in ``fit`` on a one-level RCT
+        whose given propensities vary by user, each user's own. None builds a causalml
         ``BaseTRegressor(learner=HistGradientBoostingRegressor())`` (see
         :func:`sklearn_budget.baselines.make_meta_learner` for others).
     cost_learner : object, default=None
@@ -93,7 +94,9 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
     n_levels_ : int
         Number of incentive levels.
     treatment_probabilities_ : ndarray of shape (n_levels + 1,)
-        Assignment probability of each arm, control first.
+        Assignment probability of each arm, control first, averaged over
+        users (with per-user propensities and several levels: the arms'
+        shares of the users).
     multiplier_ : float
         Calibrated multiplier used by :meth:`allocate`.
     calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`
@@ -191,8 +194,14 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
             learner.set_params(random_state=seed)
         return learner
 
-    def _propensity_dict(self, n):
-        """causalml's ``p``: ``P(arm k | arm k or control)`` per user, for k = 1..K."""
+    def _propensity_dict(self, n, rct=None):
+        """causalml's ``p``: ``P(arm k | arm k or control)`` per user, for k = 1..K.
+
+        From the arm probabilities, the same for every user; in ``fit`` on a
+        one-level RCT with per-user propensities, each training user's own.
+        """
+        if rct is not None and rct.n_levels == 1 and np.ptp(rct.propensity[rct.arm == 1]) > 0:
+            return {1: rct.treated_probability()}
         probs = self.treatment_probabilities_
         return {k: np.full(n, probs[k] / (probs[k] + probs[0]))
                 for k in range(1, self.n_levels_ + 1)}
@@ -202,7 +211,7 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         revenue_learner = self._make_learner(self.revenue_learner, seed)
         cost_template = self.revenue_learner if self.cost_learner is None else self.cost_learner
         cost_learner = self._make_learner(cost_template, seed)
-        p = self._propensity_dict(X.shape[0])
+        p = self._propensity_dict(X.shape[0], rct)
         for learner, outcome in ((revenue_learner, rct.revenue), (cost_learner, rct.cost)):
             kwargs = {"X": X, "treatment": rct.arm, "y": outcome}
             if _accepts(learner.fit, "p"):
@@ -227,7 +236,7 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
             raise ValueError(
                 f"{name}.predict returned shape {uplift.shape}; expected ({X.shape[0]}, "
                 f"{self.n_levels_}): one uplift column per non-control level "
-                f"{list(self.levels_)}, in sorted order (causalml's layout)."
+                f"{self.levels_.tolist()}, in sorted order (causalml's layout)."
             )
         return uplift
 

@@ -204,12 +204,33 @@ class RCTData:
 
     @property
     def arm_probabilities(self):
-        """Probability of each arm in ``[control, *levels]`` order (mean over users)."""
+        """Probability of each arm in ``[control, *levels]`` order, averaged over users.
+
+        Where the propensity is one number per arm (arm frequencies, or a
+        dict) it is that number. Per-user propensities give only the observed
+        arm's probability: with one level the other arm's is its complement,
+        so the mean over all users is exact; with several, the share of users
+        in each arm estimates it (the mean propensity of an arm's users would
+        over-weight those more likely to get that arm).
+        """
+        counts = np.bincount(self.arm, minlength=self.n_levels + 1)
         probs = np.zeros(self.n_levels + 1)
+        varies = False
         for k in range(self.n_levels + 1):
-            mask = self.arm == k
-            probs[k] = self.propensity[mask].mean() if mask.any() else 0.0
-        return probs
+            values = self.propensity[self.arm == k]
+            if len(values):
+                probs[k] = values.mean()
+                varies |= bool(values.min() != values.max())
+        if not varies:
+            return probs
+        if self.n_levels == 1:
+            treated = self.treated_probability()
+            return np.array([1.0 - treated.mean(), treated.mean()])
+        return counts / counts.sum()
+
+    def treated_probability(self):
+        """Each user's probability of the one level (one-level RCTs): from the propensity."""
+        return np.where(self.arm == 1, self.propensity, 1.0 - self.propensity)
 
     def subset(self, index):
         """Return the RCTData of the rows ``index`` (levels kept)."""
@@ -315,16 +336,28 @@ def _check_levels(levels, control_name):
     return arr
 
 
+def _plain(values):
+    """Labels as Python scalars, for messages (``1``, not ``np.int64(1)``)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
 def _check_propensity(propensity, t, arm, counts, control_name, levels):
     n = len(arm)
     if propensity is None:
         return (counts / n)[arm]
+    arms = [control_name, *levels]
     if isinstance(propensity, dict):
-        missing = [lab for lab in [control_name, *levels] if lab not in propensity
+        missing = [lab for lab in arms if lab not in propensity
                    and counts[labels_to_arms(np.asarray([lab]), levels, control_name)[0]] > 0]
         if missing:
+            hint = ""
+            if not any(lab in propensity for lab in arms):
+                key_types = sorted({type(k).__name__ for k in propensity})
+                hint = (f" Its keys are of type {', '.join(key_types)}; the treatment labels "
+                        f"are {t.dtype} (e.g. {_plain(arms[:2])}).")
             raise ValueError(
-                f"`propensity` dict has no probability for arm(s) {missing}; give one per label."
+                f"`propensity` dict has no probability for arm(s) {_plain(missing)}; give one "
+                f"per label.{hint}"
             )
         try:
             p = np.array([float(propensity[lab]) for lab in t])

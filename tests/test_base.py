@@ -228,6 +228,34 @@ def test_known_propensity(data, y):
     np.testing.assert_allclose(est.treatment_probabilities_, 0.25)
 
 
+def test_propensity_dict_keys_of_another_type_are_named(data, y):
+    # keys of another type than the labels: the message says so (and prints 1, not
+    # np.int64(1))
+    with pytest.raises(ValueError, match=r"arm\(s\) \[0, 1, 2, 3\].*keys are of type str"):
+        RidgeTAllocator().fit(data.X, y, propensity={str(k): 0.25 for k in range(4)})
+
+
+def test_per_user_propensities_give_unbiased_arm_probabilities():
+    # a stratified RCT (P(arm 1) = 0.5 or 0.1 by stratum): the mean propensity of each
+    # arm's users over-weighted the stratum favouring that arm (0.38 and 0.82, sum 1.2)
+    rng = np.random.default_rng(0)
+    n = 6000
+    X = rng.normal(size=(n, 2))
+    p1 = np.where(rng.uniform(size=n) < 0.5, 0.1, 0.5)
+    t = (rng.uniform(size=n) < p1).astype(int)
+    observed = np.where(t == 1, p1, 1 - p1)
+    y1 = rct_target(t, X[:, 0] * t + rng.normal(size=n), 1.0 * t)
+    est = RidgeTAllocator(random_state=0).fit(X, y1, propensity=observed)
+    np.testing.assert_allclose(est.treatment_probabilities_, [0.7, 0.3], atol=0.01)
+    np.testing.assert_allclose(est.treatment_probabilities_[1], p1.mean())  # exact, K = 1
+    # several levels: only each user's observed arm is known, so the arms' shares
+    t3 = np.where(t == 1, rng.integers(1, 3, n), 0)
+    y3 = rct_target(t3, X[:, 0] * (t3 > 0) + rng.normal(size=n), 1.0 * t3)
+    est = RidgeTAllocator(random_state=0).fit(X, y3, propensity=np.where(
+        t3 > 0, p1 / 2, 1 - p1))
+    np.testing.assert_allclose(est.treatment_probabilities_, np.bincount(t3) / n)
+
+
 def test_tags():
     tags = RidgeTAllocator().__sklearn_tags__()
     assert tags.target_tags.required

@@ -156,6 +156,18 @@ def test_non_integer_size_raises_type_error():
         make_marketing_rct(n_samples=10.5)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"noise": "1"}, "`noise` must be a number"),  # was a ValueError, unlike n_samples="1"
+    # numpy's "could not convert string to float" / dict errors did not name the argument
+    ({"treatment_probabilities": ["a", 0.5, 0.25, 0.25]}, "`treatment_probabilities` must"),
+    ({"treatment_probabilities": {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}},
+     "`treatment_probabilities` must"),
+])
+def test_arguments_of_the_wrong_type_raise_type_error(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        make_marketing_rct(**kwargs)
+
+
 # --------------------------------------------------------------------------- Hillstrom
 
 

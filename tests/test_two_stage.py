@@ -170,6 +170,23 @@ def test_any_object_with_the_contract_keywords_and_propensity(data, y):
     assert all(c[1] is False and len(c[2][1]) == 5 for c in SpyLearner.calls)
 
 
+def test_per_user_propensities_reach_a_one_level_learner(data):
+    # a stratified one-level RCT: the learner got one pooled p for every user
+    rng = np.random.default_rng(1)
+    n = len(data.X)
+    p1 = np.where(data.X[:, 0] > 0, 0.5, 0.1)
+    t = (rng.uniform(size=n) < p1).astype(int)
+    y1 = rct_target(t, data.revenue, data.cost * t)
+    SpyLearner.calls.clear()
+    est = TwoStageBudgetAllocator(SpyLearner(), calibration="predicted").fit(
+        data.X, y1, propensity=np.where(t == 1, p1, 1 - p1))
+    fits = [c for c in SpyLearner.calls if c[0] == "fit"]
+    np.testing.assert_allclose(fits[0][2][1], p1)
+    SpyLearner.calls.clear()
+    est.predict(data.X[:5])  # new users: the average probability
+    np.testing.assert_allclose(SpyLearner.calls[0][2][1], est.treatment_probabilities_[1])
+
+
 @pytest.mark.parametrize("kind", ["S", "T", "X", "R", "DR"])
 def test_causalml_meta_learners_fit_no_propensity_model(kind, data, y, monkeypatch):
     pytest.importorskip("causalml")

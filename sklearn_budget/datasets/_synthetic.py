@@ -84,14 +84,22 @@ def _check_args(n_samples, n_treatments, n_features, noise, treatment_probabilit
             )
         if value < low:
             raise ValueError(f"`{name}` must be >= {low}; got {value}.")
-    if isinstance(noise, bool) or not isinstance(noise, Real) or not (0 <= noise < np.inf):
+    if isinstance(noise, bool) or not isinstance(noise, Real):
+        raise TypeError(f"`noise` must be a number; got {noise!r} ({type(noise).__name__}).")
+    if not 0 <= noise < np.inf:
         raise ValueError(f"`noise` must be a finite number >= 0; got {noise!r}.")
     if setting not in _SETTINGS:
         raise ValueError(f"`setting` must be one of {_SETTINGS}; got {setting!r}.")
     n_arms = n_treatments + 1
     if treatment_probabilities is None:
         return np.full(n_arms, 1.0 / n_arms)
-    probs = np.asarray(treatment_probabilities, dtype=np.float64)
+    try:
+        probs = np.asarray(treatment_probabilities, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`treatment_probabilities` must be a sequence of n_treatments + 1 = {n_arms} "
+            f"numbers (control first); got {treatment_probabilities!r:.100}."
+        ) from None
     if probs.shape != (n_arms,):
         raise ValueError(
             f"`treatment_probabilities` must have n_treatments + 1 = {n_arms} entries "
