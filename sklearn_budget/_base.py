@@ -33,7 +33,8 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._solver import allocate_at_multiplier, solve_budget_allocation
-from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
+from ._validation import (arms_to_labels, check_both_sides, check_budget, check_rct,
+                          check_uplift, unpack_target)
 from ._warnings import warn
 from .metrics import cost_curve, value_at_budget
 from .metrics._at_budget import read_multiplier
@@ -200,6 +201,7 @@ class BaseBudgetAllocator(BaseEstimator):
                 np.arange(rct.n_samples), test_size=self.calibration_size,
                 stratify=rct.arm, random_state=self.random_state,
             )
+            check_both_sides(rct, train, cal)
         except ValueError as exc:
             raise ValueError(
                 f"Cannot hold out calibration_size={self.calibration_size} of "
@@ -243,13 +245,17 @@ class BaseBudgetAllocator(BaseEstimator):
         free = int(np.count_nonzero(((c <= 0) & (r > 0)).any(axis=1)))
         cause = (f"{free} of its {r.shape[0]} users have a predicted cost uplift <= 0 with "
                  "a positive revenue uplift for some level, and the policy treats them at "
-                 "any multiplier. Clip the cost model's predictions at 0 (an incentive's "
-                 "cost cannot fall) or use a larger budget." if free else
+                 f"any multiplier. {self._free_users_remedy()}" if free else
                  "Use a larger budget or more calibration data.")
         warn(
             f"Even at the largest multiplier the policy's incremental cost on the calibration "
             f"data ({least:.4g} per user) exceeds the budget ({budget:.4g}), so the deployed "
             f"spend will exceed it: {cause}", UserWarning)
+
+    def _free_users_remedy(self):
+        """Advice when predicted cost uplifts <= 0 make the budget unreachable."""
+        return ("Clip the cost model's predictions at 0 (an incentive's cost cannot fall) "
+                "or use a larger budget.")
 
     # -- predict -------------------------------------------------------------------
     def _checked_uplift(self, X):
@@ -321,7 +327,12 @@ class BaseBudgetAllocator(BaseEstimator):
             Average incremental cost per user. None uses the fitted
             ``multiplier_`` (calibrated for ``self.budget``); a value
             re-reads the multiplier for that budget from the calibration
-            data, the same way as in ``fit``.
+            data, the same way as in ``fit``. Either way the multiplier is
+            read off the calibration cost curve between two of its points:
+            its estimated spend on the calibration data is within 1% of the
+            budget or below it (bisection takes over beyond 1%), and the
+            spend on new users varies with the calibration sample (README,
+            "Calibration of the deployed spend").
         total_budget : float, default=None
             Total budget in cost units for these users: solves the budget
             problem on the predicted uplifts of ``X``

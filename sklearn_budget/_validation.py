@@ -29,6 +29,7 @@ __all__ = [
     "is_rct_target",
     "unpack_target",
     "check_rct",
+    "check_both_sides",
     "numeric_columns",
     "check_uplift",
     "check_budget",
@@ -376,6 +377,25 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
             f"the arm they were observed in. Got {float(p[bad][0])} for {int(bad.sum())} user(s)."
         )
     return p
+
+
+def check_both_sides(rct, *parts):
+    """Raise ValueError unless every arm of ``rct`` has users in each index set.
+
+    A stratified split can still leave an arm of a few users out of one side
+    (its share rounds to zero there).
+    """
+    names = [rct.control_name, *rct.levels]
+    for part in parts:
+        counts = np.bincount(rct.arm[part], minlength=rct.n_levels + 1)
+        empty = [names[k] for k in np.flatnonzero(counts == 0)]
+        if empty:
+            total = np.bincount(rct.arm, minlength=rct.n_levels + 1)
+            raise ValueError(
+                f"arm(s) {_plain(empty)} with "
+                f"{_plain([int(total[names.index(e)]) for e in empty])} user(s) in all "
+                f"got none on one side"
+            )
 
 
 def labels_to_arms(labels, levels, control_name=0):

@@ -350,6 +350,16 @@ def test_a_failed_refit_leaves_the_allocator_unfitted(data, y):
                                       data.X, y).predict(data.X[:5]))
 
 
+def test_a_calibration_split_that_misses_a_rare_arm_is_named(data):
+    # stratification can leave a 3-user arm out of the slice: the error was the cost
+    # curve's "Score on a sample with every arm", after the models were fitted
+    t = data.treatment.copy()
+    t[np.flatnonzero(t == 2)[3:]] = 1
+    with pytest.raises(ValueError, match=r"Cannot hold out calibration_size=0.05.*arm\(s\) \[2\]"):
+        RidgeTAllocator(calibration_size=0.05, random_state=0).fit(
+            data.X, rct_target(t, data.revenue, data.cost))
+
+
 def test_a_failed_fit_keeps_the_metadata_requests(data, y):
     # the clean-up after a failed fit deleted the set_fit_request / set_score_request
     # choices, and a later routed GridSearchCV asked for requests already made

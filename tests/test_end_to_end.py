@@ -5,6 +5,7 @@ RCT users, so the file runs in well under a minute on one CPU core.
 """
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -327,7 +328,9 @@ def test_goal_recorded_after_warmup(fitted):
 
 
 def test_warmup_longer_than_training_means_no_goal(data, y):
-    est = make_est(max_epochs=2, warmup_epochs=5).fit(data.X, y)
+    # and it says so: early stopping would pick prediction-only epochs by the goal
+    with pytest.warns(UserWarning, match="the goal never switches on"):
+        est = make_est(max_epochs=2, warmup_epochs=5).fit(data.X, y)
     assert all("goal" not in b for batches in _train_batches(est.net_.history)
                for b in batches)
 
@@ -653,7 +656,7 @@ def test_goal_phase_params_limits_what_phase_two_moves(data, y, which, changed):
 
 
 def test_cost_loss_overrides_the_loss_for_costs_only(data, y):
-    est = make_est(loss="huber", cost_loss="mse", max_epochs=1).fit(data.X, y)
+    est = make_est(loss="huber", cost_loss="mse", max_epochs=1, reg_weight=0.0).fit(data.X, y)
     net = est.net_
     rev, cost = torch.randn(6, 3), torch.rand(6, 3)
     batch = {"arm": torch.tensor([0, 1, 2, 0, 1, 2]), "revenue": 5 * torch.randn(6),
@@ -1102,9 +1105,9 @@ def test_n_threads_is_used_during_fit_and_restored(data, y, monkeypatch):
 
     monkeypatch.setattr(EndToEndBudgetAllocator, "_fit_network", spy)
     before = torch.get_num_threads()
-    make_est(n_threads=3, max_epochs=1).fit(data.X, y)
+    make_est(n_threads=3, max_epochs=1, reg_weight=0.0).fit(data.X, y)
     assert seen == [3] and torch.get_num_threads() == before
-    make_est(max_epochs=1).fit(data.X, y)  # None: torch's own setting
+    make_est(max_epochs=1, reg_weight=0.0).fit(data.X, y)  # None: torch's own setting
     assert seen[-1] == before
 
 
@@ -1331,3 +1334,92 @@ def test_network_parameters_are_checked_before_the_data(data, y):
         make_est(hidden_layer_sizes=(0,)).fit(data.X[:8], y[:8])
     with pytest.raises(ValueError, match="Missing RCT input.*enable_metadata_routing"):
         make_est().fit(data.X, data.revenue)
+
+
+# -- unusual but valid settings (audit 7) ----------------------------------------------
+
+def test_a_diverging_goal_phase_is_rejected_not_a_failed_fit(data, y):
+    # NaN weights in phase 2 made the validation goal raise "`revenue_uplift` contains
+    # NaN ... fix or drop those users first" although phase 1 had ended normally
+    with pytest.warns(UserWarning, match="goal phase diverged.*phase 1's network is deployed"):
+        est = make_est(warmup_epochs="auto", max_epochs=2, patience=2, optimizer="sgd",
+                       goal_phase_lr=1e6).fit(data.X, y)
+    assert est.goal_phase_kept_ is False and est.best_epoch_ == est.phase1_best_epoch_
+    assert np.isneginf(est.net_.history[-1, "valid_goal"])
+    assert np.isfinite(est.predict(data.X)).all()
+
+
+def test_a_diverging_training_names_the_learning_rate(data, y):
+    for params in ({"warmup_epochs": "auto"}, {"reg_weight": 0.0}):
+        with pytest.raises(ValueError, match=r"Training diverged.*lr=1e\+06\)\. Lower lr"):
+            make_est(optimizer="sgd", lr=1e6, max_epochs=2, **params).fit(data.X, y)
+
+
+def test_softmax_goal_on_a_one_user_batch(data):
+    # one user and one level: std() of a single score was NaN, and so were the weights
+    d = make_marketing_rct(n_samples=600, n_treatments=1, random_state=0)
+    est = make_est(gradient_estimator="softmax", goal_batch_size=1, max_epochs=2).fit(
+        d.X, rct_target(d.treatment, d.revenue, d.cost))
+    assert np.isfinite(est.predict(d.X)).all()
+    assert np.isfinite(est.net_.history[-1, "train_loss"])
+
+
+def test_goal_epochs_print_their_own_header(data, y, capsys):
+    # goal epochs add columns (goal_multiplier, ...); skorch printed its header once,
+    # so their values sat under the wrong names
+    make_est(warmup_epochs=1, max_epochs=2, verbose=1).fit(data.X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch" in line
+             and "train_loss" in line]
+    assert len(lines) == 2 and "goal_multiplier" not in lines[0]
+    assert lines[1].split()[:3] == ["epoch", "goal_multiplier", "train_loss"]
+
+
+def test_a_rare_arm_missing_from_one_side_of_a_split_is_named(data, y):
+    # a stratified split left a 3-user arm out of one side; the error came from the
+    # validation goal ("Score on a sample with every arm") or after the whole training
+    t = data.treatment.copy()
+    rare = np.flatnonzero(t == 2)
+    t[rare[3:]] = 1  # level 2 keeps 3 users
+    yy = rct_target(t, data.revenue, data.cost)
+    with pytest.raises(ValueError, match=r"validation_fraction.*arm\(s\) \[2\] with \[3\]"):
+        make_est(calibration="predicted", max_epochs=2).fit(data.X, yy)
+    with pytest.raises(ValueError, match=r"calibration_size=0.05.*arm\(s\) \[2\] with \[3\]"):
+        make_est(calibration_size=0.05, early_stopping=False, max_epochs=2).fit(data.X, yy)
+
+
+def test_numeric_levels_whose_cost_falls_warn(data, y):
+    # arm codes in reverse cost order: the monotone heads pooled the costs (true value
+    # 3.57 -> 2.87 in the audit's repro) without a word
+    reverse = np.array([0, 3, 2, 1])[data.treatment]
+    with pytest.warns(UserWarning, match="falls from level 1 .* to 2"):
+        make_est(max_epochs=2).fit(data.X, data.revenue, treatment=reverse, cost=data.cost)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        make_est(max_epochs=2).fit(data.X, y)  # in cost order: no warning
+        make_est(max_epochs=2, monotone_cost=False).fit(
+            data.X, data.revenue, treatment=reverse, cost=data.cost)
+    assert not [w for w in record if "falls from level" in str(w.message)]
+
+
+def test_unreachable_budget_advice_fits_the_end_to_end_model(fitted):
+    # the shared advice was to clip "the cost model's predictions", which an
+    # end-to-end user cannot do; the remedy is the monotone cost heads
+    off = clone(fitted).set_params(monotone_cost=False)
+    off.monotone_cost_ = False
+    assert "monotone_cost=True" in off._free_users_remedy()
+    assert fitted.monotone_cost_ and "lower lr" in fitted._free_users_remedy()
+
+
+def test_goal_phase_kept_is_a_python_bool(data, y):
+    est = make_est(warmup_epochs="auto", max_epochs=2, patience=2,
+                   goal_phase_validation="shared").fit(data.X, y)
+    assert type(est.goal_phase_kept_) is bool
+
+
+@pytest.mark.parametrize("device", ["mps", "xpu"])
+def test_other_accelerators_are_checked_too(data, y, device):
+    backend = getattr(torch, device, None)
+    if backend is not None and backend.is_available():
+        pytest.skip(f"{device} is available here")
+    with pytest.raises(ValueError, match=f"{device} is not available here"):
+        make_est(device=device).fit(data.X, y)

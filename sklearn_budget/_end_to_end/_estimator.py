@@ -145,7 +145,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         float is the per-step decay of an exponential moving average,
         ``"uniform"`` the running mean since phase 2 began (stochastic weight
         averaging); the average is validated, judged and deployed, training
-        goes on from the raw weights. None: no averaging. Off by default: on
+        goes on from the raw weights. With a fixed ``warmup_epochs`` it
+        averages over every step with the goal on. None: no averaging. Off by
+        default: on
         fresh seeds 0.97 did not beat it (README, "What limits the goal phase").
     center_uplift : bool, default=False
         After training, shift each level's revenue uplift so that its mean
@@ -252,7 +254,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         beat the ``reg_weight=0`` phase on the validation goal (False: the
         deployed network is phase 1's); see ``goal_phase_acceptance``. None
         when there is no goal phase to judge: a fixed warm-up,
-        ``reg_weight=0`` or ``early_stopping=False`` (so are the next three).
+        ``reg_weight=0`` or ``early_stopping=False`` (so are
+        ``phase1_best_epoch_``, ``goal_phase_best_epoch_`` and
+        ``goal_phase_win_rate_``).
     best_epoch_ : int
         The epoch (numbered as in ``net_.history``, from 1) whose weights
         the deployed network has: the one early stopping restored (phase 1's

@@ -200,7 +200,9 @@ def marketing_goal(revenue_uplift, cost_uplift, gains, multiplier, *, estimator=
         value = float(gains.gather(1, decide(scores)[:, None]).mean())
     if estimator == "softmax":
         full = torch.cat([torch.zeros_like(scores[:, :1]), scores], 1)
-        tau = (temperature * scores.detach().std()).clamp_min(1e-8)
+        # (one user and one level: no spread to scale by; std() would be NaN)
+        tau = ((temperature * scores.detach().std()).clamp_min(1e-8) if scores.numel() > 1
+               else torch.tensor(temperature, dtype=scores.dtype, device=scores.device))
         surrogate = (torch.softmax(full / tau, dim=1) * gains).sum(1).mean()
         return surrogate, value
     if estimator not in ("fd", "es"):

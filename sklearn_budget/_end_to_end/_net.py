@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import RandomSampler
 
 from .._solver import solve_budget_allocation
 from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
 
-__all__ = ["BudgetNet", "GoalMultiplier", "GoalPhaseAveraging", "goal_batch_size_for"]
+__all__ = ["BudgetNet", "GoalMultiplier", "GoalPhaseAveraging", "GoalPrintLog",
+           "goal_batch_size_for"]
 
 _LOSSES = {"huber": torch.nn.functional.huber_loss, "mse": torch.nn.functional.mse_loss}
 
@@ -91,6 +92,10 @@ class BudgetNet(NeuralNet):
         # multiplier of the goal in scaled units, set by the GoalMultiplier callback
         self.multiplier_ = 0.0
         self.goal_data_ = None
+
+    def get_default_callbacks(self):
+        return [(name, GoalPrintLog() if name == "print_log" else callback)
+                for name, callback in super().get_default_callbacks()]
 
     def initialize(self):
         super().initialize()
@@ -244,3 +249,24 @@ class GoalPhaseAveraging(Callback):
             return
         self.raw_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
         net.module_.load_state_dict(self.averaged_.module.state_dict())
+
+
+class GoalPrintLog(PrintLog):
+    """skorch's per-epoch table, with its header printed again when the columns change.
+
+    Goal epochs add columns (``goal_multiplier``, the cross-fitted halves'
+    goals); under the first epoch's header their values sat under the wrong
+    names.
+    """
+
+    def initialize(self):
+        super().initialize()
+        self.columns_ = None
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        columns = self._sorted_keys(net.history[-1].keys())
+        if columns != self.columns_:
+            self.first_iteration_ = True  # PrintLog prints the header then
+            self.columns_ = columns
+        super().on_epoch_end(net, **kwargs)

@@ -19,6 +19,10 @@ from ..metrics._eom import _EOMEvaluator
 __all__ = ["ScaledNetworkMixin"]
 
 
+def _finite(*arrays):
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
 class ScaledNetworkMixin:
     """Scaling and forward passes of ``EndToEndBudgetAllocator`` (needs ``net_``,
     ``n_levels_``, ``budget`` and ``_n_multipliers`` from the estimator)."""
@@ -75,8 +79,15 @@ class ScaledNetworkMixin:
         return np.concatenate(out_r), np.concatenate(out_c)
 
     def _goal_of(self, predictions, rct, budget):
-        """EOM incremental revenue at ``budget`` of scaled (revenue, cost) predictions."""
+        """EOM incremental revenue at ``budget`` of scaled (revenue, cost) predictions.
+
+        ``-inf`` where the network's outputs are not finite (training
+        diverged): such an epoch is never picked, and a goal phase that
+        diverges is rejected rather than failing the fit.
+        """
         r, c = predictions
+        if not _finite(r, c):
+            return -np.inf
         return value_at_budget(r * self.revenue_scale_, c * self.cost_scale_, rct.arm,
                                rct.revenue, rct.cost, budget, propensity=rct.propensity,
                                levels=np.arange(1, self.n_levels_ + 1),
@@ -92,6 +103,8 @@ class ScaledNetworkMixin:
 
         def calibrate(net):
             r, c = self._forward_scaled(x_rows)
+            if not _finite(r, c):  # diverged: no multiplier (the goal epoch is rejected)
+                return float("nan")
             # the goal's Lagrange weight, not a deployed spend: the curve's linear reading
             # (no bisection at jumps, unlike metrics.multiplier_at_budget), and where the
             # budget exceeds every point, the LARGEST multiplier reaching the maximal spend,

@@ -51,6 +51,8 @@ def resolve_monotone_cost(setting, rct):
     """
     levels = rct.levels
     numeric = all(isinstance(v, Real) for v in np.asarray(levels).tolist())
+    if setting and numeric:
+        _warn_if_cost_falls(rct)
     if not setting or numeric:
         return bool(setting), None
     if setting != "auto":
@@ -61,6 +63,32 @@ def resolve_monotone_cost(setting, rct):
         return True, None
     mean = np.array([rct.cost[rct.arm == k].mean() for k in range(len(levels) + 1)])
     return True, np.argsort(mean[1:] - mean[0], kind="stable").tolist()
+
+
+def _warn_if_cost_falls(rct, n_se=3.0):
+    """Warn when the observed mean cost falls between consecutive numeric levels.
+
+    The monotone cost heads make the cost uplift rise along the numeric
+    levels; where the RCT shows it falling by more than ``n_se`` standard
+    errors (arm codes not in incentive order, or arms that are not levels of
+    one incentive), the constraint pools those levels' costs.
+    """
+    arms = [rct.cost[rct.arm == k] for k in range(1, rct.n_levels + 1)]
+    for k in range(len(arms) - 1):
+        low, high = arms[k], arms[k + 1]
+        if len(low) < 2 or len(high) < 2:
+            continue
+        drop = low.mean() - high.mean()
+        se = np.sqrt(low.var(ddof=1) / len(low) + high.var(ddof=1) / len(high))
+        if drop > n_se * se:
+            a, b = (v.item() if isinstance(v, np.generic) else v
+                    for v in (rct.levels[k], rct.levels[k + 1]))
+            warn(f"The cost heads make the cost uplift rise along the numeric levels, but "
+                 f"the observed mean cost falls from level {a!r} ({low.mean():.4g}) to "
+                 f"{b!r} ({high.mean():.4g}), by {drop / se:.1f} standard errors. Recode "
+                 "the levels as numbers in incentive order, or use monotone_cost=False "
+                 "if they are not levels of one incentive.", UserWarning)
+            return
 
 
 def resolve_device(device):
@@ -93,8 +121,12 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
         raise ValueError(
             f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
             f"'cuda:N' ({exc}).") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} but CUDA is not available here; use device='auto' "
-            "(CUDA when available, else CPU) or 'cpu'.")
+    if dev.type != "cpu":
+        # torch.cuda, torch.mps, torch.xpu, ... each say whether they can run here
+        available = getattr(getattr(torch, dev.type, None), "is_available", None)
+        if not (callable(available) and available()):
+            raise ValueError(
+                f"device={device!r} but {'CUDA' if dev.type == 'cuda' else dev.type} is "
+                "not available here; use device='auto' (CUDA when available, else CPU) "
+                "or 'cpu'.")
     return resolved

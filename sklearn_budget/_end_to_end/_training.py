@@ -20,9 +20,12 @@ from skorch.helper import predefined_split
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from .._validation import check_both_sides
+from .._warnings import warn
 from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
+from ._scaling import _finite
 from ._setup import (TORCH_GLOBAL_STATE, check_network_params, resolve_device,
                      resolve_monotone_cost, torch_threads)
 
@@ -87,8 +90,8 @@ class TrainingMixin:
             lambda pred, rct: self._goal_of(pred, rct, self.budget),
             folds, self._goal_bootstrap_samples, seed)
         self.goal_phase_win_rate_ = float(np.mean(diffs > 0)) if len(diffs) else 0.0
-        return bool(len(diffs)) and diffs.mean() > 0 and \
-            self.goal_phase_win_rate_ >= self.goal_phase_acceptance
+        return bool(len(diffs) and diffs.mean() > 0
+                    and self.goal_phase_win_rate_ >= self.goal_phase_acceptance)
 
     def _keep_goal_phase(self, phase2_goals, phase1_goal, phase1_pred, x_valid, valid_rct,
                          seed, crossfit=None):
@@ -141,6 +144,7 @@ class TrainingMixin:
         """
         net = self.net_
         net.partial_fit(train_dict, None)  # early stopping restores the best epoch
+        self._check_converged(train_dict["x"])
         phase1_epochs = len(net.history)
         phase1_best = self._restored_epoch()
         phase1_state = copy.deepcopy(net.module_.state_dict())
@@ -195,6 +199,11 @@ class TrainingMixin:
         goal_users.pop("crossfit", None)
         if not kept:
             net.module_.load_state_dict(phase1_state)
+        if np.isneginf(np.asarray(phase2, dtype=np.float64)).any():
+            warn(f"The goal phase diverged (the network's outputs became NaN or infinite "
+                 f"at lr {goal_lr:g}); those epochs were not picked"
+                 + ("" if kept else " and phase 1's network is deployed")
+                 + ". Lower goal_phase_lr.", UserWarning)
         if self.verbose:
             best = float(np.max(phase2)) if len(phase2) else float("nan")
             print(f"Goal phase {'kept' if kept else 'rejected (phase 1 deployed)'}: best "
@@ -206,6 +215,16 @@ class TrainingMixin:
         self.phase1_best_epoch_ = phase1_best
         self.goal_phase_best_epoch_ = picked
         self.best_epoch_ = picked if kept else phase1_best
+
+    def _check_converged(self, x_train, max_rows=4096):
+        """Raise when the trained network's outputs are not finite (training diverged)."""
+        if _finite(*self._forward_scaled(x_train[:max_rows])):
+            return
+        raise ValueError(
+            f"Training diverged: the network's outputs are NaN or infinite after "
+            f"{len(self.net_.history)} epoch(s) (optimizer={self.optimizer!r}, "
+            f"lr={self.lr:g}). Lower lr, or use optimizer='adam'."
+        )
 
     def _restored_epoch(self):
         """Epoch (numbered as in ``net_.history``) whose weights the network has now.
@@ -271,10 +290,11 @@ class TrainingMixin:
                     idx_train, idx_valid = train_test_split(
                         idx_train, test_size=self.validation_fraction, stratify=rct.arm,
                         random_state=rng.randint(np.iinfo(np.int32).max))
+                    check_both_sides(rct, idx_train, idx_valid)
                 except ValueError as exc:
                     raise ValueError(
                         f"Cannot hold out validation_fraction={self.validation_fraction} of "
-                        f"the {len(idx_train)} fitting users with every arm on both sides "
+                        f"the {len(X)} fitting users with every arm on both sides "
                         f"({exc}). Use more data, a larger validation_fraction, or "
                         "early_stopping=False.") from exc
                 valid_rct, x_valid = rct.subset(idx_valid), X[idx_valid]
@@ -343,6 +363,7 @@ class TrainingMixin:
             self.goal_phase_best_epoch_ = None
             self.best_epoch_ = self._restored_epoch()
             self.goal_phase_win_rate_ = None
+        self._check_converged(train_dict["x"])
         self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
             np.zeros(self.n_levels_)
         self._strip_training_state()
@@ -350,3 +371,18 @@ class TrainingMixin:
 
     def _check_fit_params(self):
         check_network_params(self.hidden_layer_sizes, self.goal_multipliers, self.device)
+        if (self.warmup_epochs != "auto" and self.reg_weight > 0
+                and self.warmup_epochs >= self.max_epochs):
+            warn(f"warmup_epochs={self.warmup_epochs} >= max_epochs={self.max_epochs}: the "
+                 "goal never switches on"
+                 + (", yet early stopping picks the epoch by the validation goal"
+                    if self.early_stopping else "")
+                 + ". Use warmup_epochs='auto', fewer warm-up epochs, or reg_weight=0.",
+                 UserWarning)
+
+    def _free_users_remedy(self):
+        if not self.monotone_cost_:
+            return ("Use monotone_cost=True or 'auto': the cost heads then predict "
+                    "non-negative cost uplifts.")
+        return ("Their cost heads predict 0 (a numerical floor of the softplus), which "
+                "suggests the training diverged: lower lr.")
