@@ -4,7 +4,8 @@ For each seed (0, 1, 2) the Hillstrom data is split as in ``bench_quality.py``
 (``ComparisonData``, half for training); the test half is never touched. Each
 configuration of ``EndToEndBudgetAllocator`` (a JSON dict of parameters) is
 fitted on 2/3 of the training half and scored (EOM incremental revenue per
-user at the contact budget, ``score``) on the other third, 3 folds per seed.
+user at the budget, ``score``; contact cost unless ``--cost visit``) on the
+other third, 3 folds per seed.
 ``--inspect`` also prints, for seed 0, the share of users each arm gets and
 the mean predicted revenue uplift per arm of a model fitted on the whole
 training half (the arm-mix diagnosis in the README).
@@ -13,6 +14,7 @@ Usage (repository root)::
 
     python benchmarks/hillstrom_cv.py '{"loss": "mse"}' '{"loss": "huber"}'   # ~5 min per config
     python benchmarks/hillstrom_cv.py '{"loss": "mse", "reg_weight": 0}' --inspect
+    python benchmarks/hillstrom_cv.py '{}' '{"monotone_cost": false}' --cost visit --budget 0.3
 
 ``--hillstrom`` points at the CSV (default: ../shared/data next to the repository).
 """
@@ -34,18 +36,18 @@ from sklearn_budget.datasets import load_hillstrom
 HERE = Path(__file__).resolve().parent
 
 
-def _data(path, seed, budget_fraction):
-    d = load_hillstrom(path, cost="contact")
+def _data(path, seed, budget_fraction, cost="contact"):
+    d = load_hillstrom(path, cost=cost)
     X = d.X.to_numpy(dtype=float) if hasattr(d.X, "to_numpy") else np.asarray(d.X, float)
     data = ComparisonData.from_arrays("hillstrom", X, d.treatment, d.revenue, d.cost,
                                       random_state=seed)
     return data, budget_fraction * data.budget_scale()
 
 
-def cross_validate(path, params, seeds, budget_fraction):
+def cross_validate(path, params, seeds, budget_fraction, cost="contact"):
     scores = []
     for seed in seeds:
-        data, budget = _data(path, seed, budget_fraction)
+        data, budget = _data(path, seed, budget_fraction, cost)
         X, t = data.X_train, data.treatment_train
         r, c = data.revenue_train, data.cost_train
         folds = StratifiedKFold(3, shuffle=True, random_state=seed).split(X, t)
@@ -58,8 +60,8 @@ def cross_validate(path, params, seeds, budget_fraction):
     return np.asarray(scores).reshape(len(seeds), 3).mean(axis=1)
 
 
-def inspect(path, params, budget_fraction):
-    data, budget = _data(path, 0, budget_fraction)
+def inspect(path, params, budget_fraction, cost="contact"):
+    data, budget = _data(path, 0, budget_fraction, cost)
     est = EndToEndBudgetAllocator(budget=budget, random_state=0, device="cpu", **params)
     est.fit(data.X_train, data.revenue_train, treatment=data.treatment_train,
             cost=data.cost_train)
@@ -75,17 +77,20 @@ def main(argv=None):
     parser.add_argument("configs", nargs="+", help="JSON dicts of estimator parameters")
     parser.add_argument("--hillstrom", default=str(HERE.parent.parent / "shared" / "data"))
     parser.add_argument("--budget", type=float, default=0.5,
-                        help="contact budget (fraction of users e-mailed)")
+                        help="budget as a fraction of the dearest e-mail's mean incremental "
+                             "cost (contact cost: the fraction of users e-mailed)")
+    parser.add_argument("--cost", choices=["contact", "visit"], default="contact",
+                        help="cost convention of load_hillstrom (visit: the visit outcome)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--inspect", action="store_true")
     args = parser.parse_args(argv)
     for text in args.configs:
         params = json.loads(text)
-        per_seed = cross_validate(args.hillstrom, params, args.seeds, args.budget)
+        per_seed = cross_validate(args.hillstrom, params, args.seeds, args.budget, args.cost)
         print(f"{text}: CV EOM $/user per seed {np.round(per_seed, 3)}, "
               f"mean {per_seed.mean():.3f}", flush=True)
         if args.inspect:
-            inspect(args.hillstrom, params, args.budget)
+            inspect(args.hillstrom, params, args.budget, args.cost)
 
 
 if __name__ == "__main__":
