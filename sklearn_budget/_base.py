@@ -4,7 +4,7 @@ Data flow of every allocator::
 
     fit(X, RCT)  ->  _fit_uplift (subclass: revenue and cost uplift models)
                  ->  calibrate the deployment multiplier (held-out RCT slice or
-                     predicted costs)
+                     predicted costs; ``_calibration.py``)
     predict / predict_cost  ->  _predict_uplift (subclass)
     allocate  ->  solver (allocate_at_multiplier / solve_budget_allocation)
     score     ->  metrics.value_at_budget on RCT data
@@ -28,21 +28,19 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._calibration import CalibrationMixin
+from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
-from ._validation import (arms_to_labels, check_both_sides, check_budget, check_rct,
-                          check_uplift, unpack_target)
-from ._warnings import warn
-from .metrics import cost_curve, value_at_budget
-from .metrics._at_budget import read_multiplier
+from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
+from .metrics import value_at_budget
 
 __all__ = ["BaseBudgetAllocator"]
 
 
-class BaseBudgetAllocator(BaseEstimator):
+class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
     """Base class of the budget allocators (two-stage and end-to-end).
 
     Not meant to be used directly: subclasses implement ``_fit_uplift`` and
@@ -194,69 +192,6 @@ class BaseBudgetAllocator(BaseEstimator):
     def _check_fit_params(self):
         """Parameter checks that scikit-learn's constraints cannot express (none here)."""
 
-    def _calibration_split(self, rct):
-        """Train / calibration indices, stratified by arm."""
-        try:
-            train, cal = train_test_split(
-                np.arange(rct.n_samples), test_size=self.calibration_size,
-                stratify=rct.arm, random_state=self.random_state,
-            )
-            check_both_sides(rct, train, cal)
-        except ValueError as exc:
-            raise ValueError(
-                f"Cannot hold out calibration_size={self.calibration_size} of "
-                f"{rct.n_samples} RCT users with every arm on both sides ({exc}). Use more "
-                "data, another calibration_size, or calibration='predicted'."
-            ) from exc
-        return np.sort(train), np.sort(cal)
-
-    def _calibrate(self, r_cal, c_cal, rct_cal):
-        """Set ``calibration_curve_`` and ``multiplier_`` from calibration predictions."""
-        self._calibration_method = self.calibration
-        self._calibration_uplift = (r_cal, c_cal)
-        # re-read by allocate(budget=...); "predicted" needs only the predictions (not
-        # every training user's outcomes in the fitted object)
-        self._calibration_rct = None if self.calibration == "predicted" else rct_cal
-        self.calibration_curve_ = cost_curve(
-            r_cal, c_cal, rct_cal.treatment, rct_cal.revenue, rct_cal.cost,
-            propensity=rct_cal.propensity, control_name=self.control_name,
-            n_multipliers=self._n_multipliers, levels=self.levels_,
-            estimate="dr" if self.calibration == "holdout-dr" else "eom",
-        )
-        self.multiplier_ = self._multiplier_for(check_budget(self.budget))
-
-    def _multiplier_for(self, budget):
-        """Deployment multiplier for a per-user ``budget``, calibrated as in ``fit``."""
-        if self._calibration_method != "predicted":
-            # same reading as metrics.multiplier_at_budget, on the stored curve
-            r, c = self._calibration_uplift
-            estimate = "dr" if self._calibration_method == "holdout-dr" else "eom"
-            self._warn_if_unreachable(budget, r, c)
-            return read_multiplier(self.calibration_curve_, budget, r, c,
-                                   self._calibration_rct, estimate)
-        r, c = self._calibration_uplift
-        return float(solve_budget_allocation(r, c, budget_per_user=budget).multiplier)
-
-    def _warn_if_unreachable(self, budget, r, c):
-        """Warn when even the largest multiplier's policy overspends ``budget``."""
-        least = float(self.calibration_curve_.incremental_cost[0])
-        if least <= budget:
-            return
-        free = int(np.count_nonzero(((c <= 0) & (r > 0)).any(axis=1)))
-        cause = (f"{free} of its {r.shape[0]} users have a predicted cost uplift <= 0 with "
-                 "a positive revenue uplift for some level, and the policy treats them at "
-                 f"any multiplier. {self._free_users_remedy()}" if free else
-                 "Use a larger budget or more calibration data.")
-        warn(
-            f"Even at the largest multiplier the policy's incremental cost on the calibration "
-            f"data ({least:.4g} per user) exceeds the budget ({budget:.4g}), so the deployed "
-            f"spend will exceed it: {cause}", UserWarning)
-
-    def _free_users_remedy(self):
-        """Advice when predicted cost uplifts <= 0 make the budget unreachable."""
-        return ("Clip the cost model's predictions at 0 (an incentive's cost cannot fall) "
-                "or use a larger budget.")
-
     # -- predict -------------------------------------------------------------------
     def _checked_uplift(self, X):
         r, c = self._predict_uplift(X)
@@ -276,7 +211,7 @@ class BaseBudgetAllocator(BaseEstimator):
         if r.shape != (X.shape[0], self.n_levels_):
             raise ValueError(
                 f"{type(self).__name__}._predict_uplift returned shape {r.shape}; expected "
-                f"({X.shape[0]}, {self.n_levels_}) (one column per level {list(self.levels_)})."
+                f"({X.shape[0]}, {self.n_levels_}) (one column per level {_plain(self.levels_)})."
             )
         return r.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
 

@@ -16,6 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from .._labels import _plain
 from .._warnings import warn
 
 __all__ = ["TORCH_GLOBAL_STATE", "check_network_params", "resolve_device",
@@ -57,7 +58,7 @@ def resolve_monotone_cost(setting, rct):
         return bool(setting), None
     if setting != "auto":
         warn(f"monotone_cost=True forces the cost uplift to rise along the levels in "
-             f"sorted order, {list(levels)}, which for text labels is alphabetical. "
+             f"sorted order, {_plain(levels)}, which for text labels is alphabetical. "
              "Recode the levels as numbers in incentive order, or use "
              "monotone_cost='auto' (the order of their mean observed cost).", UserWarning)
         return True, None

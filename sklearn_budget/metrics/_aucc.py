@@ -11,6 +11,7 @@ from numbers import Integral
 
 import numpy as np
 
+from .._labels import _plain
 from .._validation import as_float_array, check_rct
 from ._cost_curve import cost_curve
 
@@ -27,7 +28,7 @@ def _aucc_curve(revenue, cost, treatment, score, bins=20, control_name=0):
     if rct.n_levels != 1:
         raise ValueError(
             f"`aucc` needs a binary treatment (control and one level); got levels "
-            f"{list(rct.levels)}. Use `mt_aucc` for several incentive levels."
+            f"{_plain(rct.levels)}. Use `mt_aucc` for several incentive levels."
         )
     score = as_float_array(score, "score").ravel()
     if len(score) != rct.n_samples:

@@ -14,6 +14,7 @@ from numbers import Integral
 import numpy as np
 
 from .._solver import allocate_at_multiplier
+from .._labels import _plain
 from .._validation import check_budget, check_rct, check_uplift
 from ._eom import _EOMEvaluator
 
@@ -193,7 +194,7 @@ def _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity, 
     if r.shape[1] != rct.n_levels:
         raise ValueError(
             f"The uplift predictions have {r.shape[1]} column(s) but the RCT has "
-            f"{rct.n_levels} incentive level(s) {list(rct.levels)}; pass `levels=` (the "
+            f"{rct.n_levels} incentive level(s) {_plain(rct.levels)}; pass `levels=` (the "
             "levels the model was fitted on) when a level is missing from this sample."
         )
     counts = np.bincount(rct.arm, minlength=rct.n_levels + 1)
