@@ -878,6 +878,34 @@ def test_monotone_cost_false_can_decrease():
     assert ((cost[:, 1:] - cost[:, :1]).diff(dim=1) < 0).any()
 
 
+def test_nonnegative_cost_has_no_order():
+    # arms that are not levels of one incentive (two e-mails): uplift >= 0, either order
+    torch.manual_seed(0)
+    net = UpliftNetwork(n_features=8, n_arms=4, hidden_layer_sizes=(16,),
+                        monotone_cost="nonnegative")
+    with torch.no_grad():
+        _, cost = net(torch.randn(2000, 8) * 10)
+    uplift = cost[:, 1:] - cost[:, :1]
+    assert (uplift >= 0).all()
+    assert (uplift.diff(dim=1) < 0).any() and (uplift.diff(dim=1) > 0).any()
+
+
+def test_nonnegative_cost_estimator(data, y):
+    reverse = np.array([0, 3, 2, 1])[data.treatment]  # arm codes against the cost order
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        est = make_est(max_epochs=4, lr=0.01, monotone_cost="nonnegative").fit(
+            data.X, data.revenue, treatment=reverse, cost=data.cost)
+    assert not [w for w in record if "falls from level" in str(w.message)]
+    assert est.monotone_cost_ == "nonnegative" and est.cost_order_ is None
+    cost = est.predict_cost(data.X)
+    assert (cost >= 0).all()
+    # free to follow the data: the cheapest coupon (code 3) predicted cheapest on average
+    assert cost.mean(axis=0)[2] < cost.mean(axis=0)[0]
+    with pytest.raises(InvalidParameterError):
+        make_est(monotone_cost="ordered").fit(data.X, y)
+
+
 # -- the goal and its gradient estimators ------------------------------------------------
 
 
@@ -1406,7 +1434,7 @@ def test_unreachable_budget_advice_fits_the_end_to_end_model(fitted):
     # end-to-end user cannot do; the remedy is the monotone cost heads
     off = clone(fitted).set_params(monotone_cost=False)
     off.monotone_cost_ = False
-    assert "monotone_cost=True" in off._free_users_remedy()
+    assert "monotone_cost='auto'" in off._free_users_remedy()
     assert fitted.monotone_cost_ and "lower lr" in fitted._free_users_remedy()
 
 

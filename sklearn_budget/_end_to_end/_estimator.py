@@ -171,12 +171,15 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         setting) and +8.9% against +5.5% (hard) at budget 0.4 (seeds 20-25). A
         larger batch costs little time (fits about 10% longer at 70,000 users).
     hidden_layer_sizes : tuple of int, default=(64, 64)
-    monotone_cost : "auto" or bool, default="auto"
+    monotone_cost : "auto", "nonnegative" or bool, default="auto"
         Cost uplift non-negative and non-decreasing along the levels by
         construction. The order (``cost_order_``): numeric levels in their
-        order; text labels (sorted, "15off" precedes "5off") with ``"auto"``
+        order (a warning says when the RCT's mean cost falls between two of
+        them); text labels (sorted, "15off" precedes "5off") with ``"auto"``
         in the order of their mean observed cost uplift, with True sorted
-        (it warns).
+        (it warns). ``"nonnegative"``: cost uplift non-negative, in no order,
+        for arms that are not levels of one incentive (e.g. different
+        e-mails). False: no constraint on the uplift (each arm's cost >= 0).
     loss : {"huber", "mse"}, default="huber"
         Prediction loss of the revenue, on outcomes scaled to unit standard
         deviation (Huber with threshold 1, or squared error). Huber was chosen on
@@ -281,8 +284,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         Added to each level's revenue uplift (zeros unless ``center_uplift``).
     x_mean_, x_scale_, revenue_scale_, cost_scale_ : ndarray or float
         The scaling of ``X``, revenue and cost in training.
-    monotone_cost_, cost_order_ : bool, ndarray or None
-        Whether cost rises by construction, along these levels (None: off).
+    monotone_cost_, cost_order_ : bool or "nonnegative", ndarray or None
+        Whether cost rises by construction, along these levels (None: off or
+        ``"nonnegative"``).
     n_levels_, treatment_probabilities_, calibration_curve_, n_features_in_, feature_names_in_
         As for :class:`TwoStageBudgetAllocator`.
 
@@ -332,7 +336,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "goal_phase_averaging": [Interval(Real, 0, 1, closed="neither"),
                                  StrOptions({"uniform"}), None],
         "hidden_layer_sizes": [tuple, list],
-        "monotone_cost": [StrOptions({"auto"}), "boolean"],
+        "monotone_cost": [StrOptions({"auto", "nonnegative"}), "boolean"],
         "loss": [StrOptions({"huber", "mse"})],
         "cost_loss": [StrOptions({"huber", "mse"})],
         "lr": [Interval(Real, 0, None, closed="neither")],

@@ -20,13 +20,15 @@ class UpliftNetwork(nn.Module):
         Number of arms including control (``K + 1``).
     hidden_layer_sizes : tuple of int, default=(64, 64)
         Widths of the shared trunk.
-    monotone_cost : bool, default=True
+    monotone_cost : bool or "nonnegative", default=True
         If True, the expected cost of level ``k`` is the control cost plus a
         cumulative sum of non-negative increments, so cost uplift is
         non-negative and non-decreasing in the incentive level by
         construction. This is what keeps the marketing-goal regulariser from
         "gaming" the budget by under-stating costs (README, "Goal form and
-        estimate").
+        estimate"). ``"nonnegative"``: the control cost plus one non-negative
+        increment per level, for arms that are not levels of one incentive
+        (cost uplift >= 0, in no order). False: each arm's cost is only >= 0.
     dropout : float, default=0.0
         Dropout after each hidden layer.
     cost_order : sequence of int, default=None
@@ -69,7 +71,9 @@ class UpliftNetwork(nn.Module):
         raw = self.cost_head(h)
         if self.monotone_cost:
             base = F.softplus(raw[:, :1])
-            steps = torch.cumsum(F.softplus(raw[:, 1:]), 1)
+            steps = F.softplus(raw[:, 1:])
+            if self.monotone_cost != "nonnegative":
+                steps = torch.cumsum(steps, 1)
             if self.cost_rank is not None:  # the j-th cheapest level's cumulative cost
                 steps = steps[:, self.cost_rank]
             cost = base + torch.cat([torch.zeros_like(base), steps], 1)

@@ -48,8 +48,10 @@ def resolve_monotone_cost(setting, rct):
     Numeric levels rise in their numeric order (the column order, ``order``
     None). Text labels sort alphabetically ("15off" before "5off"), so
     ``"auto"`` orders them by their mean observed cost uplift in the RCT,
-    and True (the column order) warns.
+    and True (the column order) warns. ``"nonnegative"`` has no order.
     """
+    if setting == "nonnegative":
+        return setting, None
     levels = rct.levels
     numeric = all(isinstance(v, Real) for v in np.asarray(levels).tolist())
     if setting and numeric:
@@ -87,8 +89,9 @@ def _warn_if_cost_falls(rct, n_se=3.0):
             warn(f"The cost heads make the cost uplift rise along the numeric levels, but "
                  f"the observed mean cost falls from level {a!r} ({low.mean():.4g}) to "
                  f"{b!r} ({high.mean():.4g}), by {drop / se:.1f} standard errors. Recode "
-                 "the levels as numbers in incentive order, or use monotone_cost=False "
-                 "if they are not levels of one incentive.", UserWarning)
+                 "the levels as numbers in incentive order, or use "
+                 "monotone_cost='nonnegative' if they are not levels of one incentive "
+                 "(cost uplift >= 0, in no order).", UserWarning)
             return
 
 

@@ -264,7 +264,7 @@ class TrainingMixin:
     def _fit_network(self, X, rct, validation):
         device = resolve_device(self.device)  # checked at the start of fit
         self.monotone_cost_, cost_order = resolve_monotone_cost(self.monotone_cost, rct)
-        self.cost_order_ = (None if not self.monotone_cost_ else
+        self.cost_order_ = (None if self.monotone_cost_ in (False, "nonnegative") else
                             self.levels_ if cost_order is None else self.levels_[cost_order])
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -382,7 +382,8 @@ class TrainingMixin:
 
     def _free_users_remedy(self):
         if not self.monotone_cost_:
-            return ("Use monotone_cost=True or 'auto': the cost heads then predict "
-                    "non-negative cost uplifts.")
+            return ("Use monotone_cost='auto' (or 'nonnegative' for arms that are not "
+                    "levels of one incentive): the cost heads then predict non-negative "
+                    "cost uplifts.")
         return ("Their cost heads predict 0 (a numerical floor of the softplus), which "
                 "suggests the training diverged: lower lr.")
