@@ -95,8 +95,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         users (0.5: it must lead in the majority). Higher is more
         conservative: on the tuning seeds 0.9 rejected one of the three goal
         phases that truly helped in the hard synthetic setting (one worth
-        +23%); 0 keeps it whenever its best epoch leads on the whole
-        validation data.
+        +23%); 0 keeps it whenever its best epoch leads on the validation
+        data the pick is judged on and the mean of the bootstrap differences
+        is positive.
     goal_phase_lr : float or None, default=None
         Learning rate of phase 2 (the fine-tuning with the goal) of
         ``warmup_epochs="auto"``; None means ``lr / 10``. Measured on the
@@ -119,7 +120,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         gate judges the pick of each half (stratified by arm) on the other
         half, so every validation user judges and none judges an epoch it
         picked (``valid_goal_half1`` / ``valid_goal_half2`` in
-        ``net_.history``). ``"split"``: picked on one half, judged on the
+        ``net_.history``). The gate thus judges the halves' picks, which
+        may differ from the deployed epoch (picked on all users): it judges
+        the fine-tuning rather than one epoch. ``"split"``: picked on one half, judged on the
         other. ``"shared"``: both on all validation users (a winner's
         curse: the gate inherits the pick's luck). With ``"split"`` the
         ``valid_goal`` entries of phase 2's epochs in ``net_.history`` are

@@ -27,8 +27,13 @@ the budget on the *predicted* costs and charges RCT-estimated overspend.
     users; this decoupling is what makes the estimator usable).
 ``"fd"``
     Per-user finite differences (Zhou et al., DFCL, KDD 2024): for each user
-    and each alternative arm, the smallest score change that flips the
-    decision and the exact change of ``G_i`` it causes; O(n K) per batch.
+    and each alternative arm, the score margin to that arm and the exact
+    change of ``G_i`` if the user took it; their ratio is the slope along
+    the move (a level-to-level move shifts both scores by half the margin, a
+    move to control only the chosen level's score). With three or more arms
+    such a move can pass a third arm first; the slope still credits the
+    target arm's change (a surrogate of the gradient, like the others);
+    O(n K) per batch.
 ``"softmax"``
     A relaxation: ``pi = softmax(s / (tau * std(s)))`` replaces the argmax and
     is differentiated directly.
