@@ -8,6 +8,8 @@ where it can be.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 __all__ = ["CLIError", "cmd_allocate"]
@@ -42,6 +44,13 @@ def _check_output(path):
     if path.is_dir():
         raise CLIError(f"--output {str(path)!r} is a folder; give a file name (.csv or "
                        ".parquet).")
+    try:  # the folder it goes in (created now, as it would be after the work)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"Cannot create the folder of --output {str(path)!r}: "
+                       f"{exc.strerror or exc}.") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CLIError(f"--output {str(path)!r} cannot be written (no write permission).")
     if path.suffix.lower() in (".parquet", ".pq"):
         from importlib.util import find_spec
 
@@ -101,26 +110,37 @@ def cmd_allocate(args):
         X = frame.drop(columns=drop)
         n_in = getattr(model, "n_features_in_", X.shape[1])
         if X.shape[1] != n_in:
+            hint = ("" if args.id_column in frame.columns else
+                    f" (no column is named {args.id_column!r}: name the id column, if any, "
+                    "with --id-column)")
             raise CLIError(f"Input has {X.shape[1]} feature columns, the model expects "
-                           f"{n_in}.")
+                           f"{n_in}{hint}.")
         X = _numeric_features(X).to_numpy()
     if args.total_budget is not None:
         assignment = model.allocate(X, total_budget=args.total_budget)
     else:
         assignment = model.allocate(X, budget=args.budget)
-    out = frame[[args.id_column]].copy() if args.id_column in frame.columns else \
-        frame.iloc[:, :0].copy()
+    if args.id_column in frame.columns:
+        out = frame[[args.id_column]].copy()
+    else:
+        out = frame.iloc[:, :0].copy()
+        print(f"sklearn-budget allocate: note: no {args.id_column!r} column in the input; the "
+              "output keeps the input's row order (name the id column with --id-column).",
+              file=sys.stderr)
     out["treatment"] = assignment
     if args.with_uplift:
         r, c = model.predict(X), model.predict_cost(X)
         for k, level in enumerate(model.levels_):
             out[f"revenue_uplift_{level}"] = r[:, k]
             out[f"cost_uplift_{level}"] = c[:, k]
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.suffix.lower() in (".parquet", ".pq"):
-        out.to_parquet(out_path, index=False)
-    else:
-        out.to_csv(out_path, index=False)
+    try:
+        if out_path.suffix.lower() in (".parquet", ".pq"):
+            out.to_parquet(out_path, index=False)
+        else:
+            out.to_csv(out_path, index=False)
+    except OSError as exc:
+        raise CLIError(f"Cannot write --output {str(out_path)!r}: {exc.strerror or exc}.") \
+            from None
     counts = {str(k): int(v) for k, v in zip(*np.unique(assignment, return_counts=True))}
     print(f"Allocated {len(out)} users -> {out_path} (users per treatment: {counts}).")
     return 0

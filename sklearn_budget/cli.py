@@ -38,8 +38,9 @@ _TABLE_COLUMNS = {
 }
 
 
-def _number(kind, low, *, strict):
-    """argparse ``type=``: a finite ``kind`` above ``low`` (at or above unless ``strict``)."""
+def _number(kind, low, *, strict, high=None):
+    """argparse ``type=``: a finite ``kind`` above ``low`` (at or above unless ``strict``),
+    at most ``high``."""
     import math
 
     def parse(text):
@@ -51,6 +52,8 @@ def _number(kind, low, *, strict):
         if not math.isfinite(value) or value < low or (strict and value == low):
             raise argparse.ArgumentTypeError(
                 f"must be {'>' if strict else '>='} {low:g}; got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}; got {text!r}")
         return value
 
     return parse
@@ -176,14 +179,21 @@ def _run(args, factories, stem):
 
     _check_methods(args.methods)
     if args.device != "auto":
-        import torch
+        from ._end_to_end._setup import check_device
 
         try:
-            torch.device(args.device)
-        except (RuntimeError, ValueError) as exc:
-            raise CLIError(f"--device {args.device!r} is not a torch device ({exc}); use "
-                           "auto, cpu, cuda or cuda:N.") from None
+            check_device(args.device)
+        except ValueError as exc:
+            raise CLIError(str(exc).replace("device=", "--device ")) from None
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CLIError(f"--output {str(output)!r} is a file; give a folder for the tables "
+                       "and plots.")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"Cannot create --output {str(output)!r}: {exc.strerror or exc}.") \
+            from None
     results = []
     remaining = args.time_limit
     import time
@@ -274,8 +284,11 @@ def _add_comparison_args(p, *, default_output):
                    help="methods to compare (end-to-end, end-to-end-es, end-to-end-softmax, "
                         "end-to-end-rw0, S, T, X, R, DR, random, oracle)")
     p.add_argument("--budgets", nargs="+", type=_number(float, 0, strict=True), default=[0.4],
-                   help="budgets as fractions of the full spend (default: 0.4)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="random seeds")
+                   help="budgets per user, as fractions of the oracle's full spend "
+                        "(synthetic data) or of the dearest arm's mean incremental cost "
+                        "over control (real data) (default: 0.4)")
+    p.add_argument("--seeds", nargs="+", type=_number(int, 0, strict=False, high=2**32 - 1),
+                   default=[0], help="random seeds, 0 to 2**32 - 1 (default: 0)")
     p.add_argument("--n-samples", type=_number(int, 100, strict=False), default=None,
                    help="users per data set (at least 100)")
     p.add_argument("--device", default="auto", help="torch device of the end-to-end model")
@@ -285,8 +298,15 @@ def _add_comparison_args(p, *, default_output):
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with a usage error on one line (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sklearn-budget",
         description="Budget allocation for marketing incentives (end-to-end vs two-stage).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -295,7 +315,9 @@ def _parser():
     _add_comparison_args(demo, default_output="sklearn_budget_demo")
     demo.add_argument("--quick", action="store_true",
                       help="smaller data and models (about 10 s on 2 cores)")
-    demo.add_argument("--setting", choices=["default", "hard"], default="default")
+    demo.add_argument("--setting", choices=["default", "hard"], default="default",
+                      help="synthetic setting: default, or hard (a small uplift over a "
+                           "large baseline, heavy-tailed baskets)")
     demo.set_defaults(func=_cmd_demo)
 
     bench = sub.add_parser("benchmark", help="the full comparison suite")

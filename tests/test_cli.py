@@ -251,7 +251,7 @@ def test_allocate_user_errors_are_one_line_with_status_2(saved_model, tmp_path, 
 @pytest.mark.parametrize("option, message", [
     (["--budgets", "0"], "must be > 0"), (["--budgets", "-0.5"], "must be > 0"),
     (["--n-samples", "0"], "must be >= 100"), (["--time-limit", "nan"], "must be >= 0"),
-    (["--seeds", "x"], "invalid int value"),
+    (["--seeds", "x"], "not an integer"),
 ])
 def test_comparison_options_are_checked_when_parsed(option, message, tmp_path, capsys):
     # --budgets 0 raised ZeroDivisionError, --n-samples 0 silently became 6000 users
@@ -280,6 +280,48 @@ def test_comparison_errors_found_before_any_fit(tmp_path, capsys):
     assert main(["benchmark", "--datasets", f"criteo={tmp_path / 'criteo.csv'}", "--methods",
                  "oracle", "--output", str(tmp_path), "--quiet"]) == 0
     assert "the oracle needs the ground truth" in capsys.readouterr().out
+
+
+def test_more_comparison_errors_are_one_line_before_any_fit(tmp_path, capsys):
+    # each was a traceback, some after every fit had run
+    import torch
+
+    (tmp_path / "taken").write_text("x")
+    cases = [(["--output", str(tmp_path / "taken")], "is a file; give a folder")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda", "--output", str(tmp_path)],
+                      "--device 'cuda' but CUDA is not available here"))
+    for args, message in cases:
+        assert main(["demo", "--methods", "random", "end-to-end", *args]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    for seed in ("-1", str(2**32)):  # numpy's seed range
+        with pytest.raises(SystemExit) as exc:
+            main(["demo", "--methods", "random", "--seeds", seed, "--output", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "--seeds" in err
+        assert err.count("\n") == 1 and "see sklearn-budget demo --help" in err  # no usage
+
+
+def test_allocate_output_that_cannot_be_written_fails_first(saved_model, tmp_path, capsys):
+    est, folder, users = saved_model
+    model, good = str(folder / "model.joblib"), str(folder / "users.csv")
+    (tmp_path / "file").write_text("x")
+    assert main(["allocate", "--model", model, "--input", good, "--output",
+                 str(tmp_path / "file" / "out.csv")]) == 2
+    captured = capsys.readouterr()
+    assert "Cannot create the folder of --output" in captured.err
+    assert captured.out == ""  # before the allocation
+
+
+def test_allocate_says_when_there_is_no_id_column(saved_model, tmp_path, capsys):
+    est, folder, users = saved_model
+    model = str(folder / "model.joblib")
+    users.drop(columns=["id"]).to_csv(tmp_path / "no_id.csv", index=False)
+    assert main(["allocate", "--model", model, "--input", str(tmp_path / "no_id.csv"),
+                 "--output", str(tmp_path / "o.csv")]) == 0
+    assert "no 'id' column in the input" in capsys.readouterr().err
+    assert list(pd.read_csv(tmp_path / "o.csv").columns) == ["treatment"]
 
 
 def test_python_dash_m_help():

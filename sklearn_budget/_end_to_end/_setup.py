@@ -118,6 +118,11 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
             f"goal_multipliers must be a non-empty tuple of positive finite factors of "
             f"the budget's multiplier, got {goal_multipliers!r}; e.g. (1.0,) or "
             "(0.5, 1.0, 2.0).")
+    return check_device(device)
+
+
+def check_device(device):
+    """The torch device string of ``device`` (``"auto"`` resolved), checked to exist here."""
     resolved = resolve_device(device)
     try:
         dev = torch.device(resolved)
