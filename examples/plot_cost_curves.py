@@ -83,9 +83,6 @@ for model in models.values():
 # the origin to the curve's maximal-spend point); the others skip the
 # references to keep the legend readable. ``budget`` marks the value at the
 # budget on each curve.
-# causalml switches matplotlib to its "fivethirtyeight" style when it is
-# imported; go back to matplotlib's default look for the plots.
-plt.style.use("default")
 fig, ax = plt.subplots(figsize=(10, 5.5))
 displays = {}
 for i, (name, model) in enumerate(models.items()):

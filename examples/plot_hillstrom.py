@@ -143,9 +143,6 @@ for name, model in models.items():
 # Each curve sweeps the multiplier from "nobody e-mailed" to "everyone gets
 # their better e-mail"; the dashed line is random targeting, the dot the
 # budget. Curves are EOM estimates on the test half, so they are noisy.
-# causalml switches matplotlib to its "fivethirtyeight" style when it is
-# imported; go back to matplotlib's default look for the plots.
-plt.style.use("default")
 fig, ax = plt.subplots(figsize=(6.5, 5))
 for i, (name, model) in enumerate(models.items()):
     CostCurveDisplay.from_estimator(model, X_test, y_test, name=name, budget=budget, ax=ax,

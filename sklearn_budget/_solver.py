@@ -91,6 +91,9 @@ class BudgetAllocation:
         Upper bound on the optimal value: the Lagrangian dual at ``lam*``.
     budget : float
         Total budget used.
+    optimality_gap : float
+        ``(dual_bound - value) / |dual_bound|``: how far the value can be
+        below the optimum, relatively (0 when both are 0).
     """
 
     assignment: object

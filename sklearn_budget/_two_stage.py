@@ -117,7 +117,7 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
     >>> from causalml.inference.meta import BaseTRegressor
     >>> from sklearn.linear_model import Ridge
     >>> from sklearn_budget import rct_target
-    >>> from sklearn_budget._two_stage import TwoStageBudgetAllocator
+    >>> from sklearn_budget import TwoStageBudgetAllocator
     >>> from sklearn_budget.datasets import make_marketing_rct
     >>> data = make_marketing_rct(n_samples=3000, random_state=0)
     >>> y = rct_target(data.treatment, data.revenue, data.cost)

@@ -81,6 +81,22 @@ class BudgetPipeline(Pipeline):
         """Cost uplift (n, K) of the last step on the transformed ``X``."""
         return self._final_estimator.predict_cost(self._transformed(X))
 
+    def fit(self, X, y=None, **params):
+        """Fit every step, the last on the transformed ``X``.
+
+        As :meth:`sklearn.pipeline.Pipeline.fit`, except that without
+        metadata routing the RCT keywords (``treatment``, ``cost``,
+        ``propensity``) may be given bare, as to the allocator itself: they
+        go to the last step (``Pipeline`` wants them as
+        ``<last step>__treatment``).
+        """
+        if not _routing_enabled():
+            name = self.steps[-1][0]
+            for key in _RCT_KEYWORDS:
+                if key in params:
+                    params[f"{name}__{key}"] = params.pop(key)
+        return super().fit(X, y, **params)
+
     def score(self, X, y=None, sample_weight=None, **params):
         """The last step's ``score`` on the transformed ``X``.
 

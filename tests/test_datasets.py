@@ -246,6 +246,9 @@ def test_criteo_missing_file_and_bad_arguments(tmp_path, monkeypatch):
     monkeypatch.delenv("SKLEARN_BUDGET_DATA", raising=False)
     with pytest.raises(FileNotFoundError, match="criteo-research-uplift-v2.1"):
         load_criteo_uplift(tmp_path)
+    (tmp_path / "criteo_uplift_sample.csv").write_text("f0\n1\n")
+    with pytest.raises(FileNotFoundError, match=r"Found \[.*criteo_uplift_sample.csv'\]: pass"):
+        load_criteo_uplift(tmp_path)  # a folder holding only the sample: named, not guessed
     with pytest.raises(ValueError, match="different"):
         load_criteo_uplift(tmp_path, revenue="visit", cost="visit")
     with pytest.raises(ValueError, match="nrows"):

@@ -134,3 +134,16 @@ def test_score_passes_the_rct_keywords_to_the_last_step(fitted, data):
         fitted.score(d.X, y)
     with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['budget'\]"):
         fitted.score(d.X, y, budget=1.0)
+
+
+def test_fit_takes_the_rct_keywords_like_the_allocator(fitted, data):
+    # Pipeline.fit wanted them as endtoendbudgetallocator__treatment (score took them
+    # bare): "Pipeline.fit does not accept the treatment parameter"
+    d, y = data
+    pipe = make_budget_pipeline(StandardScaler(), _allocator()).fit(
+        d.X, d.revenue, treatment=d.treatment, cost=d.cost)
+    np.testing.assert_array_equal(pipe.predict(d.X[:50]), fitted.predict(d.X[:50]))
+    prefixed = make_budget_pipeline(StandardScaler(), _allocator()).fit(
+        d.X, d.revenue, endtoendbudgetallocator__treatment=d.treatment,
+        endtoendbudgetallocator__cost=d.cost)
+    np.testing.assert_array_equal(prefixed.predict(d.X[:50]), fitted.predict(d.X[:50]))

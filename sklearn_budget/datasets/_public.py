@@ -129,7 +129,11 @@ def _find_file(path, data_home, file_names, hint, dataset):
             if candidate.is_file():
                 return candidate
             tried.append(str(candidate))
-    raise FileNotFoundError(f"No {dataset} file found; looked for {tried}. {hint}")
+    stem = file_names[0].split("-")[0].split("_")[0].split(".")[0].lower()  # hillstrom, criteo
+    near = sorted(str(f) for folder in folders if folder.is_dir() for f in folder.iterdir()
+                  if f.is_file() and f.name.lower().startswith(stem) and ".csv" in f.name)
+    found = f" Found {near[:5]}: pass one of them as `path=`." if near else ""
+    raise FileNotFoundError(f"No {dataset} file found; looked for {tried}.{found} {hint}")
 
 
 def _read_csv(file, nrows=None, dtype=None):
@@ -219,12 +223,10 @@ def load_hillstrom(path=None, *, revenue="spend", cost="contact", data_home=None
     FileNotFoundError
         If the file is not found; the message says where to download it.
     ValueError
-        If the file is empty or lacks a column, a used cell is blank or not a
-        number (a file cut off mid-download), or ``treatment`` is not 0 / 1.
-    ValueError
         If the file is empty or lacks a column, or a used cell is blank or not a
         number (a file cut off mid-download), or a label is not one of the
-        dataset's (segments, zip codes, channels).
+        dataset's (segments, zip codes, channels), or ``revenue`` and ``cost``
+        are both ``"visit"``.
 
     Examples
     --------
@@ -314,7 +316,11 @@ def load_criteo_uplift(
     Raises
     ------
     FileNotFoundError
-        If the file is not found; the message says where to download it.
+        If the file is not found; the message says where to download it
+        (and names other Criteo CSV files in the folder, e.g. a sample).
+    ValueError
+        If the file is empty or lacks a column, a used cell is blank or not a
+        number (a file cut off mid-download), or ``treatment`` is not 0 / 1.
 
     Examples
     --------
