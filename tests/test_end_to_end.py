@@ -1451,3 +1451,36 @@ def test_other_accelerators_are_checked_too(data, y, device):
         pytest.skip(f"{device} is available here")
     with pytest.raises(ValueError, match=f"{device} is not available here"):
         make_est(device=device).fit(data.X, y)
+
+
+def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
+    # the issue asks for skorch's callbacks for LR schedules and checkpointing too;
+    # there was no way to pass one
+    from skorch.callbacks import Checkpoint, LRScheduler
+
+    est = make_est(warmup_epochs="auto", max_epochs=3, patience=3, callbacks=[
+        LRScheduler(policy="StepLR", step_size=1, gamma=0.5),
+        ("checkpoint", Checkpoint(dirname=str(tmp_path)))]).fit(data.X, y)
+    lrs = est.net_.history[:, "event_lr"]
+    phase1 = est.warmup_epochs_
+    np.testing.assert_allclose(lrs[:phase1], 1e-3 * 0.5 ** np.arange(phase1))
+    # phase 2 continues the schedule from goal_phase_lr (lr / 10), not from phase 1's lr
+    assert len(lrs) > phase1 and lrs[phase1] <= 1e-4 and lrs[phase1] < lrs[phase1 - 1]
+    assert (tmp_path / "params.pt").is_file() and (tmp_path / "history.json").is_file()
+    # the estimator's callbacks are templates: fits use clones, clone() and pickle work
+    assert not hasattr(est.callbacks[0], "lr_scheduler_")  # the template stays unused
+    np.testing.assert_array_equal(clone(est).fit(data.X, y).predict(data.X[:20]),
+                                  est.predict(data.X[:20]))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(data.X[:20]),
+                                  est.predict(data.X[:20]))
+
+
+@pytest.mark.parametrize("callbacks, error, match", [
+    ("LRScheduler", TypeError, "'callbacks' parameter"),
+    ([object()], TypeError, "skorch Callback instances"),
+    ([("early_stopping", Callback())], ValueError, "the fit's own"),
+    ([("a", Callback()), ("a", Callback())], ValueError, "named 'a'"),
+])
+def test_bad_callbacks(data, y, callbacks, error, match):
+    with pytest.raises((error, InvalidParameterError), match=match):
+        make_est(callbacks=callbacks).fit(data.X, y)

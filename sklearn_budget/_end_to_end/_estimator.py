@@ -150,8 +150,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         averaging); the average is validated, judged and deployed, training
         goes on from the raw weights. With a fixed ``warmup_epochs`` it
         averages over every step with the goal on. None: no averaging. Off by
-        default: on
-        fresh seeds 0.97 did not beat it (README, "What limits the goal phase").
+        default: on fresh seeds 0.97 did not beat it (README, "What limits the
+        goal phase").
     center_uplift : bool, default=False
         After training, shift each level's revenue uplift so that its mean
         over the training users is the RCT's difference in means (``revenue_shift_``).
@@ -163,16 +163,11 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         fitting users, at least 4,096 and at most 32,768 (``goal_batch_size_``;
         4,096 below 16,388 fitting users, i.e. below about 23,400 users passed
         to ``fit`` with the default ``calibration_size``). None uses the
-        training batch. Measured (``benchmarks/goal_ceiling.py``, tuning seeds
-        10-15, default setting, budget 0.15; deployed gain over the
-        ``reg_weight=0`` ablation, fits kept): with 35,000 fitting users 4,096
-        +2.6% (4/6), 8,192 +3.0% (5/6), 16,384 +2.8% (4/6); with 70,000 4,096
-        +2.1% (4/6), 16,384 +2.9% (5/6), 32,768 +2.6% (5/6); with 140,000 4,096
-        +2.2% (4/6), 32,768 +2.8% (6/6). Checked on fresh seeds with 70,000
-        fitting users, ``"auto"`` (17,500) against 4,096: level at budget 0.15
-        (+2.4% against +2.7%, seeds 20-31), +2.3% against +2.1% (default
-        setting) and +8.9% against +5.5% (hard) at budget 0.4 (seeds 20-25). A
-        larger batch costs little time (fits about 10% longer at 70,000 users).
+        training batch. The rule was chosen on tuning seeds with 35,000 to
+        140,000 fitting users and checked on fresh ones (README, "What limits
+        the goal phase": the deployed gain over the ``reg_weight=0`` ablation
+        per batch size); a larger batch costs little time (fits about 10%
+        longer at 70,000 users).
     hidden_layer_sizes : tuple of int, default=(64, 64)
     monotone_cost : "auto", "nonnegative" or bool, default="auto"
         Cost uplift non-negative and non-decreasing along the levels by
@@ -224,6 +219,16 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     validation_fraction : float, default=0.15
         Used only with ``calibration="predicted"`` (see ``early_stopping``).
     patience : int, default=8
+    callbacks : list or None, default=None
+        More skorch callbacks for the net, as instances or ``(name,
+        callback)`` pairs, e.g. an LR schedule
+        (``skorch.callbacks.LRScheduler(policy="CosineAnnealingLR",
+        T_max=30)``) or checkpoints (``skorch.callbacks.Checkpoint(
+        dirname=...)``, by default when ``valid_loss`` improves). Each fit
+        uses fresh clones of them. They run after the validation scores
+        (``valid_loss``, ``valid_goal``), before early stopping. A schedule
+        spans both phases of ``warmup_epochs="auto"``: phase 2 continues its
+        epoch count from ``goal_phase_lr`` (the optimizer's ``initial_lr``).
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU.
     n_threads : int or None, default=None
@@ -353,6 +358,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
+        "callbacks": [list, tuple, None],
     }
 
     def __init__(self, budget=1.0, reg_weight=1.0, *, gradient_estimator="fd",
@@ -364,7 +370,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
                  goal_batch_size="auto", hidden_layer_sizes=(64, 64), monotone_cost="auto",
                  loss="huber", cost_loss="mse", lr=1e-3, batch_size=512, max_epochs=30,
                  optimizer="adam", weight_decay=1e-4, early_stopping=True,
-                 validation_fraction=0.15, patience=8, device="auto", n_threads=None,
+                 validation_fraction=0.15, patience=8, callbacks=None, device="auto",
+                 n_threads=None,
                  control_name=0, calibration="holdout", calibration_size=0.3,
                  random_state=None, verbose=0):
         self.budget = budget
@@ -398,6 +405,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.callbacks = callbacks
         self.device = device
         self.n_threads = n_threads
         self.control_name = control_name

@@ -1,7 +1,7 @@
 """What a fit settles before training: checks, device, cost order, torch's global state.
 
 The parameter checks that scikit-learn's constraints cannot express (run
-before any data work), the torch device (``"auto"`` resolved), the order of
+before any data work; ``SetupMixin``), the torch device (``"auto"`` resolved), the order of
 the levels along which ``monotone_cost`` makes cost rise, and torch's
 process-wide state a fit touches: its CPU thread count and its global random
 generator (held while a fit draws from it).
@@ -15,12 +15,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from .._labels import _plain
 from .._warnings import warn
 
-__all__ = ["TORCH_GLOBAL_STATE", "check_network_params", "resolve_device",
-           "resolve_monotone_cost", "torch_threads"]
+__all__ = ["TORCH_GLOBAL_STATE", "SetupMixin", "check_callbacks", "check_device",
+           "check_network_params", "resolve_device", "resolve_monotone_cost",
+           "torch_threads"]
 
 # torch's global generator (and its thread count) are process-wide: a fit seeds the
 # generator and draws from it (weight initialisation, shuffling), so fits running at
@@ -121,6 +123,26 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
     return check_device(device)
 
 
+def check_callbacks(callbacks, reserved):
+    """``callbacks``: None, or a list of skorch callbacks or ``(name, callback)`` pairs."""
+    from skorch.callbacks import Callback
+
+    if callbacks is None:  # (a list or tuple: the parameter constraints)
+        return
+    names = []
+    for item in callbacks:
+        name, callback = item if isinstance(item, tuple) and len(item) == 2 else (None, item)
+        if not isinstance(callback, Callback) or not (name is None or isinstance(name, str)):
+            raise TypeError(f"callbacks must hold skorch Callback instances or (name, "
+                            f"callback) pairs; got {item!r:.100}.")
+        if name in reserved:
+            raise ValueError(f"The callback name {name!r} is the fit's own; choose another "
+                             f"(taken: {', '.join(reserved)}).")
+        if name is not None and name in names:
+            raise ValueError(f"Two callbacks are named {name!r}; names must be distinct.")
+        names.append(name)
+
+
 def check_device(device):
     """The torch device string of ``device`` (``"auto"`` resolved), checked to exist here."""
     resolved = resolve_device(device)
@@ -139,3 +161,44 @@ def check_device(device):
                 "not available here; use device='auto' (CUDA when available, else CPU) "
                 "or 'cpu'.")
     return resolved
+
+
+class SetupMixin:
+    """The estimator's own checks and messages (a mixin of ``EndToEndBudgetAllocator``,
+    through ``TrainingMixin``): parameters, user callbacks, the unreachable-budget advice."""
+
+    # names of the callbacks the fit itself adds (a user's callback may not take them)
+    _OWN_CALLBACKS = ("goal_phase_averaging", "goal_multiplier", "valid_goal",
+                      "early_stopping", "progress", "epoch_timer", "train_loss",
+                      "valid_loss", "print_log")
+
+    def _user_callbacks(self):
+        """``callbacks`` as ``(name, callback)`` pairs: fresh copies for this fit."""
+        pairs = []
+        for i, item in enumerate(self.callbacks or ()):
+            name, callback = item if isinstance(item, tuple) else (
+                f"user_{type(item).__name__}_{i}", item)
+            pairs.append((name, clone(callback, safe=False)))
+        return pairs
+
+    def _check_fit_params(self):
+        """Checks that scikit-learn's constraints cannot express (before any data work)."""
+        check_network_params(self.hidden_layer_sizes, self.goal_multipliers, self.device)
+        check_callbacks(self.callbacks, self._OWN_CALLBACKS)
+        if (self.warmup_epochs != "auto" and self.reg_weight > 0
+                and self.warmup_epochs >= self.max_epochs):
+            warn(f"warmup_epochs={self.warmup_epochs} >= max_epochs={self.max_epochs}: the "
+                 "goal never switches on"
+                 + (", yet early stopping picks the epoch by the validation goal"
+                    if self.early_stopping else "")
+                 + ". Use warmup_epochs='auto', fewer warm-up epochs, or reg_weight=0.",
+                 UserWarning)
+
+    def _free_users_remedy(self):
+        """The end-to-end remedy when predicted cost uplifts <= 0 break the budget."""
+        if not self.monotone_cost_:
+            return ("Use monotone_cost='auto' (or 'nonnegative' for arms that are not "
+                    "levels of one incentive): the cost heads then predict non-negative "
+                    "cost uplifts.")
+        return ("Their cost heads predict 0 (a numerical floor of the softplus), which "
+                "suggests the training diverged: lower lr.")

@@ -26,7 +26,7 @@ from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
 from ._scaling import _finite
-from ._setup import (TORCH_GLOBAL_STATE, check_network_params, resolve_device,
+from ._setup import (TORCH_GLOBAL_STATE, SetupMixin, resolve_device,
                      resolve_monotone_cost, torch_threads)
 
 __all__ = ["OPTIMIZERS", "TrainingMixin"]
@@ -53,7 +53,7 @@ def _freeze_for_goal_phase(module, which):
     return frozen
 
 
-class TrainingMixin:
+class TrainingMixin(SetupMixin):
     """How ``EndToEndBudgetAllocator`` fits: builds the skorch net and its
     callbacks, then runs the training schedule (``warmup_epochs``,
     ``goal_phase_acceptance``, ``goal_phase_lr``, ``goal_phase_params``,
@@ -180,7 +180,8 @@ class TrainingMixin:
                   + ("on the picking half " if self.goal_phase_validation == "split" else "")
                   + f"{phase1_goal:.4g}.", flush=True)
         for group in net.optimizer_.param_groups:
-            group["lr"] = goal_lr
+            # initial_lr: where a user's LR schedule (re)starts in phase 2
+            group["lr"] = group["initial_lr"] = goal_lr
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         frozen = _freeze_for_goal_phase(net.module_, self.goal_phase_params)
@@ -302,15 +303,17 @@ class TrainingMixin:
             train_split = predefined_split(Dataset(valid_dict))
             # the users the validation goal is measured on (phase 2 may narrow them)
             goal_users = {"x": valid_dict["x"], "rct": valid_rct}
-            callbacks += [
-                ("valid_goal", EpochScoring(
-                    lambda net, X_, y_: self._validation_goal(goal_users),
-                    lower_is_better=False, name="valid_goal", use_caching=False)),
-                ("early_stopping", EarlyStopping(
-                    monitor="valid_goal" if self._goal_selects_epochs() else "valid_loss",
-                    lower_is_better=not self._goal_selects_epochs(),
-                    patience=self.patience, load_best=True, sink=lambda *a: None)),
-            ]
+            callbacks.append(("valid_goal", EpochScoring(
+                lambda net, X_, y_: self._validation_goal(goal_users),
+                lower_is_better=False, name="valid_goal", use_caching=False)))
+        # the user's (LR schedules, checkpoints, ...): after the validation scores they
+        # may monitor, before early stopping, which ends the last epoch early
+        callbacks += self._user_callbacks()
+        if self.early_stopping:
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="valid_goal" if self._goal_selects_epochs() else "valid_loss",
+                lower_is_better=not self._goal_selects_epochs(),
+                patience=self.patience, load_best=True, sink=lambda *a: None)))
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
         train_dict = self._scaled_dict(X[idx_train], rct.subset(idx_train))
@@ -368,22 +371,3 @@ class TrainingMixin:
             np.zeros(self.n_levels_)
         self._strip_training_state()
         return self
-
-    def _check_fit_params(self):
-        check_network_params(self.hidden_layer_sizes, self.goal_multipliers, self.device)
-        if (self.warmup_epochs != "auto" and self.reg_weight > 0
-                and self.warmup_epochs >= self.max_epochs):
-            warn(f"warmup_epochs={self.warmup_epochs} >= max_epochs={self.max_epochs}: the "
-                 "goal never switches on"
-                 + (", yet early stopping picks the epoch by the validation goal"
-                    if self.early_stopping else "")
-                 + ". Use warmup_epochs='auto', fewer warm-up epochs, or reg_weight=0.",
-                 UserWarning)
-
-    def _free_users_remedy(self):
-        if not self.monotone_cost_:
-            return ("Use monotone_cost='auto' (or 'nonnegative' for arms that are not "
-                    "levels of one incentive): the cost heads then predict non-negative "
-                    "cost uplifts.")
-        return ("Their cost heads predict 0 (a numerical floor of the softplus), which "
-                "suggests the training diverged: lower lr.")
