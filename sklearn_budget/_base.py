@@ -262,12 +262,13 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             Average incremental cost per user. None uses the fitted
             ``multiplier_`` (calibrated for ``self.budget``); a value
             re-reads the multiplier for that budget from the calibration
-            data, the same way as in ``fit``. Either way the multiplier is
-            read off the calibration cost curve between two of its points:
-            its estimated spend on the calibration data is within 1% of the
-            budget or below it (bisection takes over beyond 1%), and the
-            spend on new users varies with the calibration sample (README,
-            "Calibration of the deployed spend").
+            data, the same way as in ``fit``. With held-out calibration the
+            multiplier is read off the calibration cost curve between two of
+            its points: its estimated spend on the calibration data is within
+            1% of the budget or below it (bisection takes over beyond 1%), and
+            the spend on new users varies with the calibration sample (README,
+            "Calibration of the deployed spend"); ``calibration="predicted"``
+            solves the budget problem on the training users' predictions.
         total_budget : float, default=None
             Total budget in cost units for these users: solves the budget
             problem on the predicted uplifts of ``X``

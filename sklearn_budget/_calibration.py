@@ -32,7 +32,7 @@ class CalibrationMixin:
                 np.arange(rct.n_samples), test_size=self.calibration_size,
                 stratify=rct.arm, random_state=self.random_state,
             )
-            check_both_sides(rct, train, cal)
+            check_both_sides(rct, fitting=train, calibration=cal)
         except ValueError as exc:
             raise ValueError(
                 f"Cannot hold out calibration_size={self.calibration_size} of "

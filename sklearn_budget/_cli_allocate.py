@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["CLIError", "cmd_allocate"]
+__all__ = ["CLIError", "check_writable_folder", "cmd_allocate"]
 
 
 class CLIError(Exception):
@@ -44,12 +44,8 @@ def _check_output(path):
     if path.is_dir():
         raise CLIError(f"--output {str(path)!r} is a folder; give a file name (.csv or "
                        ".parquet).")
-    try:  # the folder it goes in (created now, as it would be after the work)
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"Cannot create the folder of --output {str(path)!r}: "
-                       f"{exc.strerror or exc}.") from None
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    check_writable_folder(path.parent, f"the folder of --output {str(path)!r}")
+    if path.exists() and not os.access(path, os.W_OK):
         raise CLIError(f"--output {str(path)!r} cannot be written (no write permission).")
     if path.suffix.lower() in (".parquet", ".pq"):
         from importlib.util import find_spec
@@ -57,6 +53,18 @@ def _check_output(path):
         if find_spec("pyarrow") is None and find_spec("fastparquet") is None:
             raise CLIError("Writing Parquet needs pyarrow (or fastparquet): pip install "
                            "pyarrow, or write a .csv file.")
+
+
+def check_writable_folder(folder, what):
+    """Fail when ``folder`` cannot be created or written, without creating it yet
+    (a run that fails later leaves no empty folders behind)."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"Cannot create {what}: {str(existing)!r} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"Cannot create {what}: no write permission in {str(existing)!r}.")
 
 
 def _numeric_features(X):
@@ -134,6 +142,7 @@ def cmd_allocate(args):
             out[f"revenue_uplift_{level}"] = r[:, k]
             out[f"cost_uplift_{level}"] = c[:, k]
     try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
         if out_path.suffix.lower() in (".parquet", ".pq"):
             out.to_parquet(out_path, index=False)
         else:

@@ -300,10 +300,11 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
                    and counts[labels_to_arms(np.asarray([lab]), levels, control_name)[0]] > 0]
         if missing:
             hint = ""
-            if not any(lab in propensity for lab in arms):
-                key_types = sorted({type(k).__name__ for k in propensity})
-                hint = (f" Its keys are of type {', '.join(key_types)}; the treatment labels "
-                        f"are {t.dtype} (e.g. {_plain(arms[:2])}).")
+            key_types = {type(k).__name__ for k in _plain(list(propensity))}
+            label_types = {type(v).__name__ for v in _plain(arms)}
+            if key_types.isdisjoint(label_types):
+                hint = (f" Its keys are of type {', '.join(sorted(key_types))}; the treatment "
+                        f"labels are {t.dtype} (e.g. {_plain(arms[:2])}).")
             raise ValueError(
                 f"`propensity` dict has no probability for arm(s) {_plain(missing)}; give one "
                 f"per label.{hint}"
@@ -327,22 +328,18 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
     return p
 
 
-def check_both_sides(rct, *parts):
-    """Raise ValueError unless every arm of ``rct`` has users in each index set.
+def check_both_sides(rct, **parts):
+    """Raise ValueError unless every arm of ``rct`` has users in each named index set.
 
-    A stratified split can still leave an arm of a few users out of one side
+    A stratified split can still leave an arm of a few users out of one part
     (its share rounds to zero there).
     """
     names = [rct.control_name, *rct.levels]
-    for part in parts:
-        counts = np.bincount(rct.arm[part], minlength=rct.n_levels + 1)
-        empty = [names[k] for k in np.flatnonzero(counts == 0)]
-        if empty:
-            total = np.bincount(rct.arm, minlength=rct.n_levels + 1)
+    total = np.bincount(rct.arm, minlength=rct.n_levels + 1)
+    for part, index in parts.items():
+        empty = np.flatnonzero(np.bincount(rct.arm[index], minlength=rct.n_levels + 1) == 0)
+        if len(empty):
             raise ValueError(
-                f"arm(s) {_plain(empty)} with "
-                f"{_plain([int(total[names.index(e)]) for e in empty])} user(s) in all "
-                f"got none on one side"
+                f"arm(s) {_plain([names[k] for k in empty])} with "
+                f"{_plain(total[empty])} user(s) in all got none in the {part} part"
             )
-
-

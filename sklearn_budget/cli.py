@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._cli_allocate import CLIError, cmd_allocate as _cmd_allocate
+from ._cli_allocate import CLIError, check_writable_folder, cmd_allocate as _cmd_allocate
 from .baselines import _import_causalml_meta
 
 __all__ = ["main"]
@@ -175,25 +175,29 @@ def _check_methods(methods):
 
 
 def _run(args, factories, stem):
-    from .comparison import compare_allocators, summarize
+    from .comparison import END_TO_END, compare_allocators, summarize
 
     _check_methods(args.methods)
     if args.device != "auto":
+        import torch
+
         from ._end_to_end._setup import check_device
 
-        try:
-            check_device(args.device)
-        except ValueError as exc:
+        try:  # a device string, and one that runs here if an end-to-end model needs it
+            if any(m in END_TO_END for m in args.methods):
+                check_device(args.device)
+            else:
+                torch.device(args.device)
+        except ValueError as exc:  # check_device's message
             raise CLIError(str(exc).replace("device=", "--device ")) from None
+        except RuntimeError as exc:  # torch's, for a string that is not a device
+            raise CLIError(f"--device {args.device!r} is not a torch device ({exc}); use "
+                           "auto, cpu, cuda or cuda:N.") from None
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {str(output)!r} is a file; give a folder for the tables "
                        "and plots.")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"Cannot create --output {str(output)!r}: {exc.strerror or exc}.") \
-            from None
+    check_writable_folder(output, f"--output {str(output)!r}")
     results = []
     remaining = args.time_limit
     import time

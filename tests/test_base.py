@@ -233,6 +233,8 @@ def test_propensity_dict_keys_of_another_type_are_named(data, y):
     # np.int64(1))
     with pytest.raises(ValueError, match=r"arm\(s\) \[0, 1, 2, 3\].*keys are of type str"):
         RidgeTAllocator().fit(data.X, y, propensity={str(k): 0.25 for k in range(4)})
+    with pytest.raises(ValueError, match=r"arm\(s\) \[3\]; give one per label.$"):
+        RidgeTAllocator().fit(data.X, y, propensity={0: 0.25, 1: 0.25, 2: 0.25, 9: 0.25})
 
 
 def test_per_user_propensities_give_unbiased_arm_probabilities():

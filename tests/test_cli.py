@@ -295,6 +295,10 @@ def test_more_comparison_errors_are_one_line_before_any_fit(tmp_path, capsys):
         assert main(["demo", "--methods", "random", "end-to-end", *args]) == 2, message
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+    if not torch.cuda.is_available():  # no end-to-end model: the device is not needed
+        assert main(["demo", "--quick", "--methods", "random", "--device", "cuda",
+                     "--output", str(tmp_path / "ok"), "--quiet"]) == 0
+        capsys.readouterr()
     for seed in ("-1", str(2**32)):  # numpy's seed range
         with pytest.raises(SystemExit) as exc:
             main(["demo", "--methods", "random", "--seeds", seed, "--output", str(tmp_path)])
@@ -312,6 +316,10 @@ def test_allocate_output_that_cannot_be_written_fails_first(saved_model, tmp_pat
     captured = capsys.readouterr()
     assert "Cannot create the folder of --output" in captured.err
     assert captured.out == ""  # before the allocation
+    # a run that fails later leaves no empty folders behind
+    assert main(["allocate", "--model", model, "--input", str(tmp_path / "none.csv"),
+                 "--output", str(tmp_path / "new" / "sub" / "o.csv")]) == 2
+    assert not (tmp_path / "new").exists()
 
 
 def test_allocate_says_when_there_is_no_id_column(saved_model, tmp_path, capsys):

@@ -327,6 +327,11 @@ def test_goal_recorded_after_warmup(fitted):
     assert valid and all("goal" not in b for b in valid)
 
 
+def test_auto_warmup_without_early_stopping_longer_than_training_warns(data, y):
+    with pytest.warns(UserWarning, match="without early stopping .5 warm-up epochs. >= max"):
+        make_est(warmup_epochs="auto", early_stopping=False, max_epochs=3).fit(data.X, y)
+
+
 def test_warmup_longer_than_training_means_no_goal(data, y):
     # and it says so: early stopping would pick prediction-only epochs by the goal
     with pytest.warns(UserWarning, match="the goal never switches on"):
@@ -1415,6 +1420,29 @@ def test_a_rare_arm_missing_from_one_side_of_a_split_is_named(data, y):
         make_est(calibration_size=0.05, early_stopping=False, max_epochs=2).fit(data.X, yy)
 
 
+def test_the_falling_cost_check_weighs_by_propensity():
+    # stratified RCT: the raw mean cost falls from level 1 to 2, the population's
+    # (inverse-propensity) mean rises; the check warned "31.0 standard errors"
+    from sklearn_budget._end_to_end._setup import resolve_monotone_cost
+    from sklearn_budget._validation import check_rct
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    rich = rng.uniform(size=n) < 0.5  # costly users, mostly given level 1
+    p2 = np.where(rich, 0.1, 0.8)
+    t = np.where(rng.uniform(size=n) < 0.2, 0, np.where(rng.uniform(size=n) < p2, 2, 1))
+    cost = np.where(t == 0, 0.0, np.where(rich, 8.0, 1.0) + (t == 2))
+    p = np.where(t == 0, 0.2, np.where(t == 2, 0.8 * p2, 0.8 * (1 - p2)))
+    rct = check_rct(t, np.zeros(n), cost, propensity=p)
+    assert cost[t == 1].mean() > cost[t == 2].mean()  # raw means fall
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_monotone_cost("auto", rct)
+    fixed = check_rct(np.repeat([0, 1, 2], 50), np.zeros(150), np.repeat([0.0, 2.0, 1.0], 50))
+    with pytest.warns(UserWarning, match="every user's cost in these arms is the same"):
+        resolve_monotone_cost("auto", fixed)
+
+
 def test_numeric_levels_whose_cost_falls_warn(data, y):
     # arm codes in reverse cost order: the monotone heads pooled the costs (true value
     # 3.57 -> 2.87 in the audit's repro) without a word
@@ -1444,6 +1472,15 @@ def test_goal_phase_kept_is_a_python_bool(data, y):
     assert type(est.goal_phase_kept_) is bool
 
 
+def test_mps_checked_where_older_torch_has_no_torch_mps_check(monkeypatch):
+    # torch.mps.is_available exists only since torch 2.5: torch.backends.mps answers
+    from sklearn_budget._end_to_end._setup import check_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.delattr(torch.mps, "is_available", raising=False)
+    assert check_device("mps") == "mps"
+
+
 @pytest.mark.parametrize("device", ["mps", "xpu"])
 def test_other_accelerators_are_checked_too(data, y, device):
     backend = getattr(torch, device, None)
@@ -1469,6 +1506,12 @@ def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
     assert (tmp_path / "params.pt").is_file() and (tmp_path / "history.json").is_file()
     # the estimator's callbacks are templates: fits use clones, clone() and pickle work
     assert not hasattr(est.callbacks[0], "lr_scheduler_")  # the template stays unused
+    # a constant schedule: phase 2 runs at goal_phase_lr, not back at phase 1's lr
+    const = make_est(warmup_epochs="auto", max_epochs=2, patience=2, callbacks=[
+        LRScheduler(policy="LambdaLR", lr_lambda=lambda epoch: 1.0)]).fit(data.X, y)
+    lrs = const.net_.history[:, "event_lr"]
+    np.testing.assert_allclose(lrs, [1e-3] * const.warmup_epochs_
+                               + [1e-4] * (len(lrs) - const.warmup_epochs_))
     np.testing.assert_array_equal(clone(est).fit(data.X, y).predict(data.X[:20]),
                                   est.predict(data.X[:20]))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(data.X[:20]),
@@ -1480,6 +1523,7 @@ def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
     ([object()], TypeError, "skorch Callback instances"),
     ([("early_stopping", Callback())], ValueError, "the fit's own"),
     ([("a", Callback()), ("a", Callback())], ValueError, "named 'a'"),
+    ([("user_Callback_1", Callback()), Callback()], ValueError, "named 'user_Callback_1'"),
 ])
 def test_bad_callbacks(data, y, callbacks, error, match):
     with pytest.raises((error, InvalidParameterError), match=match):

@@ -219,7 +219,7 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     validation_fraction : float, default=0.15
         Used only with ``calibration="predicted"`` (see ``early_stopping``).
     patience : int, default=8
-    callbacks : list or None, default=None
+    callbacks : list, tuple or None, default=None
         More skorch callbacks for the net, as instances or ``(name,
         callback)`` pairs, e.g. an LR schedule
         (``skorch.callbacks.LRScheduler(policy="CosineAnnealingLR",

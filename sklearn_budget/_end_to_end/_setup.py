@@ -21,8 +21,8 @@ from .._labels import _plain
 from .._warnings import warn
 
 __all__ = ["TORCH_GLOBAL_STATE", "SetupMixin", "check_callbacks", "check_device",
-           "check_network_params", "resolve_device", "resolve_monotone_cost",
-           "torch_threads"]
+           "check_network_params", "named_callbacks", "resolve_device",
+           "resolve_monotone_cost", "torch_threads"]
 
 # torch's global generator (and its thread count) are process-wide: a fit seeds the
 # generator and draws from it (weight initialisation, shuffling), so fits running at
@@ -78,23 +78,33 @@ def _warn_if_cost_falls(rct, n_se=3.0):
     errors (arm codes not in incentive order, or arms that are not levels of
     one incentive), the constraint pools those levels' costs.
     """
-    arms = [rct.cost[rct.arm == k] for k in range(1, rct.n_levels + 1)]
-    for k in range(len(arms) - 1):
-        low, high = arms[k], arms[k + 1]
-        if len(low) < 2 or len(high) < 2:
+    stats = [_weighted_mean_and_se(rct.cost[rct.arm == k], rct.propensity[rct.arm == k])
+             for k in range(1, rct.n_levels + 1)]
+    for k in range(len(stats) - 1):
+        (low, se_low, n_low), (high, se_high, n_high) = stats[k], stats[k + 1]
+        if n_low < 2 or n_high < 2:
             continue
-        drop = low.mean() - high.mean()
-        se = np.sqrt(low.var(ddof=1) / len(low) + high.var(ddof=1) / len(high))
+        drop, se = low - high, np.hypot(se_low, se_high)
         if drop > n_se * se:
-            a, b = (v.item() if isinstance(v, np.generic) else v
-                    for v in (rct.levels[k], rct.levels[k + 1]))
+            a, b = _plain(rct.levels[k:k + 2])
+            size = (f"by {drop / se:.1f} standard errors" if se > 0 else
+                    "and every user's cost in these arms is the same")
             warn(f"The cost heads make the cost uplift rise along the numeric levels, but "
-                 f"the observed mean cost falls from level {a!r} ({low.mean():.4g}) to "
-                 f"{b!r} ({high.mean():.4g}), by {drop / se:.1f} standard errors. Recode "
-                 "the levels as numbers in incentive order, or use "
-                 "monotone_cost='nonnegative' if they are not levels of one incentive "
-                 "(cost uplift >= 0, in no order).", UserWarning)
+                 f"the observed mean cost falls from level {a!r} ({low:.4g}) to {b!r} "
+                 f"({high:.4g}), {size}. Recode the levels as numbers in incentive order, "
+                 "or use monotone_cost='nonnegative' if they are not levels of one "
+                 "incentive (cost uplift >= 0, in no order).", UserWarning)
             return
+
+
+def _weighted_mean_and_se(cost, propensity):
+    """Inverse-propensity (Hajek) mean of one arm's costs, its standard error, and n."""
+    w = 1.0 / propensity
+    if len(cost) == 0:
+        return 0.0, 0.0, 0
+    mean = float(np.sum(w * cost) / np.sum(w))
+    se = float(np.sqrt(np.sum((w * (cost - mean)) ** 2)) / np.sum(w))
+    return mean, se, len(cost)
 
 
 def resolve_device(device):
@@ -123,22 +133,26 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
     return check_device(device)
 
 
+def named_callbacks(callbacks):
+    """``callbacks`` as ``(name, callback)`` pairs (unnamed ones: ``user_<class>_<i>``)."""
+    return [item if isinstance(item, tuple) and len(item) == 2 else
+            (f"user_{type(item).__name__}_{i}", item)
+            for i, item in enumerate(callbacks or ())]
+
+
 def check_callbacks(callbacks, reserved):
     """``callbacks``: None, or a list of skorch callbacks or ``(name, callback)`` pairs."""
     from skorch.callbacks import Callback
 
-    if callbacks is None:  # (a list or tuple: the parameter constraints)
-        return
     names = []
-    for item in callbacks:
-        name, callback = item if isinstance(item, tuple) and len(item) == 2 else (None, item)
-        if not isinstance(callback, Callback) or not (name is None or isinstance(name, str)):
+    for name, callback in named_callbacks(callbacks):
+        if not isinstance(callback, Callback) or not isinstance(name, str):
             raise TypeError(f"callbacks must hold skorch Callback instances or (name, "
-                            f"callback) pairs; got {item!r:.100}.")
+                            f"callback) pairs; got {(name, callback)!r:.100}.")
         if name in reserved:
             raise ValueError(f"The callback name {name!r} is the fit's own; choose another "
                              f"(taken: {', '.join(reserved)}).")
-        if name is not None and name in names:
+        if name in names:
             raise ValueError(f"Two callbacks are named {name!r}; names must be distinct.")
         names.append(name)
 
@@ -153,9 +167,13 @@ def check_device(device):
             f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
             f"'cuda:N' ({exc}).") from None
     if dev.type != "cpu":
-        # torch.cuda, torch.mps, torch.xpu, ... each say whether they can run here
-        available = getattr(getattr(torch, dev.type, None), "is_available", None)
-        if not (callable(available) and available()):
+        # torch.backends.mps, torch.cuda, torch.xpu, ... say whether they can run here
+        # (torch.mps.is_available only exists since torch 2.5); a type without such a
+        # check is left to torch
+        checks = [getattr(getattr(module, dev.type, None), "is_available", None)
+                  for module in (torch.backends, torch)]
+        available = next((check for check in checks if callable(check)), None)
+        if available is not None and not available():
             raise ValueError(
                 f"device={device!r} but {'CUDA' if dev.type == 'cuda' else dev.type} is "
                 "not available here; use device='auto' (CUDA when available, else CPU) "
@@ -174,25 +192,22 @@ class SetupMixin:
 
     def _user_callbacks(self):
         """``callbacks`` as ``(name, callback)`` pairs: fresh copies for this fit."""
-        pairs = []
-        for i, item in enumerate(self.callbacks or ()):
-            name, callback = item if isinstance(item, tuple) else (
-                f"user_{type(item).__name__}_{i}", item)
-            pairs.append((name, clone(callback, safe=False)))
-        return pairs
+        return [(name, clone(callback, safe=False))
+                for name, callback in named_callbacks(self.callbacks)]
 
     def _check_fit_params(self):
         """Checks that scikit-learn's constraints cannot express (before any data work)."""
         check_network_params(self.hidden_layer_sizes, self.goal_multipliers, self.device)
         check_callbacks(self.callbacks, self._OWN_CALLBACKS)
-        if (self.warmup_epochs != "auto" and self.reg_weight > 0
-                and self.warmup_epochs >= self.max_epochs):
-            warn(f"warmup_epochs={self.warmup_epochs} >= max_epochs={self.max_epochs}: the "
-                 "goal never switches on"
+        warmup = self._fixed_warmup()
+        if self.reg_weight > 0 and not self._two_phase() and warmup >= self.max_epochs:
+            what = (f"warmup_epochs={self.warmup_epochs}" if self.warmup_epochs != "auto" else
+                    "warmup_epochs='auto' without early stopping (5 warm-up epochs)")
+            warn(f"{what} >= max_epochs={self.max_epochs}: the goal never switches on"
                  + (", yet early stopping picks the epoch by the validation goal"
                     if self.early_stopping else "")
-                 + ". Use warmup_epochs='auto', fewer warm-up epochs, or reg_weight=0.",
-                 UserWarning)
+                 + ". Use warmup_epochs='auto' with early stopping, fewer warm-up epochs, "
+                 "more epochs, or reg_weight=0.", UserWarning)
 
     def _free_users_remedy(self):
         """The end-to-end remedy when predicted cost uplifts <= 0 break the budget."""
@@ -200,5 +215,6 @@ class SetupMixin:
             return ("Use monotone_cost='auto' (or 'nonnegative' for arms that are not "
                     "levels of one incentive): the cost heads then predict non-negative "
                     "cost uplifts.")
-        return ("Their cost heads predict 0 (a numerical floor of the softplus), which "
-                "suggests the training diverged: lower lr.")
+        return ("Their cost heads predict an uplift of 0 at float32 precision (the "
+                "softplus floor, or costs tiny next to the control's); if the training "
+                "diverged, lower lr.")

@@ -291,7 +291,7 @@ class TrainingMixin(SetupMixin):
                     idx_train, idx_valid = train_test_split(
                         idx_train, test_size=self.validation_fraction, stratify=rct.arm,
                         random_state=rng.randint(np.iinfo(np.int32).max))
-                    check_both_sides(rct, idx_train, idx_valid)
+                    check_both_sides(rct, fitting=idx_train, validation=idx_valid)
                 except ValueError as exc:
                     raise ValueError(
                         f"Cannot hold out validation_fraction={self.validation_fraction} of "
