@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
-from sklearn.utils._param_validation import Interval, StrOptions
-
 from .._base import BaseBudgetAllocator
-from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
 from ._scaling import ScaledNetworkMixin
-from ._training import GOAL_PHASE_PARAMS, OPTIMIZERS, TrainingMixin
+from ._setup import PARAMETER_CONSTRAINTS
+from ._training import TrainingMixin
 
 __all__ = ["EndToEndBudgetAllocator"]
 
@@ -122,8 +118,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         picked (``valid_goal_half1`` / ``valid_goal_half2`` in
         ``net_.history``). The gate thus judges the halves' picks, which
         may differ from the deployed epoch (picked on all users): it judges
-        the fine-tuning rather than one epoch. ``"split"``: picked on one half, judged on the
-        other. ``"shared"``: both on all validation users (a winner's
+        the fine-tuning rather than one epoch. ``"split"``: picked on one
+        half, judged on the other. ``"shared"``: both on all validation users (a winner's
         curse: the gate inherits the pick's luck). With ``"split"`` the
         ``valid_goal`` entries of phase 2's epochs in ``net_.history`` are
         measured on the picking half only. Measured
@@ -321,45 +317,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     (2, 3)
     """
 
-    _parameter_constraints = {
-        **BaseBudgetAllocator._parameter_constraints,
-        "reg_weight": [Interval(Real, 0, None, closed="left")],
-        "gradient_estimator": [StrOptions(set(GRADIENT_ESTIMATORS))],
-        "n_perturbations": [Interval(Integral, 1, None, closed="left")],
-        "perturbation_scale": [Interval(Real, 0, None, closed="neither")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "goal_form": [StrOptions(set(GOAL_FORMS))],
-        "overspend_penalty": [Interval(Real, 0, None, closed="left")],
-        "goal_estimate": [StrOptions({"ipw", "dr"})],
-        "goal_multipliers": [tuple, list],
-        "warmup_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
-        "goal_phase_acceptance": [Interval(Real, 0, 1, closed="both")],
-        "goal_batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}),
-                            None],
-        "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
-        "center_uplift": ["boolean"],
-        "goal_phase_params": [StrOptions(set(GOAL_PHASE_PARAMS))],
-        "goal_phase_validation": [StrOptions({"split", "crossfit", "shared"})],
-        "goal_phase_epoch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "goal_phase_averaging": [Interval(Real, 0, 1, closed="neither"),
-                                 StrOptions({"uniform"}), None],
-        "hidden_layer_sizes": [tuple, list],
-        "monotone_cost": [StrOptions({"auto", "nonnegative"}), "boolean"],
-        "loss": [StrOptions({"huber", "mse"})],
-        "cost_loss": [StrOptions({"huber", "mse"})],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        "verbose": ["verbose"],
-        "callbacks": [list, tuple, None],
-    }
+    _parameter_constraints = {**BaseBudgetAllocator._parameter_constraints,
+                              **PARAMETER_CONSTRAINTS}
 
     def __init__(self, budget=1.0, reg_weight=1.0, *, gradient_estimator="fd",
                  n_perturbations=16, perturbation_scale=0.1, temperature=0.3,

@@ -1,5 +1,8 @@
 """What a fit settles before training: checks, device, cost order, torch's global state.
 
+The estimator's parameter constraints and the tables behind them (optimizers,
+what phase 2 fine-tunes) are here too.
+
 The parameter checks that scikit-learn's constraints cannot express (run
 before any data work; ``SetupMixin``), the torch device (``"auto"`` resolved), the order of
 the levels along which ``monotone_cost`` makes cost rise, and torch's
@@ -16,13 +19,64 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._labels import _plain
 from .._warnings import warn
+from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
 
-__all__ = ["TORCH_GLOBAL_STATE", "SetupMixin", "check_callbacks", "check_device",
-           "check_network_params", "named_callbacks", "resolve_device",
-           "resolve_monotone_cost", "torch_threads"]
+__all__ = ["GOAL_PHASE_PARAMS", "OPTIMIZERS", "PARAMETER_CONSTRAINTS", "TORCH_GLOBAL_STATE",
+           "SetupMixin", "check_callbacks", "check_device", "check_network_params",
+           "named_callbacks", "resolve_device", "resolve_monotone_cost", "torch_threads"]
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+# which parameters phase 2 fine-tunes: a predicate on the module's parameter names
+GOAL_PHASE_PARAMS = {
+    "all": lambda name: True,
+    "heads": lambda name: name.startswith(("revenue_head.", "cost_head.")),
+    "bias": lambda name: name in ("revenue_head.bias", "cost_head.bias"),
+}
+
+# scikit-learn's parameter constraints of EndToEndBudgetAllocator (besides the base's)
+PARAMETER_CONSTRAINTS = {
+    "reg_weight": [Interval(Real, 0, None, closed="left")],
+    "gradient_estimator": [StrOptions(set(GRADIENT_ESTIMATORS))],
+    "n_perturbations": [Interval(Integral, 1, None, closed="left")],
+    "perturbation_scale": [Interval(Real, 0, None, closed="neither")],
+    "temperature": [Interval(Real, 0, None, closed="neither")],
+    "goal_form": [StrOptions(set(GOAL_FORMS))],
+    "overspend_penalty": [Interval(Real, 0, None, closed="left")],
+    "goal_estimate": [StrOptions({"ipw", "dr"})],
+    "goal_multipliers": [tuple, list],
+    "warmup_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+    "goal_phase_acceptance": [Interval(Real, 0, 1, closed="both")],
+    "goal_batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}),
+                        None],
+    "goal_phase_lr": [Interval(Real, 0, None, closed="neither"), None],
+    "center_uplift": ["boolean"],
+    "goal_phase_params": [StrOptions(set(GOAL_PHASE_PARAMS))],
+    "goal_phase_validation": [StrOptions({"split", "crossfit", "shared"})],
+    "goal_phase_epoch_size": [Interval(Integral, 1, None, closed="left"), None],
+    "goal_phase_averaging": [Interval(Real, 0, 1, closed="neither"),
+                             StrOptions({"uniform"}), None],
+    "hidden_layer_sizes": [tuple, list],
+    "monotone_cost": [StrOptions({"auto", "nonnegative"}), "boolean"],
+    "loss": [StrOptions({"huber", "mse"})],
+    "cost_loss": [StrOptions({"huber", "mse"})],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "optimizer": [StrOptions(set(OPTIMIZERS))],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "patience": [Interval(Integral, 1, None, closed="left")],
+    "device": [str],
+    "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "verbose": ["verbose"],
+    "callbacks": [list, tuple, None],
+}
 
 # torch's global generator (and its thread count) are process-wide: a fit seeds the
 # generator and draws from it (weight initialisation, shuffling), so fits running at

@@ -26,22 +26,11 @@ from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
 from ._scaling import _finite
-from ._setup import (TORCH_GLOBAL_STATE, SetupMixin, resolve_device,
+from ._setup import (GOAL_PHASE_PARAMS, OPTIMIZERS, TORCH_GLOBAL_STATE, SetupMixin,
+                     resolve_device,
                      resolve_monotone_cost, torch_threads)
 
 __all__ = ["OPTIMIZERS", "TrainingMixin"]
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-
-
-# which parameters phase 2 fine-tunes: a predicate on the module's parameter names
-GOAL_PHASE_PARAMS = {
-    "all": lambda name: True,
-    "heads": lambda name: name.startswith(("revenue_head.", "cost_head.")),
-    "bias": lambda name: name in ("revenue_head.bias", "cost_head.bias"),
-}
-
 
 def _freeze_for_goal_phase(module, which):
     """Stop the gradient of the parameters that phase 2 leaves alone; return them."""
