@@ -103,8 +103,9 @@ def resolve_monotone_cost(setting, rct):
 
     Numeric levels rise in their numeric order (the column order, ``order``
     None). Text labels sort alphabetically ("15off" before "5off"), so
-    ``"auto"`` orders them by their mean observed cost uplift in the RCT,
-    and True (the column order) warns. ``"nonnegative"`` has no order.
+    ``"auto"`` orders them by their mean observed cost uplift in the RCT
+    (inverse-propensity weighted), and True (the column order) warns.
+    ``"nonnegative"`` has no order.
     """
     if setting == "nonnegative":
         return setting, None
@@ -120,7 +121,9 @@ def resolve_monotone_cost(setting, rct):
              "Recode the levels as numbers in incentive order, or use "
              "monotone_cost='auto' (the order of their mean observed cost).", UserWarning)
         return True, None
-    mean = np.array([rct.cost[rct.arm == k].mean() for k in range(len(levels) + 1)])
+    mean = np.array([_weighted_mean_and_se(rct.cost[rct.arm == k],
+                                           rct.propensity[rct.arm == k])[0]
+                     for k in range(len(levels) + 1)])
     return True, np.argsort(mean[1:] - mean[0], kind="stable").tolist()
 
 
