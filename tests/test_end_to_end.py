@@ -1443,6 +1443,26 @@ def test_the_falling_cost_check_weighs_by_propensity():
         resolve_monotone_cost("auto", fixed)
 
 
+def test_text_levels_are_ordered_by_the_populations_mean_cost():
+    # the same stratified RCT with text labels: "small" is cheaper than "large" in the
+    # population although its raw mean cost is higher
+    from sklearn_budget._end_to_end._setup import resolve_monotone_cost
+    from sklearn_budget._validation import check_rct
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    rich = rng.uniform(size=n) < 0.5
+    p2 = np.where(rich, 0.1, 0.8)
+    t = np.where(rng.uniform(size=n) < 0.2, 0, np.where(rng.uniform(size=n) < p2, 2, 1))
+    cost = np.where(t == 0, 0.0, np.where(rich, 8.0, 1.0) + (t == 2))
+    p = np.where(t == 0, 0.2, np.where(t == 2, 0.8 * p2, 0.8 * (1 - p2)))
+    labels = np.array(["none", "small", "large"], dtype=object)[t]
+    rct = check_rct(labels, np.zeros(n), cost, control_name="none", propensity=p)
+    assert rct.levels.tolist() == ["large", "small"]
+    assert cost[t == 1].mean() > cost[t == 2].mean()  # raw: "small" looks dearer
+    assert resolve_monotone_cost("auto", rct) == (True, [1, 0])  # small, then large
+
+
 def test_numeric_levels_whose_cost_falls_warn(data, y):
     # arm codes in reverse cost order: the monotone heads pooled the costs (true value
     # 3.57 -> 2.87 in the audit's repro) without a word
