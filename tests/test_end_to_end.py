@@ -1548,3 +1548,19 @@ def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
 def test_bad_callbacks(data, y, callbacks, error, match):
     with pytest.raises((error, InvalidParameterError), match=match):
         make_est(callbacks=callbacks).fit(data.X, y)
+
+
+def test_a_model_pickled_on_a_gpu_loads_and_predicts_on_a_cpu_only_machine(fitted, data):
+    # persistence across CPU and GPU: skorch maps a CUDA net to the CPU on load (with a
+    # warning) when no GPU is there; the estimator must then predict as before. The GPU
+    # side is simulated by marking the fitted net's device as CUDA before pickling.
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    est = pickle.loads(pickle.dumps(fitted))
+    est.net_.device = "cuda"
+    blob = pickle.dumps(est)
+    with pytest.warns(UserWarning, match="no CUDA devices are available"):
+        back = pickle.loads(blob)
+    assert str(back.net_.device) == "cpu"
+    np.testing.assert_array_equal(back.predict(data.X[:50]), fitted.predict(data.X[:50]))
+    np.testing.assert_array_equal(back.allocate(data.X[:50]), fitted.allocate(data.X[:50]))
