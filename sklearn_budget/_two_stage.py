@@ -200,7 +200,7 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         From the arm probabilities, the same for every user; in ``fit`` on a
         one-level RCT with per-user propensities, each training user's own.
         """
-        if rct is not None and rct.n_levels == 1 and np.ptp(rct.propensity[rct.arm == 1]) > 0:
+        if rct is not None and rct.n_levels == 1 and rct.propensity_varies:
             return {1: rct.treated_probability()}
         probs = self.treatment_probabilities_
         return {k: np.full(n, probs[k] / (probs[k] + probs[0]))

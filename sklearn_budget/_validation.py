@@ -184,19 +184,19 @@ class RCTData:
         over-weight those more likely to get that arm).
         """
         counts = np.bincount(self.arm, minlength=self.n_levels + 1)
-        probs = np.zeros(self.n_levels + 1)
-        varies = False
-        for k in range(self.n_levels + 1):
-            values = self.propensity[self.arm == k]
-            if len(values):
-                probs[k] = values.mean()
-                varies |= bool(values.min() != values.max())
-        if not varies:
-            return probs
+        if not self.propensity_varies:
+            return np.array([self.propensity[self.arm == k].mean() if counts[k] else 0.0
+                             for k in range(self.n_levels + 1)])
         if self.n_levels == 1:
             treated = self.treated_probability()
             return np.array([1.0 - treated.mean(), treated.mean()])
         return counts / counts.sum()
+
+    @property
+    def propensity_varies(self):
+        """Whether the propensity differs between users of one arm (a stratified design)."""
+        return any(np.ptp(self.propensity[self.arm == k]) > 0
+                   for k in range(self.n_levels + 1) if np.any(self.arm == k))
 
     def treated_probability(self):
         """Each user's probability of the one level (one-level RCTs): from the propensity."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
+from skorch.callbacks import Callback
 
 from .._labels import _plain
 from .._warnings import warn
@@ -199,8 +200,6 @@ def named_callbacks(callbacks):
 
 def check_callbacks(callbacks, reserved):
     """``callbacks``: None, or a list of skorch callbacks or ``(name, callback)`` pairs."""
-    from skorch.callbacks import Callback
-
     names = []
     for name, callback in named_callbacks(callbacks):
         if not isinstance(callback, Callback) or not isinstance(name, str):

@@ -355,7 +355,7 @@ class TrainingMixin(SetupMixin):
             self.goal_phase_best_epoch_ = None
             self.best_epoch_ = self._restored_epoch()
             self.goal_phase_win_rate_ = None
-        self._check_converged(train_dict["x"])
+            self._check_converged(train_dict["x"])  # (two phases: checked after phase 1)
         self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
             np.zeros(self.n_levels_)
         self._strip_training_state()

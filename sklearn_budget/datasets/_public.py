@@ -129,7 +129,7 @@ def _find_file(path, data_home, file_names, hint, dataset):
             if candidate.is_file():
                 return candidate
             tried.append(str(candidate))
-    stem = file_names[0].split("-")[0].split("_")[0].split(".")[0].lower()  # hillstrom, criteo
+    stem = dataset.split()[0].lower()  # "hillstrom", "criteo"
     near = sorted(str(f) for folder in folders if folder.is_dir() for f in folder.iterdir()
                   if f.is_file() and f.name.lower().startswith(stem) and ".csv" in f.name)
     found = f" Found {near[:5]}: pass one of them as `path=`." if near else ""
