@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._blockwise import allocate_chunks, is_dask, map_rows
 from ._calibration import CalibrationMixin
 from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
@@ -233,6 +234,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         revenue_uplift : ndarray of shape (n_samples, n_levels)
             Columns in ``levels_`` order.
         """
+        if is_dask(X):
+            return self._on_chunks(X, "predict")
         return self._validated_uplift(X)[0]
 
     def predict_cost(self, X):
@@ -248,7 +251,14 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         cost_uplift : ndarray of shape (n_samples, n_levels)
             Columns in ``levels_`` order.
         """
+        if is_dask(X):
+            return self._on_chunks(X, "predict_cost")
         return self._validated_uplift(X)[1]
+
+    def _on_chunks(self, X, method):
+        """``method`` on each chunk of rows of a Dask array ``X``, lazily (``_blockwise.py``)."""
+        check_is_fitted(self)
+        return map_rows(self, X, method, width=self.n_levels_, n_features=self.n_features_in_)
 
     # -- allocate ------------------------------------------------------------------
     def allocate(self, X, budget=None, total_budget=None):
@@ -285,6 +295,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
                 "Give at most one of `budget` (per user, calibrated multiplier) and "
                 "`total_budget` (total, solved on the predictions)."
             )
+        if is_dask(X):
+            return allocate_chunks(self, X, budget, total_budget)
         r, c = self._validated_uplift(X)
         if total_budget is not None:
             total_budget = check_budget(total_budget, name="total_budget")

@@ -49,13 +49,17 @@ along a short trailing axis are not). The solve costs about two ``np.argmax``
 passes over the (n, K) score matrix, and its peak memory is a fraction of the
 input's (the int64 assignment, the active users' rows and the subsample's).
 Torch tensors (CPU or CUDA) are processed in torch on
-their device with the same kernels, never copied to numpy.
+their device with the same kernels, never copied to numpy. Dask arrays are
+solved out of core, chunk by chunk (:mod:`sklearn_budget._solver_dask`): each
+full pass is one computation over the chunks, reduced to a few totals and the
+active users' rows, and the assignment comes back as a lazy Dask array.
 
 This module holds the public entry points and their input checks; the search
 (steps 1 and 2) is in :mod:`sklearn_budget._solver_search`, the first
 bracket (step 3) in :mod:`sklearn_budget._solver_bracket`, the completion
-(step 4) in :mod:`sklearn_budget._solver_greedy` and the array kernels in
-:mod:`sklearn_budget._solver_backends`.
+(step 4) in :mod:`sklearn_budget._solver_greedy`, the array kernels in
+:mod:`sklearn_budget._solver_backends` and the passes over Dask chunks in
+:mod:`sklearn_budget._solver_dask`.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ from dataclasses import dataclass
 import array_api_compat
 
 from ._solver_backends import _ops_for
+from ._solver_dask import allocate_at_multiplier_dask, check_dask_uplift, solve_dask
 from ._solver_search import _Solver
 from ._validation import check_budget, check_uplift
 
@@ -80,7 +85,9 @@ class BudgetAllocation:
     ----------
     assignment : array of shape (n_users,)
         Chosen arm per user: 0 = control, ``k`` = column ``k - 1`` of the
-        uplift matrices. Same array library (and device) as the input.
+        uplift matrices. Same array library (and device) as the input; for
+        Dask input a lazy Dask array (``.compute()`` it, or ``dask.array.store``
+        it to disk).
     multiplier : float
         Lagrange multiplier ``lam*`` (price of one cost unit) of the solution.
     spend : float
@@ -123,6 +130,10 @@ class BudgetAllocation:
 # IEEE arithmetic, in every code path, so all paths agree on every choice.
 
 
+def _is_dask(*arrays):
+    return any(array_api_compat.is_dask_array(a) for a in arrays)
+
+
 def _check_inputs(revenue_uplift, cost_uplift):
     """Validated ``(r, c)``; torch tensors stay tensors (detached, same device).
 
@@ -152,7 +163,7 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
 
     Parameters
     ----------
-    revenue_uplift, cost_uplift : array-like or torch.Tensor of shape (n_users, n_levels)
+    revenue_uplift, cost_uplift : array-like, torch.Tensor or dask.array.Array of shape (n_users, n_levels)
         Uplift against control of every incentive level (control excluded).
     multiplier : float
         Price of one cost unit, ``lam >= 0`` (``inf`` allowed).
@@ -161,7 +172,7 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     -------
     assignment : array of shape (n_users,)
         ``argmax_k r[i, k] - lam * c[i, k]``, plus one; 0 (control) unless the
-        best score is positive.
+        best score is positive. A lazy Dask array for Dask input.
 
     Examples
     --------
@@ -174,7 +185,8 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     >>> allocate_at_multiplier(r, c, 0.8)
     array([2, 0])
     """
-    r, c = _check_inputs(revenue_uplift, cost_uplift)
+    dask_input = _is_dask(revenue_uplift, cost_uplift)
+    r, c = (check_dask_uplift if dask_input else _check_inputs)(revenue_uplift, cost_uplift)
     try:
         if isinstance(multiplier, (str, bytes)):
             raise TypeError
@@ -187,6 +199,8 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
         ) from None
     if math.isnan(lam) or lam < 0:
         raise ValueError(f"`multiplier` must be >= 0; got {multiplier}.")
+    if dask_input:
+        return allocate_at_multiplier_dask(r, c, lam)
     ops = _ops_for(r)
     out = ops.zeros_int(r.shape[0])
     for a, b in ops.blocks(r.shape[0]):
@@ -204,10 +218,16 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
 
     Parameters
     ----------
-    revenue_uplift, cost_uplift : array-like or torch.Tensor of shape (n_users, n_levels)
+    revenue_uplift, cost_uplift : array-like, torch.Tensor or dask.array.Array of shape (n_users, n_levels)
         Uplift against control of every incentive level, control excluded (the
         layout of a causalml meta-learner's ``predict``). float32 or float64;
         torch tensors (CPU or CUDA) are processed in torch on their device.
+        Dask arrays (numpy chunks) are solved out of core: the data is read
+        about twice, a chunk at a time (a random subsample, then one full
+        pass; rarely one more), memory holds only the few percent of users
+        near the threshold, and the result is the in-memory solve's (up to
+        the rounding of the totals, summed per chunk). NaN or infinite
+        values are found as the chunks are read.
     budget : float, default=None
         Total budget in cost units. Give this or ``budget_per_user``.
     budget_per_user : float, default=None
@@ -215,6 +235,10 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
     random_state : int, default=0
         Seed of the subsample that brackets the multiplier for large inputs
         (affects speed only, not the result).
+
+    See Also
+    --------
+    allocate_at_multiplier : the policy at a given multiplier (lazy for Dask input).
 
     Returns
     -------
@@ -231,14 +255,26 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
     >>> sol = solve_budget_allocation(r, c, budget=3.0)
     >>> sol.assignment, sol.spend, sol.value
     (array([2, 1, 0]), 3.0, 6.0)
+
+    Out of core, on Dask arrays (``pip install "sklearn-budget[dask]"``):
+
+    >>> import dask.array as da
+    >>> lazy = solve_budget_allocation(da.from_array(r, chunks=2), da.from_array(c, chunks=2),
+    ...                                budget=3.0)
+    >>> lazy.assignment.compute(), lazy.spend
+    (array([2, 1, 0]), 3.0)
     """
     if (budget is None) == (budget_per_user is None):
         raise ValueError("Give exactly one of `budget` (total) and `budget_per_user`.")
-    r, c = _check_inputs(revenue_uplift, cost_uplift)
+    dask_input = _is_dask(revenue_uplift, cost_uplift)
+    r, c = (check_dask_uplift if dask_input else _check_inputs)(revenue_uplift, cost_uplift)
     if budget is None:
         budget = check_budget(budget_per_user, name="budget_per_user") * r.shape[0]
     else:
         budget = check_budget(budget)
+    if dask_input:
+        *numbers, assignment = solve_dask(r, c, budget, random_state)
+        return BudgetAllocation(assignment, *numbers, budget)
     solver = _Solver(r, c, budget, random_state)
     multiplier, spend, value, dual_bound = solver.solve()
     return BudgetAllocation(solver.assignment, multiplier, spend, value, dual_bound, budget)

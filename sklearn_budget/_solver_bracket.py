@@ -51,10 +51,9 @@ class _SubsampleBracket:
         ops = self.ops
         m = min(_SUBSAMPLE_SIZE, self.n // 8)
         rng = np.random.default_rng(self.random_state)
-        idx = ops.asarray(np.sort(rng.integers(0, self.n, size=m)))
-        rs, cs = ops.take_rows(self.r, idx), ops.take_rows(self.c, idx)
+        rs, cs = self._take_rows(np.sort(rng.integers(0, self.n, size=m)))
         scale = self._scale = m / self.n
-        sub = type(self)(rs, cs, self.budget * scale, self.random_state, ops=ops)
+        sub = self._sub_solver(rs, cs, self.budget * scale)
         lam_s = sub.solve(greedy=False)[0]
         spend = sub.spend
         lvl = sub.assignment - 1
@@ -79,6 +78,15 @@ class _SubsampleBracket:
         if not lo < hi:  # degenerate: lam_s sits on the only breakpoints
             lo, hi = lo * (1 - 2**-20), hi * (1 + 2**-20) + 2**-1074
         return lo, hi
+
+    def _take_rows(self, rows):
+        """Rows ``rows`` (sorted numpy ids) of ``r`` and ``c``, as the solver's ``ops`` hold them."""
+        idx = self.ops.asarray(rows)
+        return self.ops.take_rows(self.r, idx), self.ops.take_rows(self.c, idx)
+
+    def _sub_solver(self, rs, cs, budget):
+        """A solver of the subsample (the same class, sharing ``ops``)."""
+        return type(self)(rs, cs, budget, self.random_state, ops=self.ops)
 
     def _first_breakpoints(self, r, c, arm):
         """Each user's first breakpoint above and below their choice ``arm``.

@@ -58,6 +58,39 @@ def _scan(ops, r, c, lam, values=True):
     return cat(0), cat(1), cat(2)
 
 
+def pass_rows(ops, r, c, lo, hi, exact_lo=False, offset=0, arm_out=None):
+    """One full pass over rows of ``r`` and ``c`` (see :meth:`_Solver.full_pass`).
+
+    Returns the total revenue and cost of the choices at ``hi`` and the parts
+    of the users whose choice changes in ``(lo, hi]``: their ids (plus
+    ``offset``), choices and chosen values at both ends, and their rows.
+    The choices at ``hi`` are written to ``arm_out`` when given. A pure
+    function of its rows, so blocks of a larger (or chunked) input can be
+    passed separately and their results concatenated.
+    """
+    tot_c = tot_r = 0.0
+    parts = []
+    for a, b in ops.blocks(r.shape[0]):
+        rt, ct = ops.load(r, c, a, b)
+        if exact_lo or math.isinf(hi):
+            arm_lo = ops.choose(rt, ct, lo, values=False)[0]
+            arm_hi, r_hi, c_hi = ops.choose(rt, ct, hi)
+            d = ops.nonzero(arm_lo != arm_hi)
+            al = arm_lo[d]
+            r_lo, c_lo = ops.pick(rt, ct, al, d)
+        else:
+            arm_hi, r_hi, c_hi, d, al, r_lo, c_lo = ops.pass_block(rt, ct, lo, hi)
+        tot_c = tot_c + ops.sum64(c_hi)
+        tot_r = tot_r + ops.sum64(r_hi)
+        if arm_out is not None:
+            arm_out[a:b] = arm_hi
+        if d.shape[0]:
+            # the active users' rows, copied while the block is in cache
+            parts.append((d + (a + offset), al, arm_hi[d], r_lo, c_lo, r_hi[d], c_hi[d],
+                          r[a:b][d], c[a:b][d]))
+    return tot_c, tot_r, parts
+
+
 class _Solver(_SubsampleBracket):
     """State of one solve: the bracket, the settled users and the active ones.
 
@@ -87,33 +120,21 @@ class _Solver(_SubsampleBracket):
         ``exact_lo`` the first maximising level at ``lo`` is found for every
         user and the spend at ``lo`` is exact.
         """
-        ops, r, c = self.ops, self.r, self.c
         self.lo, self.hi = lo, hi
-        tot_c = tot_r = 0.0
-        parts = []
-        for a, b in ops.blocks(self.n):
-            rt, ct = ops.load(r, c, a, b)
-            if exact_lo or math.isinf(hi):
-                arm_lo = ops.choose(rt, ct, lo, values=False)[0]
-                arm_hi, r_hi, c_hi = ops.choose(rt, ct, hi)
-                d = ops.nonzero(arm_lo != arm_hi)
-                al = arm_lo[d]
-                r_lo, c_lo = ops.pick(rt, ct, al, d)
-            else:
-                arm_hi, r_hi, c_hi, d, al, r_lo, c_lo = ops.pass_block(rt, ct, lo, hi)
-            tot_c = tot_c + ops.sum64(c_hi)
-            tot_r = tot_r + ops.sum64(r_hi)
-            self.assignment[a:b] = arm_hi
-            if d.shape[0]:
-                # the active users' rows, copied while the block is in cache
-                parts.append((d + a, al, arm_hi[d], r_lo, c_lo, r_hi[d], c_hi[d],
-                              r[a:b][d], c[a:b][d]))
+        tot_c, tot_r, parts = pass_rows(self.ops, self.r, self.c, lo, hi, exact_lo,
+                                        arm_out=self.assignment)
+        return self._absorb(tot_c, tot_r, parts)
+
+    def _absorb(self, tot_c, tot_r, parts):
+        """Keep a full pass's active users; returns the spend at ``lo`` and at ``hi``."""
+        ops = self.ops
         if parts:
             cols = [ops.concat([p[i] for p in parts]) for i in range(9)]
         else:
             e = ops.zeros_int(0)
-            z = r[:0, 0]
-            cols = [e, e, e, z, z, z, z, r[:0], c[:0]]
+            r0, c0 = self._no_rows()
+            z = r0[:, 0]
+            cols = [e, e, e, z, z, z, z, r0, c0]
         (self.act, self.arm_lo, self.arm_hi, self.r_lo, self.c_lo, self.r_hi, self.c_hi,
          self.ra, self.ca) = cols
         spend_hi = ops.to_float(tot_c)
@@ -122,6 +143,10 @@ class _Solver(_SubsampleBracket):
         self.settled_value = ops.to_float(tot_r) - act_r_hi
         spend_lo = self.settled_spend + ops.to_float(ops.sum64(self.c_lo))
         return spend_lo, spend_hi
+
+    def _no_rows(self):
+        """Empty (0, K) rows of the input's kind (the active users' when none are)."""
+        return self.r[:0], self.c[:0]
 
     # -- narrowing -------------------------------------------------------------------
     def narrow(self, min_active=_ENUMERATE_SIZE):
@@ -283,9 +308,7 @@ class _Solver(_SubsampleBracket):
                 parts.append(self._upgrades(rt, ct, self.assignment[rows[a:b]], left, lam_ref,
                                             rows[a:b]))
         else:
-            for a, b in ops.blocks(self.n):
-                rt, ct = ops.load(self.r, self.c, a, b)
-                parts.append(self._upgrades(rt, ct, self.assignment[a:b], left, lam_ref, a))
+            parts = self._all_upgrades(left, lam_ref)
         parts = [p for p in parts if p is not None]
         if not parts:
             return
@@ -296,6 +319,14 @@ class _Solver(_SubsampleBracket):
             self.value += gained
             self.assignment[self.ops.asarray(users)] = self.ops.asarray(
                 arms, dtype=self.assignment.dtype)
+
+    def _all_upgrades(self, left, lam_ref):
+        """Candidate upgrades of every user: one blocked pass (see :meth:`greedy`)."""
+        ops, parts = self.ops, []
+        for a, b in ops.blocks(self.n):
+            rt, ct = ops.load(self.r, self.c, a, b)
+            parts.append(self._upgrades(rt, ct, self.assignment[a:b], left, lam_ref, a))
+        return parts
 
     def _upgrades(self, rt, ct, arm, left, lam_ref, rows):
         """Candidate upgrades of one block (``rows``: the users' ids, or the first id)."""

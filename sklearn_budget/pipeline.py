@@ -16,6 +16,8 @@ from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._blockwise import is_dask, map_rows
+
 __all__ = ["BudgetPipeline", "make_budget_pipeline"]
 
 # what fit(X, y, treatment=..., cost=..., propensity=...) takes besides y
@@ -33,7 +35,9 @@ class BudgetPipeline(Pipeline):
     """``Pipeline`` with ``predict_cost`` and ``allocate`` of its last step.
 
     The features go through every step but the last (``transform``), as in
-    ``Pipeline.predict``; the last step's method is then called on them.
+    ``Pipeline.predict``; the last step's method is then called on them. A
+    Dask array of features goes through the steps chunk by chunk, lazily
+    (``predict``, ``predict_cost`` and ``allocate``).
 
     Parameters
     ----------
@@ -74,7 +78,25 @@ class BudgetPipeline(Pipeline):
         return self._final_estimator.levels_
 
     def _transformed(self, X):
-        return self[:-1].transform(X) if len(self.steps) > 1 else X
+        if len(self.steps) == 1:
+            return X
+        if is_dask(X):  # each chunk through the transformers, lazily
+            check_is_fitted(self)
+            head = self[:-1]
+            return map_rows(head, X, "transform", width=self._final_estimator.n_features_in_,
+                            n_features=getattr(head, "n_features_in_", None))
+        return self[:-1].transform(X)
+
+    @available_if(_final_step_has("predict"))
+    def predict(self, X, **params):
+        """The last step's ``predict`` on the transformed ``X``.
+
+        As :meth:`sklearn.pipeline.Pipeline.predict`; a Dask array ``X`` goes
+        through the steps chunk by chunk and the result is a lazy Dask array.
+        """
+        if is_dask(X) and not params:
+            return self._final_estimator.predict(self._transformed(X))
+        return super().predict(X, **params)
 
     @available_if(_final_step_has("predict_cost"))
     def predict_cost(self, X):

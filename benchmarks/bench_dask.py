@@ -1,0 +1,180 @@
+"""The budget solver on Dask arrays: in memory, chunked, and out of core.
+
+Same data as ``bench_solver.py`` (5,000,000 users x 8 levels, float64;
+1,000,000 with ``--quick``; ``--n`` and ``--k`` for others), solved four ways
+in one run:
+
+- ``numpy``: the in-memory solve (the baseline of every ratio);
+- ``dask``: the same arrays wrapped by ``dask.array.from_array`` in chunks of
+  ``--chunk-rows`` rows (default 500,000), assignment computed;
+- ``dask, out of core``: the arrays saved as ``.npy`` files in a temporary
+  folder and read a chunk at a time (each chunk copied out of a memory map,
+  like a zarr or HDF5 dataset would be read), the assignment stored to a
+  memory-mapped ``.npy`` with ``dask.array.store``: the input is never loaded
+  whole (the operating system's page cache may still hold it). (Passing the
+  memory map itself to ``dask.array.from_array`` does load it whole: with
+  dask 2026.8 the peak memory of a mere ``.sum()`` is 1.0 x the array.)
+- the same with a quarter of the chunk size.
+
+For each: the best of ``--repeat`` wall times, the ratio to the numpy solve,
+the peak memory that tracemalloc sees (numpy reports to it; memory-mapped
+pages do not count) relative to the input's size, the number of times the
+solver read the data (each pass is one ``dask.compute`` over every chunk; the
+final assignment is one more), and whether the assignment equals the
+in-memory one.
+
+Usage (from the repository root; needs dask: ``pip install ".[dask]"``)::
+
+    python benchmarks/bench_dask.py            # about a minute
+    python benchmarks/bench_dask.py --quick
+
+Writes ``DIR/dask.md`` and ``DIR/dask.csv`` (default DIR = ``benchmarks/results``)
+and prints the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import dask  # noqa: E402
+import dask.array as da  # noqa: E402
+from bench_solver import hardware_lines, make_instance, md_table, peak_memory  # noqa: E402
+
+import sklearn_budget._solver_dask as solver_dask  # noqa: E402
+from sklearn_budget import solve_budget_allocation  # noqa: E402
+
+COLS = [("way", "way"), ("chunks", "chunk rows"), ("solve_s", "time (s)"),
+        ("ratio", "x numpy"), ("peak_x_input", "peak memory (x input)"),
+        ("passes", "data passes"), ("same", "same assignment")]
+
+
+class _PassCounter:
+    """Counts the solver's passes over the chunks (full passes, subsample, upgrades)."""
+
+    def __init__(self):
+        self.count = 0
+        self._over, self._take = solver_dask._DaskSolver._over_chunks, solver_dask._DaskSolver._take_rows
+
+    def __enter__(self):
+        counter = self
+
+        def over(self, *args, **kwargs):
+            counter.count += 1
+            return counter._over(self, *args, **kwargs)
+
+        def take(self, rows):
+            counter.count += 1
+            return counter._take(self, rows)
+
+        solver_dask._DaskSolver._over_chunks, solver_dask._DaskSolver._take_rows = over, take
+        return self
+
+    def __exit__(self, *exc):
+        solver_dask._DaskSolver._over_chunks, solver_dask._DaskSolver._take_rows = (
+            self._over, self._take)
+
+
+class _NpyFile:
+    """A ``.npy`` file as a lazy array: each ``[key]`` reads only those rows."""
+
+    def __init__(self, path):
+        self.path = path
+        m = np.load(path, mmap_mode="r")
+        self.shape, self.dtype, self.ndim = m.shape, m.dtype, m.ndim
+
+    def __getitem__(self, key):
+        return np.array(np.load(self.path, mmap_mode="r")[key])
+
+
+def _best(fn, repeat):
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000,000 users")
+    parser.add_argument("--n", type=int, default=None, help="users (default 5,000,000)")
+    parser.add_argument("--k", type=int, default=8, help="levels (default 8)")
+    parser.add_argument("--chunk-rows", type=int, default=500_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--output", default=os.path.join("benchmarks", "results"))
+    args = parser.parse_args(argv)
+    n = args.n or (1_000_000 if args.quick else 5_000_000)
+    r, c, bpu = make_instance(n, args.k, seed=0)
+    in_bytes = r.nbytes + c.nbytes
+    rows = []
+
+    t, ref = _best(lambda: solve_budget_allocation(r, c, budget_per_user=bpu), args.repeat)
+    base = t
+    rows.append(dict(way="numpy (in memory)", chunks="", solve_s=t, ratio=1.0, passes="",
+                     peak_x_input=peak_memory(
+                         lambda: solve_budget_allocation(r, c, budget_per_user=bpu)) / in_bytes,
+                     same=True))
+    print(f"numpy: {t:.3f}s", file=sys.stderr)
+
+    def run_dask(rd, cd):
+        sol = solve_budget_allocation(rd, cd, budget_per_user=bpu)
+        return sol, sol.assignment.compute()
+
+    rd, cd = (da.from_array(x, chunks=(args.chunk_rows, args.k)) for x in (r, c))
+    with _PassCounter() as counter:
+        t, (sol, arm) = _best(lambda: run_dask(rd, cd), args.repeat)
+    rows.append(dict(way="dask (from_array)", chunks=args.chunk_rows, solve_s=t, ratio=t / base,
+                     passes=f"{counter.count // args.repeat} + 1",
+                     peak_x_input=peak_memory(lambda: run_dask(rd, cd)) / in_bytes,
+                     same=bool((arm == ref.assignment).all())))
+    print(f"dask: {t:.3f}s", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, f"{name}.npy") for name in ("r", "c")]
+        for path, x in zip(paths, (r, c)):
+            np.save(path, x)
+        out_path = os.path.join(tmp, "assignment.npy")
+        for chunk_rows in (args.chunk_rows, args.chunk_rows // 4):
+            def run_ooc():
+                rm, cm = (da.from_array(_NpyFile(p), chunks=(chunk_rows, args.k)) for p in paths)
+                sol = solve_budget_allocation(rm, cm, budget_per_user=bpu)
+                out = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.int64, shape=(n,))
+                da.store(sol.assignment, out)
+                out.flush()
+                return sol
+
+            with _PassCounter() as counter:
+                t, sol = _best(run_ooc, args.repeat)
+            same = bool((np.load(out_path, mmap_mode="r") == ref.assignment).all())
+            rows.append(dict(way="dask, out of core (.npy in, .npy out)",
+                             chunks=chunk_rows, solve_s=t, ratio=t / base,
+                             passes=f"{counter.count // args.repeat} + 1",
+                             peak_x_input=peak_memory(run_ooc) / in_bytes, same=same))
+            print(f"out of core {chunk_rows}: {t:.3f}s", file=sys.stderr)
+
+    lines = [f"# Budget solver on Dask arrays: {n:,} users x {args.k} levels, float64", "",
+             *hardware_lines(),
+             f"- dask {dask.__version__}, threaded scheduler (default), numpy {np.__version__}; "
+             f"best of {args.repeat}; input {in_bytes / 2**20:.0f} MiB",
+             "- time: the solve plus computing (or storing) the assignment; "
+             "data passes: the solver's reads of every chunk, + 1 for the assignment", "",
+             md_table(rows, COLS)]
+    text = "\n".join(lines)
+    print(text)
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "dask.md"), "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

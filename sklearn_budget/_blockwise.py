@@ -1,0 +1,118 @@
+"""A fitted allocator (or pipeline) on Dask arrays: each method chunk by chunk.
+
+``predict``, ``predict_cost``, ``allocate`` and a pipeline's ``transform``
+apply to one user at a time, so on a Dask array of features they run lazily
+on each chunk of rows (the whole fitted object travels with the tasks; it is
+picklable, so a distributed scheduler works too). ``allocate(total_budget=...)``
+is the one global step: the predicted uplifts go to the solver's Dask path
+(:mod:`sklearn_budget._solver_dask`), which reads them chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._solver import solve_budget_allocation
+from ._solver_dask import _dask
+from ._validation import arms_to_labels, check_budget
+
+__all__ = ["allocate_chunks", "is_dask", "map_rows", "uplift_pair"]
+
+
+def is_dask(X):
+    """True for a Dask array (without importing dask)."""
+    return array_api_compat.is_dask_array(X)
+
+
+def _checked_rows(obj, X, n_features):
+    """``X`` in chunks of whole rows, its shape checked against the fitted ``obj`` now."""
+    check_is_fitted(obj)
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D Dask array of features (n_users, n_features); got shape {X.shape}.")
+    if math.isnan(X.shape[0]):
+        raise ValueError(
+            "X has chunks of unknown size; call `X.compute_chunk_sizes()` first (the output "
+            "needs the number of users per chunk).")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(obj).__name__} was fitted with "
+            f"{n_features} features.")
+    return X.rechunk({1: -1})
+
+
+def _frame(obj, block):
+    """A chunk as the fitted object saw its training data (with feature names if it had them)."""
+    names = getattr(obj, "feature_names_in_", None)
+    if names is None:
+        return block
+    import pandas as pd
+
+    return pd.DataFrame(block, columns=names)
+
+
+def _call(block, obj, method, kwargs):
+    return np.asarray(getattr(obj, method)(_frame(obj, block), **kwargs))
+
+
+def _pair(block, obj):
+    r, c = obj._validated_uplift(_frame(obj, block))
+    return np.concatenate([r, c], axis=1)
+
+
+def map_rows(obj, X, method, *, width=None, dtype=np.float64, n_features=None, **kwargs):
+    """``obj.method(chunk, **kwargs)`` on every chunk of rows of ``X``, lazily.
+
+    ``width`` is the number of output columns (None: one value per row).
+    """
+    X = _checked_rows(obj, X, n_features)
+    if width is None:
+        return X.map_blocks(_call, obj, method, kwargs, drop_axis=1, dtype=dtype,
+                            meta=np.empty((0,), dtype=dtype))
+    return X.map_blocks(_call, obj, method, kwargs, chunks=(X.chunks[0], (width,)),
+                        dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
+
+
+def uplift_pair(est, X):
+    """Lazy ``(revenue_uplift, cost_uplift)`` of an allocator from one model call per chunk."""
+    _dask()
+    X = _checked_rows(est, X, est.n_features_in_)
+    k = est.n_levels_
+    both = X.map_blocks(_pair, est, chunks=(X.chunks[0], (2 * k,)), dtype=np.float64,
+                        meta=np.empty((0, 0), dtype=np.float64))
+    return both[:, :k], both[:, k:]
+
+
+def _allocate_block(block, est, multiplier):
+    r, c = est._validated_uplift(_frame(est, block))
+    return arms_to_labels(np.asarray(est._allocate(r, c, multiplier)), est.levels_,
+                          est.control_name)
+
+
+def allocate_chunks(est, X, budget, total_budget):
+    """Lazy ``est.allocate(X, budget, total_budget)`` of a Dask ``X`` (labels per user).
+
+    At the calibrated (or re-read) multiplier every chunk is allocated on its
+    own; with ``total_budget`` the budget problem over all of ``X`` is solved
+    on the predicted uplifts, read chunk by chunk (each of the solver's
+    passes predicts the chunk again: persist ``X`` or the predictions to avoid
+    it).
+    """
+    check_is_fitted(est)
+    dtype = arms_to_labels(np.zeros(1, dtype=np.int64), est.levels_, est.control_name).dtype
+    meta = np.empty((0,), dtype=dtype)
+    if total_budget is None:
+        multiplier = (est.multiplier_ if budget is None
+                      else est._multiplier_for(check_budget(budget)))
+        X = _checked_rows(est, X, est.n_features_in_)
+        return X.map_blocks(_allocate_block, est, multiplier, drop_axis=1, dtype=dtype,
+                            meta=meta)
+    r, c = uplift_pair(est, X)
+    arms = solve_budget_allocation(
+        r, c, budget=check_budget(total_budget, name="total_budget")).assignment
+    return arms.map_blocks(arms_to_labels, est.levels_, est.control_name, dtype=dtype,
+                           meta=meta)

@@ -1,0 +1,100 @@
+"""Fitted allocators and pipelines on Dask arrays: the in-memory results, chunk by chunk."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import StandardScaler
+
+da = pytest.importorskip("dask.array", reason="dask is not installed: pip install '.[dask]'")
+
+from sklearn_budget import EndToEndBudgetAllocator, rct_target  # noqa: E402
+from sklearn_budget.datasets import make_marketing_rct  # noqa: E402
+from sklearn_budget.pipeline import make_budget_pipeline  # noqa: E402
+
+
+def _allocator(**params):
+    return EndToEndBudgetAllocator(budget=1.0, max_epochs=3, warmup_epochs=1,
+                                   hidden_layer_sizes=(16,), random_state=0, **params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_marketing_rct(n_samples=2000, random_state=0)
+    return d, rct_target(d.treatment, d.revenue, d.cost)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    d, y = data
+    return _allocator().fit(d.X, y)
+
+
+def _same_labels(lazy, expected):
+    assert isinstance(lazy, da.Array)
+    got = lazy.compute()
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_allocator_methods_on_dask_match_numpy(fitted, data):
+    d, _ = data
+    X = da.from_array(d.X, chunks=(300, 3))  # rows and features both chunked
+    for method in ("predict", "predict_cost"):
+        lazy = getattr(fitted, method)(X)
+        assert isinstance(lazy, da.Array) and lazy.shape == (2000, fitted.n_levels_)
+        np.testing.assert_allclose(lazy.compute(), getattr(fitted, method)(d.X),
+                                   rtol=1e-6, atol=1e-9)
+    _same_labels(fitted.allocate(X), fitted.allocate(d.X))
+    _same_labels(fitted.allocate(X, budget=0.5), fitted.allocate(d.X, budget=0.5))
+    # one budget problem over every chunk: the solver's Dask path
+    _same_labels(fitted.allocate(X, total_budget=300.0), fitted.allocate(d.X, total_budget=300.0))
+
+
+def test_dataframe_fit_and_text_labels(data):
+    """Chunks reach the model with the feature names it was fitted with (no warning)."""
+    d, _ = data
+    labels = np.array(["none", "5off", "10off", "20off"])[d.treatment]
+    frame = pd.DataFrame(d.X, columns=[f"f{i}" for i in range(d.X.shape[1])])
+    est = _allocator(control_name="none").fit(frame, d.revenue, treatment=labels, cost=d.cost)
+    X = da.from_array(d.X, chunks=(500, -1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy = est.allocate(X)
+        _same_labels(lazy, est.allocate(frame))
+    assert set(np.unique(lazy.compute())) <= {"none", "5off", "10off", "20off"}
+
+
+def test_budget_pipeline_on_dask(data):
+    d, y = data
+    pipe = make_budget_pipeline(StandardScaler(), _allocator()).fit(d.X, y)
+    X = da.from_array(d.X, chunks=(400, -1))
+    np.testing.assert_allclose(pipe.predict(X).compute(), pipe.predict(d.X), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(pipe.predict_cost(X).compute(), pipe.predict_cost(d.X),
+                               rtol=1e-6, atol=1e-9)
+    _same_labels(pipe.allocate(X), pipe.allocate(d.X))
+    _same_labels(pipe.allocate(X, total_budget=200.0), pipe.allocate(d.X, total_budget=200.0))
+
+
+def test_errors_are_raised_when_called_not_when_computed(fitted, data):
+    d, _ = data
+    X = da.from_array(d.X, chunks=500)
+    with pytest.raises(ValueError, match="X has 3 features, but EndToEndBudgetAllocator was "
+                                         "fitted with 8 features"):
+        fitted.predict(X[:, :3])
+    with pytest.raises(ValueError, match="unknown size"):
+        fitted.allocate(X[X[:, 0] > 0])
+    with pytest.raises(ValueError, match="2-D"):
+        fitted.predict_cost(X[:, 0])
+    with pytest.raises(ValueError, match="at most one of `budget`"):
+        fitted.allocate(X, budget=1.0, total_budget=10.0)
+    with pytest.raises(ValueError, match="`budget` must be finite"):
+        fitted.allocate(X, budget=-1.0)
+    with pytest.raises(NotFittedError):
+        _allocator().predict(X)
+    bad = d.X.copy()
+    bad[1234, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.allocate(da.from_array(bad, chunks=500)).compute()
