@@ -188,3 +188,35 @@ def test_bad_dask_inputs_are_named():
         solve_budget_allocation(rd, c, -1.0)
     ints = solve_budget_allocation(da.from_array((r * 10).astype(np.int32)), c, 50.0)
     assert ints.assignment.dtype == np.int64 and ints.spend <= 50.0
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@st.composite
+def _chunked_instances(draw):
+    n = draw(st.integers(1, 30))
+    k = draw(st.integers(1, 3))
+    # small integers (ties, zero costs, collinear levels) or reals of either sign
+    values = st.one_of(st.integers(-3, 4).map(float), st.floats(-10, 100, width=32))
+    r = draw(arrays(np.float64, (n, k), elements=values))
+    c = draw(arrays(np.float64, (n, k), elements=values))
+    budget = draw(st.floats(0, 1.2)) * float(np.clip(c, 0, None).max(axis=1).sum())
+    return r, c, budget, draw(st.integers(1, n))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(_chunked_instances())
+def test_any_chunking_gives_the_in_memory_solve(inst):
+    r, c, budget, chunk_rows = inst
+    ref = solve_budget_allocation(r, c, budget)
+    got = solve_budget_allocation(da.from_array(r, chunks=chunk_rows),
+                                  da.from_array(c, chunks=chunk_rows), budget)
+    np.testing.assert_array_equal(got.assignment.compute(), ref.assignment)
+    tol = 1e-9 * (1.0 + np.abs(r).sum() + np.abs(c).sum())
+    assert got.spend == pytest.approx(ref.spend, abs=tol)
+    assert got.value == pytest.approx(ref.value, abs=tol)
+    assert got.multiplier == ref.multiplier
