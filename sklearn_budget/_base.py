@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._blockwise import allocate_chunks, is_dask, map_rows
+from ._blockwise import allocate_chunks, is_dask, uplift_chunks
 from ._calibration import CalibrationMixin
 from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
@@ -194,7 +194,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         """Parameter checks that scikit-learn's constraints cannot express (none here)."""
 
     # -- predict -------------------------------------------------------------------
-    def _checked_uplift(self, X):
+    def _checked_uplift(self, X, chunk=None):
+        """Predicted ``(r, c)``, checked; ``chunk`` = (first row, all rows) of ``X`` in a larger input."""
         r, c = self._predict_uplift(X)
         try:
             r, c = check_uplift(r, c)
@@ -203,9 +204,14 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
                     & np.isfinite(np.asarray(c, dtype=np.float64)).all(axis=-1))
             if np.ndim(bad) != 1 or not bad.any():
                 raise
+            first, where = 0, f"{X.shape[0]} users"
+            if chunk is not None:
+                first = chunk[0]
+                where = (f"{X.shape[0]} users in rows {first}..{first + X.shape[0] - 1} of "
+                         f"{chunk[1]}")
             raise ValueError(
                 f"{type(self).__name__} predicted NaN or infinite uplifts for {int(bad.sum())} "
-                f"of {X.shape[0]} users (first at row {int(np.flatnonzero(bad)[0])}): their "
+                f"of {where} (first at row {first + int(np.flatnonzero(bad)[0])}): their "
                 "features are probably far outside the training data's range (unscaled, "
                 "other units, corrupt) or the model overflowed. Check those rows of X."
             ) from None
@@ -216,10 +222,10 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             )
         return r.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
 
-    def _validated_uplift(self, X):
+    def _validated_uplift(self, X, chunk=None):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False)
-        return self._checked_uplift(X)
+        return self._checked_uplift(X, chunk)
 
     def predict(self, X):
         """Predict the revenue uplift of every incentive level against control.
@@ -235,7 +241,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             Columns in ``levels_`` order.
         """
         if is_dask(X):
-            return self._on_chunks(X, "predict")
+            return uplift_chunks(self, X, 0)
         return self._validated_uplift(X)[0]
 
     def predict_cost(self, X):
@@ -252,13 +258,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             Columns in ``levels_`` order.
         """
         if is_dask(X):
-            return self._on_chunks(X, "predict_cost")
+            return uplift_chunks(self, X, 1)
         return self._validated_uplift(X)[1]
-
-    def _on_chunks(self, X, method):
-        """``method`` on each chunk of rows of a Dask array ``X``, lazily (``_blockwise.py``)."""
-        check_is_fitted(self)
-        return map_rows(self, X, method, width=self.n_levels_, n_features=self.n_features_in_)
 
     # -- allocate ------------------------------------------------------------------
     def allocate(self, X, budget=None, total_budget=None):

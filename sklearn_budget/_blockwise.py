@@ -5,7 +5,8 @@ apply to one user at a time, so on a Dask array of features they run lazily
 on each chunk of rows (the whole fitted object travels with the tasks; it is
 picklable, so a distributed scheduler works too). ``allocate(total_budget=...)``
 is the one global step: the predicted uplifts go to the solver's Dask path
-(:mod:`sklearn_budget._solver_dask`), which reads them chunk by chunk.
+(:mod:`sklearn_budget._solver_dask`), which reads them chunk by chunk. A chunk
+of no rows (a filter emptied it) gives an empty part of the result.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._solver import solve_budget_allocation
-from ._solver_dask import _dask
 from ._validation import arms_to_labels, check_budget
 
-__all__ = ["allocate_chunks", "is_dask", "map_rows", "uplift_pair"]
+__all__ = ["allocate_chunks", "is_dask", "map_rows", "uplift_chunks"]
 
 
 def is_dask(X):
@@ -55,13 +55,20 @@ def _frame(obj, block):
     return pd.DataFrame(block, columns=names)
 
 
-def _call(block, obj, method, kwargs):
+def _call(block, obj, method, kwargs, empty):
+    if block.shape[0] == 0:  # a chunk a filter emptied: the fitted steps refuse 0 rows
+        return empty
     return np.asarray(getattr(obj, method)(_frame(obj, block), **kwargs))
 
 
-def _pair(block, obj):
-    r, c = obj._validated_uplift(_frame(obj, block))
-    return np.concatenate([r, c], axis=1)
+def _uplift(block, est, which, n_users, block_info=None):
+    """``(r, c)`` side by side (``which`` None), or ``r`` (0) or ``c`` (1), of one chunk."""
+    k = est.n_levels_
+    if block.shape[0] == 0:
+        return np.empty((0, k if which is not None else 2 * k), dtype=np.float64)
+    chunk = (block_info[0]["array-location"][0][0], n_users) if block_info else None
+    r, c = est._validated_uplift(_frame(est, block), chunk)
+    return np.concatenate([r, c], axis=1) if which is None else (r, c)[which]
 
 
 def map_rows(obj, X, method, *, width=None, dtype=np.float64, n_features=None, **kwargs):
@@ -71,24 +78,34 @@ def map_rows(obj, X, method, *, width=None, dtype=np.float64, n_features=None, *
     """
     X = _checked_rows(obj, X, n_features)
     if width is None:
-        return X.map_blocks(_call, obj, method, kwargs, drop_axis=1, dtype=dtype,
-                            meta=np.empty((0,), dtype=dtype))
-    return X.map_blocks(_call, obj, method, kwargs, chunks=(X.chunks[0], (width,)),
+        empty = np.empty((0,), dtype=dtype)
+        return X.map_blocks(_call, obj, method, kwargs, empty, drop_axis=1, dtype=dtype,
+                            meta=empty)
+    empty = np.empty((0, width), dtype=dtype)
+    return X.map_blocks(_call, obj, method, kwargs, empty, chunks=(X.chunks[0], (width,)),
                         dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
 
 
-def uplift_pair(est, X):
-    """Lazy ``(revenue_uplift, cost_uplift)`` of an allocator from one model call per chunk."""
-    _dask()
+def uplift_chunks(est, X, which=None):
+    """Lazy predicted uplift of an allocator: ``r`` (``which=0``), ``c`` (1), or both (None).
+
+    Both come from one model call per chunk (sliced from one Dask array, so
+    a computation that needs both predicts each chunk once).
+    """
+    check_is_fitted(est)
     X = _checked_rows(est, X, est.n_features_in_)
     k = est.n_levels_
-    both = X.map_blocks(_pair, est, chunks=(X.chunks[0], (2 * k,)), dtype=np.float64,
-                        meta=np.empty((0, 0), dtype=np.float64))
-    return both[:, :k], both[:, k:]
+    width = 2 * k if which is None else k
+    out = X.map_blocks(_uplift, est, which, X.shape[0], chunks=(X.chunks[0], (width,)),
+                       dtype=np.float64, meta=np.empty((0, 0), dtype=np.float64))
+    return (out[:, :k], out[:, k:]) if which is None else out
 
 
-def _allocate_block(block, est, multiplier):
-    r, c = est._validated_uplift(_frame(est, block))
+def _allocate_block(block, est, multiplier, empty, n_users, block_info=None):
+    if block.shape[0] == 0:
+        return empty
+    chunk = (block_info[0]["array-location"][0][0], n_users) if block_info else None
+    r, c = est._validated_uplift(_frame(est, block), chunk)
     return arms_to_labels(np.asarray(est._allocate(r, c, multiplier)), est.levels_,
                           est.control_name)
 
@@ -98,9 +115,11 @@ def allocate_chunks(est, X, budget, total_budget):
 
     At the calibrated (or re-read) multiplier every chunk is allocated on its
     own; with ``total_budget`` the budget problem over all of ``X`` is solved
-    on the predicted uplifts, read chunk by chunk (each of the solver's
-    passes predicts the chunk again: persist ``X`` or the predictions to avoid
-    it).
+    on the predicted uplifts, read chunk by chunk: the model runs on each
+    chunk once per pass of the solver and once more for the labels (three
+    times in all, usually). To predict only once, persist ``predict(X)`` and
+    ``predict_cost(X)`` and call :func:`~sklearn_budget.solve_budget_allocation`
+    on them.
     """
     check_is_fitted(est)
     dtype = arms_to_labels(np.zeros(1, dtype=np.int64), est.levels_, est.control_name).dtype
@@ -109,9 +128,9 @@ def allocate_chunks(est, X, budget, total_budget):
         multiplier = (est.multiplier_ if budget is None
                       else est._multiplier_for(check_budget(budget)))
         X = _checked_rows(est, X, est.n_features_in_)
-        return X.map_blocks(_allocate_block, est, multiplier, drop_axis=1, dtype=dtype,
-                            meta=meta)
-    r, c = uplift_pair(est, X)
+        return X.map_blocks(_allocate_block, est, multiplier, meta, X.shape[0], drop_axis=1,
+                            dtype=dtype, meta=meta)
+    r, c = uplift_chunks(est, X)
     arms = solve_budget_allocation(
         r, c, budget=check_budget(total_budget, name="total_budget")).assignment
     return arms.map_blocks(arms_to_labels, est.levels_, est.control_name, dtype=dtype,

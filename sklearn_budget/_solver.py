@@ -224,10 +224,13 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
         torch tensors (CPU or CUDA) are processed in torch on their device.
         Dask arrays (numpy chunks) are solved out of core: the data is read
         about twice, a chunk at a time (a random subsample, then one full
-        pass; rarely one more), memory holds only the few percent of users
-        near the threshold, and the result is the in-memory solve's (up to
-        the rounding of the totals, summed per chunk). NaN or infinite
-        values are found as the chunks are read.
+        pass; rarely more), memory holds only the users near the threshold
+        (at most an eighth of each chunk's rows), and the result is the
+        in-memory solve's, up to the rounding of the totals, which are
+        summed per chunk (with the budget within rounding of a step of the
+        spend, the two may differ by a step, and the spend summed exactly
+        may exceed the budget by a few units in the last place). NaN or
+        infinite values are found as the chunks are read.
     budget : float, default=None
         Total budget in cost units. Give this or ``budget_per_user``.
     budget_per_user : float, default=None

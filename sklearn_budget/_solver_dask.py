@@ -6,19 +6,26 @@ the full pass that settles every user whose decision does not change inside
 the bracket, and, rarely, a pass collecting upgrades for the leftover budget.
 Everything else (narrowing, the exact ``lam*``, the greedy completion) works
 on the few percent of *active* users near the threshold. Here each of those
-passes is one ``dask.compute`` over the chunks, each chunk handled by the
-same numpy kernels (:func:`~sklearn_budget._solver_search.pass_rows`) and
-reduced to a few totals plus its active users' rows; the rest of the solve is
-the in-memory solver's own code on those rows. The chunks are never
-gathered: memory holds the active users' rows, the subsample and the choices
-the in-memory steps made (by user id). The assignment is returned lazily, as
-a Dask array: each chunk's choice at the bracket's upper end (which is every
-settled user's decision) with those choices laid over it.
+passes is one Dask computation over the chunks (``blockwise`` over ``r`` and
+``c`` together), each chunk handled by the same numpy kernels
+(:func:`~sklearn_budget._solver_search.pass_rows`) and reduced to a few totals
+plus its active users' rows; the rest of the solve is the in-memory solver's
+own code on those rows. The chunks are never gathered: memory holds the
+active users' rows, the subsample and the choices the in-memory steps made
+(by user id). The assignment is returned lazily, as a Dask array: each chunk's
+choice at the bracket's upper end (which is every settled user's decision)
+with those choices laid over it.
 
-The result has the guarantees of the in-memory solve (never over the budget;
-the Lagrangian dual bound) and the same decisions, except where the spend
-sits within rounding of the budget: the totals are summed per chunk, so
-they can differ from the in-memory totals in the last bits.
+Where the in-memory solve would make most users active (a first bracket that
+missed ``lam*`` is widened to 0 or infinity, e.g. when a tiny budget leaves
+the subsample with nothing to say), a chunk with more active users than an
+eighth of its rows returns its totals only, and the bracket is first narrowed
+by passes that compute just the exact spend at a grid of multipliers.
+
+The result has the guarantees of the in-memory solve (within the budget as
+summed in float64; the Lagrangian dual bound) and the same decisions, except
+where the spend sits within rounding of the budget: the totals are summed per
+chunk, so they can differ from the in-memory totals in the last bits.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import math
 import numpy as np
 
 from ._solver_backends import _NumpyOps
+from ._solver_bracket import _DIRECT_SIZE
 from ._solver_search import _Solver, pass_rows
 
 __all__ = ["allocate_at_multiplier_dask", "check_dask_uplift", "solve_dask"]
@@ -83,47 +91,91 @@ def check_dask_uplift(revenue_uplift, cost_uplift):
     return r, c.rechunk(r.chunks)
 
 
+# Active users a chunk may return: beyond max(_CAP_ROWS, rows * _CAP_SHARE) the bracket is
+# too wide (it missed lam*, or the subsample said little), and the chunk returns totals only.
+_CAP_SHARE = 1 / 8
+_CAP_ROWS = 1_024
+# Rounds of totals-only narrowing before the cap is lifted (the in-memory behaviour).
+_GRID_ROUNDS = 6
+# Multipliers per totals-only pass, spaced by factors of _GRID_STEP outside the bracket.
+_GRID_POINTS, _GRID_STEP = 16, 4.0
+
+
 # -- what one chunk does (pure functions of the chunk's rows) -----------------------------
-def _check_finite(r, c, offset):
+# Each takes (r, c, ids, arms, start, *args): the chunk's rows, the choices laid over some
+# of them (ids relative to the chunk) and the chunk's first row in the whole input.
+def _check_finite(r, c, start):
     for name, m in (("revenue_uplift", r), ("cost_uplift", c)):
         if not (np.isfinite(m.sum()) or np.isfinite(m).all()):
-            row = offset + int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
+            row = start + int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
             raise ValueError(
                 f"`{name}` contains NaN or infinite values (first at row {row}); fix or drop "
                 "those users first.")
 
 
-def _chunk_pass(r, c, lo, hi, exact_lo, offset):
-    _check_finite(r, c, offset)
+def _chunk_pass(r, c, ids, arms, start, lo, hi, exact_lo, cap):
+    """Totals at ``hi`` and the active users' parts (None beyond ``cap`` of them)."""
+    _check_finite(r, c, start)
     tot_c, tot_r, parts = pass_rows(_NumpyOps(r.dtype, r.shape[1]), r, c, lo, hi, exact_lo,
-                                    offset=offset)
-    return float(tot_c), float(tot_r), parts
+                                    offset=start)
+    n_active = sum(p[0].shape[0] for p in parts)
+    # the spend at lo less the spend at hi (both with the settled users' choice at hi)
+    lo_minus_hi = sum(float(p[4].sum(dtype=np.float64) - p[6].sum(dtype=np.float64))
+                      for p in parts)
+    if cap is not None and n_active > max(_CAP_ROWS, r.shape[0] * cap):
+        parts = None
+    return float(tot_c), float(tot_r), parts, lo_minus_hi
 
 
-def _chunk_choices(r, c, lam, rows=None, arms=None, offset=0):
-    """Each row's choice at ``lam``, with ``arms`` laid over ``rows`` (ids in the chunk)."""
-    _check_finite(r, c, offset)
+def _chunk_spends(r, c, ids, arms, start, lams):
+    """Exact spend of the chunk at each multiplier of ``lams`` (each block read once)."""
+    _check_finite(r, c, start)
+    ops = _NumpyOps(r.dtype, r.shape[1])
+    out = np.zeros(len(lams))
+    for a, b in ops.blocks(r.shape[0]):
+        rt, ct = ops.load(r, c, a, b)
+        for i, lam in enumerate(lams):
+            out[i] += float(ops.sum64(ops.choose(rt, ct, lam)[2]))
+    return out
+
+
+def _chunk_choices(r, c, ids, arms, start, lam):
+    """Each row's choice at ``lam``, with ``arms`` laid over the rows ``ids``."""
+    _check_finite(r, c, start)
     ops = _NumpyOps(r.dtype, r.shape[1])
     out = np.zeros(r.shape[0], dtype=np.int64)
     for a, b in ops.blocks(r.shape[0]):
         out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
-    if rows is not None:
-        out[rows] = arms
+    out[ids] = arms
     return out
 
 
-def _chunk_upgrades(r, c, lam, left, lam_ref, rows, arms, offset):
-    """Candidate upgrades of a chunk's users (ids plus ``offset``), or None."""
-    arm = _chunk_choices(r, c, lam, rows, arms, offset)
+def _chunk_upgrades(r, c, ids, arms, start, lam, left, lam_ref):
+    """Candidate upgrades of a chunk's users (ids plus ``start``), or None."""
+    arm = _chunk_choices(r, c, ids, arms, start, lam)
     ops = _NumpyOps(r.dtype, r.shape[1])
     parts = []
     for a, b in ops.blocks(r.shape[0]):
         got = ops.upgrades(*ops.load(r, c, a, b), arm[a:b], left, lam_ref)
         if got is not None:
-            parts.append((got[0] + (a + offset),) + tuple(got[1:]))
+            parts.append((got[0] + (a + start),) + tuple(got[1:]))
     if not parts:
         return None
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+
+
+# The blockwise wrappers keep the column index in their output (one block across
+# the columns, like every input): contracting it would make dask concatenate, i.e.
+# copy, each chunk.
+def _one_result(func, r, c, ids, arms, start, *args):
+    """``func``'s result for one chunk, as a (1, 1) object array."""
+    out = np.empty((1, 1), dtype=object)
+    out[0, 0] = func(r, c, ids[:, 0], arms[:, 0], int(start[0, 0]), *args)
+    return out
+
+
+def _choices_of_chunk(r, c, ids, arms, start, lam):
+    return _chunk_choices(r, c, ids[:, 0], arms[:, 0], int(start[0, 0]), lam)[:, None]
 
 
 class _Choices:
@@ -161,33 +213,50 @@ class _Choices:
             order = np.argsort(ids, kind="stable")
             self.ids, self.arms = ids[order], np.concatenate([self.arms, arms[~hit]])[order]
 
-    def in_chunk(self, a, b):
-        """The ids in ``[a, b)`` (relative to ``a``) and their arms."""
-        i, j = np.searchsorted(self.ids, [a, b])
-        return self.ids[i:j] - a, self.arms[i:j]
+    def by_chunk(self, bounds):
+        """``(ids, arms)`` as (n, 1) Dask arrays with one block per chunk, ids relative to it."""
+        _, da = _dask()
+        pos = np.searchsorted(self.ids, bounds)
+        counts = tuple(int(x) for x in np.diff(pos))
+        chunk = np.repeat(np.arange(len(counts)), counts)
+        rel = self.ids - np.asarray(bounds[:-1], dtype=np.int64)[chunk]
+        return (da.from_array(rel[:, None], chunks=(counts, (1,))),
+                da.from_array(self.arms[:, None], chunks=(counts, (1,))))
 
 
 class _DaskSolver(_Solver):
-    """:class:`~sklearn_budget._solver_search._Solver` whose full passes are Dask computations."""
+    """:class:`~sklearn_budget._solver_search._Solver` whose full passes are Dask computations.
+
+    Each pass is one ``blockwise`` computation over the chunks of ``r`` and
+    ``c`` together (chunks of an upstream both come from are computed once
+    per pass), with each chunk's own overrides and first row as aligned
+    blocks (so a distributed scheduler ships each task only its own).
+    """
 
     def __init__(self, r, c, budget, random_state):
+        _, da = _dask()
         self.r, self.c, self.budget = r, c, budget
         self.n, self.k = (int(s) for s in r.shape)
         self.ops = _NumpyOps(r.dtype, self.k)
         self.random_state = random_state
         self.assignment = _Choices([], [])
         self._settle_at = math.inf
-        self._chunks = list(zip(r.to_delayed().ravel(), c.to_delayed().ravel()))
         self._bounds = np.cumsum((0,) + tuple(r.chunks[0])).tolist()
+        starts = np.asarray(self._bounds[:-1], dtype=np.int64)[:, None]
+        self._starts = da.from_array(starts, chunks=((1,) * starts.shape[0], (1,)))
+        # a chunk returns its active users' rows only while they are few (see _CAP_SHARE)
+        self._cap = None if self.n <= _DIRECT_SIZE else _CAP_SHARE
 
-    def _over_chunks(self, func, *args, choices=False):
-        """``func(r_chunk, c_chunk, *args, [ids, arms,] offset)`` on every chunk, computed."""
-        dask, _ = _dask()
-        tasks = []
-        for (rb, cb), a, b in zip(self._chunks, self._bounds, self._bounds[1:]):
-            extra = self.assignment.in_chunk(a, b) if choices else ()
-            tasks.append(dask.delayed(func)(rb, cb, *args, *extra, a))
-        return dask.compute(*tasks)
+    def _over_chunks(self, func, *args):
+        """``func(r, c, ids, arms, start, *args)`` on every chunk, computed, in chunk order."""
+        _, da = _dask()
+        ids, arms = self.assignment.by_chunk(self._bounds)
+        scalars = [x for a in (func,) + args for x in (a, None)]
+        out = da.blockwise(
+            _one_result, "ij", *scalars[:2], self.r, "ij", self.c, "ij", ids, "ij", arms, "ij",
+            self._starts, "ij", *scalars[2:], align_arrays=False, adjust_chunks={"i": 1, "j": 1},
+            dtype=object, meta=np.empty((0, 0), dtype=object))
+        return list(out.compute()[:, 0])
 
     def _no_rows(self):
         z = np.zeros((0, self.k), dtype=self.ops.dtype)
@@ -196,18 +265,32 @@ class _DaskSolver(_Solver):
     def _take_rows(self, rows):
         dask, _ = _dask()
         rs, cs = dask.compute(self.r[rows], self.c[rows])
-        if not (np.isfinite(rs).all() and np.isfinite(cs).all()):
-            _check_finite(rs, cs, 0)  # names the matrix; the row is the subsample's
+        for name, m in (("revenue_uplift", rs), ("cost_uplift", cs)):
+            bad = ~np.isfinite(m).all(axis=1)
+            if bad.any():  # named with the user's row, not the subsample's
+                raise ValueError(
+                    f"`{name}` contains NaN or infinite values (first at row "
+                    f"{int(rows[np.flatnonzero(bad)[0]])}); fix or drop those users first.")
         return rs, cs
 
     def _sub_solver(self, rs, cs, budget):
         return _Solver(rs, cs, budget, self.random_state, ops=self.ops)
 
     def full_pass(self, lo, hi, exact_lo=False):
+        cap = self._cap
+        for round_ in range(_GRID_ROUNDS + 1):
+            results = self._over_chunks(_chunk_pass, lo, hi, exact_lo,
+                                        cap if round_ < _GRID_ROUNDS else None)
+            if all(res[2] is not None for res in results):
+                break
+            # too many users change inside the bracket: narrow it on totals alone
+            spend_hi = sum(res[0] for res in results)
+            lo, hi = self._grid_bracket(lo, hi, spend_hi + sum(res[3] for res in results),
+                                        spend_hi)
         self.lo, self.hi = lo, hi
         tot_c = tot_r = 0.0
         parts = []
-        for tc, tr, p in self._over_chunks(_chunk_pass, lo, hi, exact_lo):
+        for tc, tr, p, _ in results:
             tot_c, tot_r = tot_c + tc, tot_r + tr
             parts.extend(p)
         spends = self._absorb(tot_c, tot_r, parts)
@@ -217,19 +300,44 @@ class _DaskSolver(_Solver):
         self.assignment = _Choices(self.act, self.arm_hi)
         return spends
 
+    def _grid_bracket(self, lo, hi, spend_lo, spend_hi):
+        """A narrower bracket around ``lam*`` from exact spends at a grid of multipliers.
+
+        The grid spans the side of the bracket ``lam*`` lies on (below ``lo``
+        or above ``hi`` when the bracket missed it, else inside it), spaced by
+        factors of ``_GRID_STEP`` outside it and geometrically inside; one
+        pass computes only the spend at each point (no rows are kept).
+        """
+        steps = [_GRID_STEP ** j for j in range(1, _GRID_POINTS + 1)]
+        if spend_lo <= self.budget and lo > 0:  # lam* <= lo (ties aside: lo is measured too)
+            grid = [0.0, lo] + [lo / s for s in steps]
+        elif spend_hi > self.budget and not math.isinf(hi):  # lam* > hi
+            grid = [hi, math.inf] + [hi * s for s in steps]
+        elif lo > 0 and not math.isinf(hi):
+            grid = np.geomspace(lo, hi, _GRID_POINTS + 2).tolist()
+        elif lo > 0:
+            grid = [lo, hi] + [lo * s for s in steps]
+        else:
+            grid = [lo, hi] + [hi / s for s in steps]
+        grid = sorted(set(grid))
+        spend = np.sum(self._over_chunks(_chunk_spends, grid), axis=0)
+        fits = np.flatnonzero(spend <= self.budget)
+        if fits.shape[0] == 0:  # nothing fits: lam* is the last point (inf)
+            return grid[-2], grid[-1]
+        j = int(fits[0])
+        return (grid[j - 1], grid[j]) if j > 0 else (0.0, grid[1] if len(grid) > 1 else hi)
+
     def _all_upgrades(self, left, lam_ref):
-        return list(self._over_chunks(_chunk_upgrades, self._settle_at, left, lam_ref,
-                                      choices=True))
+        return self._over_chunks(_chunk_upgrades, self._settle_at, left, lam_ref)
 
     def lazy_assignment(self):
         """The assignment as a Dask array (each chunk computed when asked for)."""
-        dask, da = _dask()
-        pieces = []
-        for (rb, cb), a, b in zip(self._chunks, self._bounds, self._bounds[1:]):
-            ids, arms = self.assignment.in_chunk(a, b)
-            task = dask.delayed(_chunk_choices)(rb, cb, self._settle_at, ids, arms, a)
-            pieces.append(da.from_delayed(task, shape=(b - a,), dtype=np.int64))
-        return da.concatenate(pieces) if pieces else da.zeros((0,), dtype=np.int64)
+        _, da = _dask()
+        ids, arms = self.assignment.by_chunk(self._bounds)
+        return da.blockwise(
+            _choices_of_chunk, "ij", self.r, "ij", self.c, "ij", ids, "ij", arms, "ij",
+            self._starts, "ij", self._settle_at, None, align_arrays=False,
+            adjust_chunks={"j": 1}, dtype=np.int64, meta=np.empty((0, 0), dtype=np.int64))[:, 0]
 
 
 def solve_dask(revenue_uplift, cost_uplift, budget, random_state):
@@ -243,9 +351,9 @@ def allocate_at_multiplier_dask(revenue_uplift, cost_uplift, multiplier):
     """Each user's best arm at ``multiplier``, as a lazy Dask array (inputs checked)."""
     _, da = _dask()
     return da.map_blocks(_map_choices, revenue_uplift, cost_uplift, multiplier,
-                         drop_axis=1, dtype=np.int64)
+                         drop_axis=1, dtype=np.int64, meta=np.empty((0,), dtype=np.int64))
 
 
 def _map_choices(r, c, lam, block_info=None):
-    offset = block_info[0]["array-location"][0][0] if block_info else 0
-    return _chunk_choices(r, c, lam, offset=offset)
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    return _chunk_choices(r, c, slice(0, 0), 0, start, lam)

@@ -98,3 +98,43 @@ def test_errors_are_raised_when_called_not_when_computed(fitted, data):
     bad[1234, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fitted.allocate(da.from_array(bad, chunks=500)).compute()
+
+
+def test_chunks_a_filter_emptied(fitted, data):
+    """0-row chunks (what boolean filtering gives) are empty parts of the result."""
+    d, y = data
+    keep = np.zeros(2000, dtype=bool)
+    keep[:300] = keep[1600:1700] = True
+    X = da.from_array(d.X, chunks=(500, -1))[da.from_array(keep, chunks=500)]
+    X = X.compute_chunk_sizes()
+    assert 0 in X.chunks[0]
+    np.testing.assert_allclose(fitted.predict(X).compute(), fitted.predict(d.X[keep]),
+                               rtol=1e-6, atol=1e-9)
+    _same_labels(fitted.allocate(X), fitted.allocate(d.X[keep]))
+    _same_labels(fitted.allocate(X, total_budget=20.0),
+                 fitted.allocate(d.X[keep], total_budget=20.0))
+    pipe = make_budget_pipeline(StandardScaler(), _allocator()).fit(d.X, y)
+    _same_labels(pipe.allocate(X), pipe.allocate(d.X[keep]))
+
+
+def test_nan_prediction_names_the_users_row(fitted, data):
+    d, _ = data
+    bad = d.X.copy()
+    bad[1234, 2] = 1e300  # finite, but the network overflows on it
+    with pytest.raises(ValueError, match=r"for 1 of 500 users in rows 1000\.\.1499 of 2000 "
+                                         r"\(first at row 1234\)"):
+        fitted.predict(da.from_array(bad, chunks=500)).compute()
+
+
+def test_total_budget_predicts_each_chunk_three_times(fitted, data, monkeypatch):
+    """The solver's two passes and the labels: revenue and cost come from one model call."""
+    d, _ = data
+    X = np.tile(d.X, (13, 1))  # 26,000 users: above the size solved without a subsample
+    calls = []
+    predict = type(fitted)._predict_uplift
+    monkeypatch.setattr(type(fitted), "_predict_uplift",
+                        lambda self, X: calls.append(X.shape[0]) or predict(self, X))
+    labels = fitted.allocate(da.from_array(X, chunks=(5_200, -1)), total_budget=3000.0)
+    labels = labels.compute()
+    assert sorted(calls) == [5_200] * 15  # 5 chunks x (subsample, full pass, labels)
+    np.testing.assert_array_equal(labels, fitted.allocate(X, total_budget=3000.0))

@@ -111,6 +111,66 @@ def test_bracket_that_misses_is_widened(monkeypatch):
         np.testing.assert_array_equal(got.assignment.compute(), ref.assignment)
 
 
+@pytest.mark.parametrize("side", ["above", "below"])
+def test_a_missed_bracket_does_not_pull_every_user_into_memory(monkeypatch, side):
+    """A first bracket far from lam* is narrowed on totals, not by gathering the rows.
+
+    The in-memory solve widens a missed bracket to 0 (or infinity), which
+    makes nearly every user active; out of core that would gather every row.
+    Here a chunk holding more active users than an eighth of its rows
+    returns totals only, and a pass of exact spends at a grid of multipliers
+    narrows the bracket first.
+    """
+    r, c = _instance(14, 200_000, 3)
+    budget = 0.01 * float(c.max(axis=1).sum())
+    ref = solve_budget_allocation(r, c, budget)
+    lam = ref.multiplier
+    bracket = (50 * lam, 80 * lam) if side == "above" else (lam / 80, lam / 50)
+    monkeypatch.setattr(_Solver, "initial_bracket", lambda self: bracket)
+    gathered, grids = [], []
+    absorb, grid = solver_dask._DaskSolver._absorb, solver_dask._DaskSolver._grid_bracket
+    monkeypatch.setattr(solver_dask._DaskSolver, "_absorb", lambda self, tc, tr, parts: (
+        gathered.append(sum(p[0].shape[0] for p in parts)) or absorb(self, tc, tr, parts)))
+    monkeypatch.setattr(solver_dask._DaskSolver, "_grid_bracket", lambda self, *a: (
+        grids.append(a) or grid(self, *a)))
+    got = solve_budget_allocation(da.from_array(r, chunks=20_000), c, budget)
+    np.testing.assert_array_equal(got.assignment.compute(), ref.assignment)
+    assert grids and max(gathered) <= 200_000 / 8
+    # the in-memory solve, given the same bracket, does make nearly everyone active
+    in_memory = []
+    absorb_np = _Solver._absorb
+    monkeypatch.setattr(_Solver, "_absorb", lambda self, tc, tr, parts: (
+        in_memory.append(sum(p[0].shape[0] for p in parts)) or absorb_np(self, tc, tr, parts)))
+    assert solve_budget_allocation(r, c, budget).multiplier == got.multiplier
+    assert max(in_memory) > 200_000 / 2
+
+
+def test_an_upstream_shared_by_revenue_and_cost_is_computed_once_per_pass():
+    """r and c sliced from one array (one model call per chunk): 2 passes + 1, not more."""
+    r, c = _instance(15, 30_000, 3)
+    calls = {}
+
+    def count(block, block_info=None):
+        key = block_info[0]["chunk-location"][0]
+        calls[key] = calls.get(key, 0) + 1
+        return block
+
+    both = da.from_array(np.hstack([r, c]), chunks=(4_000, 6)).map_blocks(count, dtype=float)
+    sol = solve_budget_allocation(both[:, :3], both[:, 3:], budget_per_user=1.0)
+    assert set(calls.values()) == {2}  # the subsample and the full pass
+    calls.clear()
+    np.testing.assert_array_equal(sol.assignment.compute(),
+                                  solve_budget_allocation(r, c, budget_per_user=1.0).assignment)
+    assert set(calls.values()) == {1} and len(calls) == 8
+
+
+def test_nan_in_the_subsample_names_the_users_row():
+    r, c = _instance(16, 30_000, 2)
+    r[20_000:21_000, 0] = np.nan
+    with pytest.raises(ValueError, match=r"first at row 20\d\d\d\)"):
+        solve_budget_allocation(da.from_array(r, chunks=5_000), c, 100.0)
+
+
 def test_out_of_core_reads_chunk_by_chunk(tmp_path):
     """Data on disk, read a chunk at a time; the assignment stored back to disk."""
     r, c = _instance(10, 30_000, 3)
