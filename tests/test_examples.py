@@ -24,6 +24,7 @@ REQUIRES = {
     "plot_causalml_comparison.py": ["causalml"],
     "plot_cost_curves.py": ["causalml"],
     "plot_hillstrom.py": ["causalml"],
+    "plot_scale_out.py": ["dask"],
 }
 DATA_ENV = "SKLEARN_BUDGET_DATA"
 
