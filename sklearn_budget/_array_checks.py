@@ -7,11 +7,13 @@ imports its checks from one place.
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_budget", "check_uplift", "numeric_columns"]
+__all__ = ["as_float_array", "check_budget", "check_dask_uplift", "check_uplift",
+           "numeric_columns"]
 
 
 def _as_1d(values, name):
@@ -104,18 +106,7 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
             continue
         if hasattr(m, "detach"):
             m = m.detach().cpu().numpy()
-        arr = np.asarray(m)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2 or arr.shape[1] == 0:
-            raise ValueError(
-                f"`{name}` must be 2-D with one row per user and one column per incentive "
-                f"level (control excluded), at least one level; got shape {arr.shape}."
-            )
-        if arr.dtype.kind not in "fiub":
-            raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
+        arr = _levels_matrix(name, np.asarray(m))
         if not np.isfinite(arr).all():
             raise ValueError(
                 f"`{name}` contains NaN or infinite values; fix or drop those users first."
@@ -137,6 +128,52 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
                 out = [o.astype(dt, copy=False) for o in out]
         return out[0], out[1]
     return out[0]
+
+
+def _levels_matrix(name, m):
+    """``m`` (numpy or Dask) as a float (n_users, n_levels) matrix; 1-D is one level."""
+    if m.ndim == 1:
+        m = m[:, None]
+    if m.ndim != 2 or m.shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must be 2-D with one row per user and one column per incentive "
+            f"level (control excluded), at least one level; got shape {m.shape}."
+        )
+    if m.dtype.kind not in "fiub":
+        raise TypeError(f"`{name}` must be numeric; got dtype {m.dtype}.")
+    return m if m.dtype.kind == "f" else m.astype(np.float64)
+
+
+def check_dask_uplift(revenue_uplift, cost_uplift):
+    """Validated Dask ``(r, c)``: 2-D float, one chunk across the levels, aligned rows.
+
+    Shapes and dtypes are checked here; the values (NaN, infinity) are
+    checked chunk by chunk as the solver reads them.
+    """
+    import dask.array as da
+
+    out = []
+    for name, m in (("revenue_uplift", revenue_uplift), ("cost_uplift", cost_uplift)):
+        m = da.asarray(m)
+        if any(math.isnan(s) for s in m.shape):
+            raise ValueError(
+                f"`{name}` has chunks of unknown size; call "
+                "`.compute_chunk_sizes()` on it first (the solver needs the number of users).")
+        if not isinstance(m._meta, np.ndarray):
+            raise TypeError(
+                f"`{name}` must be a Dask array of numpy chunks; got chunks of "
+                f"{type(m._meta).__name__}. Convert them with `.map_blocks(np.asarray)`.")
+        out.append(_levels_matrix(name, m))
+    r, c = out
+    if r.shape != c.shape:
+        raise ValueError(
+            f"revenue_uplift {r.shape} and cost_uplift {c.shape} must have the same shape "
+            "(n_users, n_levels).")
+    if r.dtype != c.dtype:
+        dt = np.result_type(r.dtype, c.dtype)
+        r, c = r.astype(dt), c.astype(dt)
+    r = r.rechunk({1: -1})
+    return r, c.rechunk(r.chunks)
 
 
 def check_budget(budget, *, name="budget", allow_none=False):

@@ -38,7 +38,7 @@ from ._solver_backends import _NumpyOps
 from ._solver_bracket import _DIRECT_SIZE
 from ._solver_search import _Solver, pass_rows
 
-__all__ = ["allocate_at_multiplier_dask", "check_dask_uplift", "solve_dask"]
+__all__ = ["allocate_at_multiplier_dask", "solve_dask"]
 
 
 def _dask():
@@ -50,45 +50,6 @@ def _dask():
             "Solving on Dask arrays needs dask: pip install 'sklearn-budget[dask]'."
         ) from exc
     return dask, da
-
-
-def check_dask_uplift(revenue_uplift, cost_uplift):
-    """Validated Dask ``(r, c)``: 2-D float, one chunk across the levels, aligned rows.
-
-    Shapes and dtypes are checked here; the values (NaN, infinity) are
-    checked chunk by chunk as the solver reads them.
-    """
-    _, da = _dask()
-    out = []
-    for name, m in (("revenue_uplift", revenue_uplift), ("cost_uplift", cost_uplift)):
-        m = da.asarray(m)
-        if m.ndim == 1:
-            m = m[:, None]
-        if m.ndim != 2 or m.shape[1] == 0:
-            raise ValueError(
-                f"`{name}` must be 2-D with one row per user and one column per incentive "
-                f"level (control excluded), at least one level; got shape {m.shape}.")
-        if any(math.isnan(s) for s in m.shape):
-            raise ValueError(
-                f"`{name}` has chunks of unknown size; call "
-                "`.compute_chunk_sizes()` on it first (the solver needs the number of users).")
-        if not isinstance(m._meta, np.ndarray):
-            raise TypeError(
-                f"`{name}` must be a Dask array of numpy chunks; got chunks of "
-                f"{type(m._meta).__name__}. Convert them with `.map_blocks(np.asarray)`.")
-        if m.dtype.kind not in "fiub":
-            raise TypeError(f"`{name}` must be numeric; got dtype {m.dtype}.")
-        out.append(m if m.dtype.kind == "f" else m.astype(np.float64))
-    r, c = out
-    if r.shape != c.shape:
-        raise ValueError(
-            f"revenue_uplift {r.shape} and cost_uplift {c.shape} must have the same shape "
-            "(n_users, n_levels).")
-    if r.dtype != c.dtype:
-        dt = np.result_type(r.dtype, c.dtype)
-        r, c = r.astype(dt), c.astype(dt)
-    r = r.rechunk({1: -1})
-    return r, c.rechunk(r.chunks)
 
 
 # Active users a chunk may return: beyond max(_CAP_ROWS, rows * _CAP_SHARE) the bracket is

@@ -19,6 +19,7 @@ from ._array_checks import (
     _check_lengths,
     as_float_array,
     check_budget,
+    check_dask_uplift,
     check_uplift,
     numeric_columns,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "check_both_sides",
     "numeric_columns",
     "check_uplift",
+    "check_dask_uplift",
     "check_budget",
     "as_float_array",
     "labels_to_arms",
