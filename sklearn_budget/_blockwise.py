@@ -55,10 +55,10 @@ def _frame(obj, block):
     return pd.DataFrame(block, columns=names)
 
 
-def _call(block, obj, method, kwargs, empty):
+def _call(block, obj, method, empty):
     if block.shape[0] == 0:  # a chunk a filter emptied: the fitted steps refuse 0 rows
         return empty
-    return np.asarray(getattr(obj, method)(_frame(obj, block), **kwargs))
+    return np.asarray(getattr(obj, method)(_frame(obj, block)))
 
 
 def _uplift(block, est, which, n_users, block_info=None):
@@ -71,19 +71,12 @@ def _uplift(block, est, which, n_users, block_info=None):
     return np.concatenate([r, c], axis=1) if which is None else (r, c)[which]
 
 
-def map_rows(obj, X, method, *, width=None, dtype=np.float64, n_features=None, **kwargs):
-    """``obj.method(chunk, **kwargs)`` on every chunk of rows of ``X``, lazily.
-
-    ``width`` is the number of output columns (None: one value per row).
-    """
+def map_rows(obj, X, method, *, width, n_features=None):
+    """``obj.method(chunk)`` on every chunk of rows of ``X``, lazily: float, ``width`` columns."""
     X = _checked_rows(obj, X, n_features)
-    if width is None:
-        empty = np.empty((0,), dtype=dtype)
-        return X.map_blocks(_call, obj, method, kwargs, empty, drop_axis=1, dtype=dtype,
-                            meta=empty)
-    empty = np.empty((0, width), dtype=dtype)
-    return X.map_blocks(_call, obj, method, kwargs, empty, chunks=(X.chunks[0], (width,)),
-                        dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
+    empty = np.empty((0, width), dtype=np.float64)
+    return X.map_blocks(_call, obj, method, empty, chunks=(X.chunks[0], (width,)),
+                        dtype=np.float64, meta=np.empty((0, 0), dtype=np.float64))
 
 
 def uplift_chunks(est, X, which=None):
