@@ -303,10 +303,12 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             total_budget = check_budget(total_budget, name="total_budget")
             arms = solve_budget_allocation(r, c, budget=total_budget).assignment
         else:
-            multiplier = (self.multiplier_ if budget is None
-                          else self._multiplier_for(check_budget(budget)))
-            arms = self._allocate(r, c, multiplier)
+            arms = self._allocate(r, c, self._deployed_multiplier(budget))
         return arms_to_labels(np.asarray(arms), self.levels_, self.control_name)
+
+    def _deployed_multiplier(self, budget=None):
+        """``multiplier_``, or the multiplier re-read for another ``budget`` per user."""
+        return self.multiplier_ if budget is None else self._multiplier_for(check_budget(budget))
 
     def _allocate(self, revenue_uplift, cost_uplift, multiplier):
         """Integer arms 0..K of the policy at ``multiplier``."""

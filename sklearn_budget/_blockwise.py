@@ -118,8 +118,7 @@ def allocate_chunks(est, X, budget, total_budget):
     dtype = arms_to_labels(np.zeros(1, dtype=np.int64), est.levels_, est.control_name).dtype
     meta = np.empty((0,), dtype=dtype)
     if total_budget is None:
-        multiplier = (est.multiplier_ if budget is None
-                      else est._multiplier_for(check_budget(budget)))
+        multiplier = est._deployed_multiplier(budget)
         X = _checked_rows(est, X, est.n_features_in_)
         return X.map_blocks(_allocate_block, est, multiplier, meta, X.shape[0], drop_axis=1,
                             dtype=dtype, meta=meta)

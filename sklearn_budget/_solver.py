@@ -71,7 +71,7 @@ import array_api_compat
 
 from ._solver_backends import _ops_for
 from ._solver_dask import allocate_at_multiplier_dask, solve_dask
-from ._solver_search import _Solver
+from ._solver_search import _Solver, choices_at
 from ._validation import check_budget, check_dask_uplift, check_uplift
 
 __all__ = ["BudgetAllocation", "allocate_at_multiplier", "solve_budget_allocation"]
@@ -201,11 +201,7 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
         raise ValueError(f"`multiplier` must be >= 0; got {multiplier}.")
     if dask_input:
         return allocate_at_multiplier_dask(r, c, lam)
-    ops = _ops_for(r)
-    out = ops.zeros_int(r.shape[0])
-    for a, b in ops.blocks(r.shape[0]):
-        out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
-    return out
+    return choices_at(_ops_for(r), r, c, lam)
 
 
 def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_per_user=None,

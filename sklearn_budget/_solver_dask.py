@@ -36,7 +36,7 @@ import numpy as np
 
 from ._solver_backends import _NumpyOps
 from ._solver_bracket import _DIRECT_SIZE
-from ._solver_search import _Solver, pass_rows
+from ._solver_search import _Solver, choices_at, pass_rows, upgrades_of_rows
 
 __all__ = ["allocate_at_multiplier_dask", "solve_dask"]
 
@@ -65,10 +65,12 @@ _GRID_POINTS, _GRID_STEP = 16, 4.0
 # -- what one chunk does (pure functions of the chunk's rows) -----------------------------
 # Each takes (r, c, ids, arms, start, *args): the chunk's rows, the choices laid over some
 # of them (ids relative to the chunk) and the chunk's first row in the whole input.
-def _check_finite(r, c, start):
+def _check_finite(r, c, start, ids=None):
+    """NaN or infinity named with the user's row: ``start`` plus the row, or ``ids[row]``."""
     for name, m in (("revenue_uplift", r), ("cost_uplift", c)):
         if not (np.isfinite(m.sum()) or np.isfinite(m).all()):
-            row = start + int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
+            row = int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
+            row = start + row if ids is None else int(ids[row])
             raise ValueError(
                 f"`{name}` contains NaN or infinite values (first at row {row}); fix or drop "
                 "those users first.")
@@ -103,26 +105,15 @@ def _chunk_spends(r, c, ids, arms, start, lams):
 def _chunk_choices(r, c, ids, arms, start, lam):
     """Each row's choice at ``lam``, with ``arms`` laid over the rows ``ids``."""
     _check_finite(r, c, start)
-    ops = _NumpyOps(r.dtype, r.shape[1])
-    out = np.zeros(r.shape[0], dtype=np.int64)
-    for a, b in ops.blocks(r.shape[0]):
-        out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
+    out = choices_at(_NumpyOps(r.dtype, r.shape[1]), r, c, lam)
     out[ids] = arms
     return out
 
 
 def _chunk_upgrades(r, c, ids, arms, start, lam, left, lam_ref):
-    """Candidate upgrades of a chunk's users (ids plus ``start``), or None."""
+    """Candidate upgrades of a chunk's users, one part per block (see ``upgrades_of_rows``)."""
     arm = _chunk_choices(r, c, ids, arms, start, lam)
-    ops = _NumpyOps(r.dtype, r.shape[1])
-    parts = []
-    for a, b in ops.blocks(r.shape[0]):
-        got = ops.upgrades(*ops.load(r, c, a, b), arm[a:b], left, lam_ref)
-        if got is not None:
-            parts.append((got[0] + (a + start),) + tuple(got[1:]))
-    if not parts:
-        return None
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    return upgrades_of_rows(_NumpyOps(r.dtype, r.shape[1]), r, c, arm, left, lam_ref, start)
 
 
 # The blockwise wrappers keep the column index in their output (one block across
@@ -226,12 +217,7 @@ class _DaskSolver(_Solver):
     def _take_rows(self, rows):
         dask, _ = _dask()
         rs, cs = dask.compute(self.r[rows], self.c[rows])
-        for name, m in (("revenue_uplift", rs), ("cost_uplift", cs)):
-            bad = ~np.isfinite(m).all(axis=1)
-            if bad.any():  # named with the user's row, not the subsample's
-                raise ValueError(
-                    f"`{name}` contains NaN or infinite values (first at row "
-                    f"{int(rows[np.flatnonzero(bad)[0]])}); fix or drop those users first.")
+        _check_finite(rs, cs, 0, ids=rows)  # named with the user's row, not the subsample's
         return rs, cs
 
     def _sub_solver(self, rs, cs, budget):
@@ -289,7 +275,8 @@ class _DaskSolver(_Solver):
         return (grid[j - 1], grid[j]) if j > 0 else (0.0, grid[1] if len(grid) > 1 else hi)
 
     def _all_upgrades(self, left, lam_ref):
-        return self._over_chunks(_chunk_upgrades, self._settle_at, left, lam_ref)
+        chunks = self._over_chunks(_chunk_upgrades, self._settle_at, left, lam_ref)
+        return [part for parts in chunks for part in parts]
 
     def lazy_assignment(self):
         """The assignment as a Dask array (each chunk computed when asked for)."""

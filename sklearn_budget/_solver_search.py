@@ -91,6 +91,28 @@ def pass_rows(ops, r, c, lo, hi, exact_lo=False, offset=0, arm_out=None):
     return tot_c, tot_r, parts
 
 
+def choices_at(ops, r, c, lam):
+    """Each row's choice at ``lam``, block by block (an array of the kind ``ops`` holds)."""
+    out = ops.zeros_int(r.shape[0])
+    for a, b in ops.blocks(r.shape[0]):
+        out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
+    return out
+
+
+def upgrades_of_rows(ops, r, c, arm, left, lam_ref, offset=0):
+    """Candidate upgrades of rows holding ``arm``: one part per block (see :meth:`_Solver.greedy`).
+
+    Each part is ``(user, level, gain, extra)`` with user ids plus
+    ``offset``, or None where the block has none. A pure function of its
+    rows, like :func:`pass_rows`.
+    """
+    parts = []
+    for a, b in ops.blocks(r.shape[0]):
+        got = ops.upgrades(*ops.load(r, c, a, b), arm[a:b], left, lam_ref)
+        parts.append(None if got is None else (got[0] + (a + offset),) + tuple(got[1:]))
+    return parts
+
+
 class _Solver(_SubsampleBracket):
     """State of one solve: the bracket, the settled users and the active ones.
 
@@ -322,11 +344,7 @@ class _Solver(_SubsampleBracket):
 
     def _all_upgrades(self, left, lam_ref):
         """Candidate upgrades of every user: one blocked pass (see :meth:`greedy`)."""
-        ops, parts = self.ops, []
-        for a, b in ops.blocks(self.n):
-            rt, ct = ops.load(self.r, self.c, a, b)
-            parts.append(self._upgrades(rt, ct, self.assignment[a:b], left, lam_ref, a))
-        return parts
+        return upgrades_of_rows(self.ops, self.r, self.c, self.assignment, left, lam_ref)
 
     def _upgrades(self, rt, ct, arm, left, lam_ref, rows):
         """Candidate upgrades of one block (``rows``: the users' ids, or the first id)."""
