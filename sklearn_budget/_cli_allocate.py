@@ -1,155 +1,222 @@
 """Command line, ``sklearn-budget allocate``: score a file of users with a saved allocator.
 
+The file is read and written a chunk of rows at a time (``--chunk-rows``;
+:mod:`sklearn_budget._cli_tables`), so its size is bounded by the disk, not
+the memory:
+
+- at a budget per user (``--budget``, or the model's own) each user's choice
+  depends on that user alone: one pass, chunk by chunk;
+- with ``--total-budget`` the budget problem couples all users: a first pass
+  writes the predicted uplifts to a scratch folder beside the output, the
+  solver reads them back chunk by chunk (its Dask path, when dask is
+  installed and there is more than one chunk), and a second pass writes the
+  labels, with the id column read again.
+
 Every user error (a file that is missing, empty, unreadable or not a model, a
 blank or non-numeric feature cell, an output that cannot be written) is a
-:class:`CLIError`: one line, exit status 2, raised before any work is done
-where it can be.
+:class:`CLIError`: one line, exit status 2. The model, the output and the
+first chunk are checked before any scoring; a bad cell in a later chunk
+stops the run with no output written.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from collections import Counter
 from pathlib import Path
 
-__all__ = ["CLIError", "check_writable_folder", "cmd_allocate"]
+import numpy as np
+
+from ._cli_tables import CLIError, TableWriter, check_output, iter_table, n_rows
+
+__all__ = ["CLIError", "cmd_allocate"]
 
 
-class CLIError(Exception):
-    """A user error: printed without a traceback, exit status 2."""
-
-
-def _read_table(path):
-    import pandas as pd
+def _load_model(path):
+    import joblib
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
 
     path = Path(path)
     if not path.is_file():
-        raise CLIError(f"Input file {str(path)!r} not found.")
+        raise CLIError(f"Model file {str(path)!r} not found (save one with "
+                       "joblib.dump(fitted_allocator, path)).")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except ImportError as exc:
-        raise CLIError(f"Reading Parquet needs pyarrow: pip install pyarrow ({exc}).") from None
-    except (ValueError, OSError) as exc:  # pandas' parser and decoding errors too
-        raise CLIError(f"Cannot read {str(path)!r} as a table: {exc}") from None
-    if len(frame) == 0:
-        raise CLIError(f"{str(path)!r} has no rows.")
-    return frame
+        model = joblib.load(path)
+    except Exception as exc:  # pickle raises many types on a file that is not one
+        raise CLIError(f"Cannot load {str(path)!r} as a saved model (joblib.dump of a "
+                       f"fitted allocator): {type(exc).__name__}: {exc}") from None
+    if not hasattr(model, "allocate"):
+        raise CLIError(f"{str(path)!r} holds a {type(model).__name__}, not a fitted "
+                       "budget allocator (an object with `allocate`).")
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise CLIError(f"{str(path)!r} holds an unfitted {type(model).__name__}; fit "
+                       "it before saving.") from None
+    return model
 
 
-def _check_output(path):
-    """Fail before the work when the output cannot be written."""
-    if path.is_dir():
-        raise CLIError(f"--output {str(path)!r} is a folder; give a file name (.csv or "
-                       ".parquet).")
-    check_writable_folder(path.parent, f"the folder of --output {str(path)!r}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise CLIError(f"--output {str(path)!r} cannot be written (no write permission).")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        from importlib.util import find_spec
-
-        if find_spec("pyarrow") is None and find_spec("fastparquet") is None:
-            raise CLIError("Writing Parquet needs pyarrow (or fastparquet): pip install "
-                           "pyarrow, or write a .csv file.")
-
-
-def check_writable_folder(folder, what):
-    """Fail when ``folder`` cannot be created or written, without creating it yet
-    (a run that fails later leaves no empty folders behind)."""
-    existing = Path(folder).absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CLIError(f"Cannot create {what}: {str(existing)!r} is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise CLIError(f"Cannot create {what}: no write permission in {str(existing)!r}.")
+def _feature_reader(model, columns, id_column, chunk_rows):
+    """``read(frame, first_row) -> X``, the model's features of a chunk, checked now
+    against the file's header."""
+    features = getattr(model, "feature_names_in_", None)
+    if features is not None:
+        missing = [f for f in features if f not in columns]
+        if missing:
+            raise CLIError(f"Input is missing the model's feature column(s) {missing}.")
+        names = list(features)
+        return lambda frame, start: _numeric(frame[names], start, chunk_rows)
+    drop = [id_column] if id_column in columns else []
+    n_in = getattr(model, "n_features_in_", len(columns) - len(drop))
+    if len(columns) - len(drop) != n_in:
+        hint = ("" if drop else f" (no column is named {id_column!r}: name the id column, "
+                "if any, with --id-column)")
+        raise CLIError(f"Input has {len(columns) - len(drop)} feature columns, the model "
+                       f"expects {n_in}{hint}.")
+    return lambda frame, start: _numeric(frame.drop(columns=drop), start,
+                                         chunk_rows).to_numpy()
 
 
-def _numeric_features(X):
+def _numeric(X, start, chunk_rows):
     """The feature table as numbers, or a CLIError naming the column and the first bad row."""
     from ._validation import numeric_columns
 
     table, problem = numeric_columns(X, X.columns)
     if problem is not None:
         col, n_bad, row, cell = problem
-        raise CLIError(f"Feature column {col!r} has {n_bad} blank or non-numeric value(s), "
-                       f"the first ({cell}) in data row {row + 1}.")
+        within = (f" among data rows {start + 1} to {start + len(X)}"
+                  if start or len(X) == chunk_rows else "")
+        raise CLIError(f"Feature column {col!r} has {n_bad} blank or non-numeric value(s)"
+                       f"{within}, the first ({cell}) in data row {start + row + 1}.")
     return table
+
+
+def _uplift(model, X):
+    """``(predict(X), predict_cost(X))`` from one model call where the model allows it."""
+    final = getattr(model, "_final_estimator", model)
+    if hasattr(final, "_validated_uplift"):
+        Xt = model._transformed(X) if final is not model else X
+        r, c = final._validated_uplift(Xt)
+    else:
+        r, c = model.predict(X), model.predict_cost(X)
+    return np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64)
+
+
+def _progress(args, desc):
+    """A progress bar over users on stderr (on a terminal, after a second; not ``--quiet``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_rows(args.input), desc=desc, unit=" users", unit_scale=True,
+                leave=False, delay=1.0, disable=True if args.quiet else None, file=sys.stderr)
+
+
+def _part(frame, labels, id_column, model, r=None, c=None):
+    """One chunk of the output: the id column (if any), the treatment, the uplifts."""
+    out = (frame[[id_column]] if id_column in frame.columns
+           else frame.iloc[:, :0]).reset_index(drop=True)
+    out["treatment"] = labels
+    if r is not None:
+        for k, level in enumerate(model.levels_):
+            out[f"revenue_uplift_{level}"] = r[:, k]
+            out[f"cost_uplift_{level}"] = c[:, k]
+    return out
+
+
+def _per_user(model, chunks, read, args, writer):
+    """One pass: each chunk allocated at the (re-read) multiplier and written."""
+    with _progress(args, "allocating") as bar:
+        for start, frame in chunks:
+            X = read(frame, start)
+            labels = model.allocate(X, budget=args.budget)
+            r, c = _uplift(model, X) if args.with_uplift else (None, None)
+            writer.write(_part(frame, labels, args.id_column, model, r, c))
+            bar.update(len(frame))
+            yield labels
+
+
+def _total(model, chunks, read, args, writer, has_id):
+    """Predict every chunk to disk, solve the budget over all users, write the labels."""
+    from ._labels import arms_to_labels
+    from ._rows_on_disk import RowsOnDisk
+
+    k = len(model.levels_)
+    r_rows = RowsOnDisk(writer.scratch / "revenue_uplift.bin", np.float64, k)
+    c_rows = RowsOnDisk(writer.scratch / "cost_uplift.bin", np.float64, k)
+    with _progress(args, "predicting") as bar:
+        for start, frame in chunks:
+            r, c = _uplift(model, read(frame, start))
+            r_rows.append(r)
+            c_rows.append(c)
+            bar.update(len(frame))
+    arms = _solve(r_rows, c_rows, args.total_budget, args.chunk_rows, writer.scratch)
+    n = len(r_rows)
+    if has_id:
+        id_chunks = iter_table(args.input, args.chunk_rows, columns=[args.id_column])
+    else:
+        import pandas as pd
+
+        id_chunks = ((s, pd.DataFrame(index=range(min(args.chunk_rows, n - s))))
+                     for s in range(0, n, args.chunk_rows))
+    for start, frame in id_chunks:
+        stop = start + len(frame)
+        labels = arms_to_labels(np.asarray(arms[start:stop]), model.levels_,
+                                model.control_name)
+        r, c = (r_rows[start:stop], c_rows[start:stop]) if args.with_uplift else (None, None)
+        writer.write(_part(frame, labels, args.id_column, model, r, c))
+        yield labels
+
+
+def _solve(r_rows, c_rows, total_budget, chunk_rows, scratch):
+    """The assignment (arm per user) of the budget problem on the uplifts on disk."""
+    from ._solver import solve_budget_allocation
+
+    n = len(r_rows)
+    if n > chunk_rows:
+        try:
+            import dask.array as da
+        except ImportError:
+            print(f"sklearn-budget allocate: note: dask is not installed, so the budget "
+                  f"problem over {n} users is solved in memory (pip install "
+                  "'sklearn-budget[dask]' to solve it chunk by chunk).", file=sys.stderr)
+        else:
+            shape = (chunk_rows, r_rows.width)
+            sol = solve_budget_allocation(da.from_array(r_rows, chunks=shape),
+                                          da.from_array(c_rows, chunks=shape),
+                                          budget=total_budget)
+            arms = np.lib.format.open_memmap(scratch / "arms.npy", mode="w+",
+                                             dtype=sol.assignment.dtype, shape=(n,))
+            da.store(sol.assignment, arms)
+            return arms
+    return solve_budget_allocation(r_rows.memmap(), c_rows.memmap(),
+                                   budget=total_budget).assignment
 
 
 def cmd_allocate(args):
     """``sklearn-budget allocate``: write each user's treatment (and uplift)."""
-    import joblib
-    import numpy as np
-
-    model_path = Path(args.model)
-    if not model_path.is_file():
-        raise CLIError(f"Model file {str(model_path)!r} not found (save one with "
-                       "joblib.dump(fitted_allocator, path)).")
-    try:
-        model = joblib.load(model_path)
-    except Exception as exc:  # pickle raises many types on a file that is not one
-        raise CLIError(f"Cannot load {str(model_path)!r} as a saved model (joblib.dump of a "
-                       f"fitted allocator): {type(exc).__name__}: {exc}") from None
-    if not hasattr(model, "allocate"):
-        raise CLIError(f"{str(model_path)!r} holds a {type(model).__name__}, not a fitted "
-                       "budget allocator (an object with `allocate`).")
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(model)
-    except NotFittedError:
-        raise CLIError(f"{str(model_path)!r} holds an unfitted {type(model).__name__}; fit "
-                       "it before saving.") from None
+    model = _load_model(args.model)
     out_path = Path(args.output)
-    _check_output(out_path)
-    frame = _read_table(args.input)
-    features = getattr(model, "feature_names_in_", None)
-    if features is not None:
-        missing = [f for f in features if f not in frame.columns]
-        if missing:
-            raise CLIError(f"Input is missing the model's feature column(s) {missing}.")
-        X = _numeric_features(frame[list(features)])
-    else:
-        drop = [c for c in (args.id_column,) if c and c in frame.columns]
-        X = frame.drop(columns=drop)
-        n_in = getattr(model, "n_features_in_", X.shape[1])
-        if X.shape[1] != n_in:
-            hint = ("" if args.id_column in frame.columns else
-                    f" (no column is named {args.id_column!r}: name the id column, if any, "
-                    "with --id-column)")
-            raise CLIError(f"Input has {X.shape[1]} feature columns, the model expects "
-                           f"{n_in}{hint}.")
-        X = _numeric_features(X).to_numpy()
-    if args.total_budget is not None:
-        assignment = model.allocate(X, total_budget=args.total_budget)
-    else:
-        assignment = model.allocate(X, budget=args.budget)
-    if args.id_column in frame.columns:
-        out = frame[[args.id_column]].copy()
-    else:
-        out = frame.iloc[:, :0].copy()
+    check_output(out_path)
+    chunks = iter_table(args.input, args.chunk_rows)
+    first_start, first = next(chunks)
+    read = _feature_reader(model, list(first.columns), args.id_column, args.chunk_rows)
+    read(first, first_start)  # a bad cell in the first chunk fails before any work
+    has_id = args.id_column in first.columns
+    if not has_id:
         print(f"sklearn-budget allocate: note: no {args.id_column!r} column in the input; the "
               "output keeps the input's row order (name the id column with --id-column).",
               file=sys.stderr)
-    out["treatment"] = assignment
-    if args.with_uplift:
-        r, c = model.predict(X), model.predict_cost(X)
-        for k, level in enumerate(model.levels_):
-            out[f"revenue_uplift_{level}"] = r[:, k]
-            out[f"cost_uplift_{level}"] = c[:, k]
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        if out_path.suffix.lower() in (".parquet", ".pq"):
-            out.to_parquet(out_path, index=False)
-        else:
-            out.to_csv(out_path, index=False)
-    except OSError as exc:
-        raise CLIError(f"Cannot write --output {str(out_path)!r}: {exc.strerror or exc}.") \
-            from None
-    counts = {str(k): int(v) for k, v in zip(*np.unique(assignment, return_counts=True))}
-    print(f"Allocated {len(out)} users -> {out_path} (users per treatment: {counts}).")
+    from itertools import chain
+
+    chunks = chain([(first_start, first)], chunks)
+    counts = Counter()
+    with TableWriter(out_path) as writer:
+        parts = (_total(model, chunks, read, args, writer, has_id)
+                 if args.total_budget is not None else _per_user(model, chunks, read, args,
+                                                                  writer))
+        for labels in parts:
+            for label, count in zip(*np.unique(labels, return_counts=True)):
+                counts[label] += int(count)
+    counts = {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))}
+    print(f"Allocated {writer.rows} users -> {out_path} (users per treatment: {counts}).")
     return 0

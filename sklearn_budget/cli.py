@@ -10,7 +10,8 @@
     Criteo), methods, budgets and seeds, with a ``--time-limit``.
 ``allocate``
     Score users from a CSV or Parquet file with a saved (joblib) allocator
-    and write their assignments.
+    and write their assignments, a chunk of rows at a time (files larger
+    than memory; ``--total-budget`` solves one budget over all of them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import os
 import sys
 from pathlib import Path
 
-from ._cli_allocate import CLIError, check_writable_folder, cmd_allocate as _cmd_allocate
+from ._cli_allocate import cmd_allocate as _cmd_allocate
+from ._cli_tables import CLIError, check_writable_folder
 from .baselines import _import_causalml_meta
 
 __all__ = ["main"]
@@ -345,6 +347,10 @@ def _parser():
                        help="column copied to the output and not used as a feature")
     alloc.add_argument("--with-uplift", action="store_true",
                        help="also write predicted revenue and cost uplift per level")
+    alloc.add_argument("--chunk-rows", type=_number(int, 1, strict=False), default=200_000,
+                       help="users read, scored and written at a time (default: 200000); "
+                            "memory grows with it, not with the file")
+    alloc.add_argument("--quiet", action="store_true", help="no progress bar")
     alloc.set_defaults(func=_cmd_allocate)
     return parser
 

@@ -1,0 +1,198 @@
+"""Command line: tables on disk a chunk of rows at a time (``sklearn-budget allocate``).
+
+Input CSV is read with pandas' ``chunksize`` and Parquet by pyarrow's record
+batches, so a file of any size is scored in the memory of one chunk. Output
+goes to a temporary file beside ``--output``, renamed into place when the
+whole file is written: a run that fails half-way (a bad cell in the last
+chunk) leaves no partial output and no folders it created.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["CLIError", "TableWriter", "check_output", "check_writable_folder", "iter_table",
+           "n_rows"]
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+def _is_parquet(path):
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def _pyarrow(what):
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CLIError(f"{what} Parquet needs pyarrow: pip install 'sklearn-budget[parquet]' "
+                       "(or use .csv files).") from None
+    return pq
+
+
+def n_rows(path):
+    """Data rows of a Parquet file (from its metadata); None for CSV (not known ahead)."""
+    return _pyarrow("Reading").ParquetFile(path).metadata.num_rows if _is_parquet(path) else None
+
+
+def iter_table(path, chunk_rows, columns=None):
+    """``(first_row, frame)`` for each chunk of at most ``chunk_rows`` data rows of ``path``.
+
+    ``columns`` reads only those. A file that is missing, unreadable (also
+    in a later chunk), or without data rows is a :class:`CLIError`; the first
+    chunk is read at the call, so such a file fails before any work.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"Input file {str(path)!r} not found.")
+    chunks = _chunks(path, chunk_rows, columns)
+    first = _next(chunks, path)
+    if first is None or len(first) == 0:
+        raise CLIError(f"{str(path)!r} has no rows.")
+    return _numbered(first, chunks, path)
+
+
+def _chunks(path, chunk_rows, columns):
+    if _is_parquet(path):
+        pq = _pyarrow("Reading")
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns)
+        except Exception as exc:  # pyarrow's errors on a file that is not Parquet
+            raise CLIError(f"Cannot read {str(path)!r} as a table: {str(exc).strip()}") from None
+        return (b.to_pandas() for b in batches)
+    import pandas as pd
+
+    try:
+        return iter(pd.read_csv(path, chunksize=chunk_rows, usecols=columns))
+    except (ValueError, OSError) as exc:  # pandas' parser and decoding errors too
+        raise CLIError(f"Cannot read {str(path)!r} as a table: {str(exc).strip()}") from None
+
+
+def _next(chunks, path):
+    try:
+        return next(chunks, None)
+    except (ValueError, OSError, TypeError) as exc:  # a bad line, a truncated file
+        raise CLIError(f"Cannot read {str(path)!r} as a table: {str(exc).strip()}") from None
+    except Exception as exc:  # pyarrow's ArrowInvalid and kin
+        if type(exc).__module__.startswith("pyarrow"):
+            raise CLIError(f"Cannot read {str(path)!r} as a table: {str(exc).strip()}") from None
+        raise
+
+
+def _numbered(first, chunks, path):
+    start, frame = 0, first
+    while frame is not None:
+        if len(frame):
+            yield start, frame
+        start += len(frame)
+        frame = _next(chunks, path)
+
+
+def check_output(path):
+    """Fail before the work when the output file cannot be written."""
+    if path.is_dir():
+        raise CLIError(f"--output {str(path)!r} is a folder; give a file name (.csv or "
+                       ".parquet).")
+    check_writable_folder(path.parent, f"the folder of --output {str(path)!r}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CLIError(f"--output {str(path)!r} cannot be written (no write permission).")
+    if _is_parquet(path):
+        _pyarrow("Writing")
+
+
+def check_writable_folder(folder, what):
+    """Fail when ``folder`` cannot be created or written, without creating it yet
+    (a run that fails later leaves no empty folders behind)."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"Cannot create {what}: {str(existing)!r} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"Cannot create {what}: no write permission in {str(existing)!r}.")
+
+
+class TableWriter:
+    """Write a table chunk by chunk; it appears at ``path`` only when complete.
+
+    Used as a context manager: on success the temporary file is renamed to
+    ``path``; on an error it is removed, with the folders this writer created.
+    ``scratch`` is a temporary folder beside the output for other large
+    intermediate files (removed at the end either way).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.rows = 0
+
+    def __enter__(self):
+        folder = self.path.parent.absolute()
+        self._created = []
+        while not folder.exists():
+            self._created.append(folder)
+            folder = folder.parent
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"Cannot create the folder of --output {str(self.path)!r}: "
+                           f"{exc.strerror or exc}.") from None
+        import tempfile
+
+        self.scratch = Path(tempfile.mkdtemp(prefix=".sklearn-budget-", dir=self.path.parent))
+        self._tmp = self.scratch / ("partial" + self.path.suffix)
+        self._parquet = None
+        return self
+
+    def write(self, frame):
+        try:
+            if _is_parquet(self.path):
+                self._write_parquet(frame)
+            else:
+                frame.to_csv(self._tmp, mode="a" if self.rows else "w", header=not self.rows,
+                             index=False)
+        except OSError as exc:
+            raise CLIError(f"Cannot write --output {str(self.path)!r}: "
+                           f"{exc.strerror or exc}.") from None
+        self.rows += len(frame)
+
+    def _write_parquet(self, frame):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._tmp, table.schema)
+        elif table.schema != self._parquet.schema:
+            try:  # e.g. an id column read as integers in one chunk, as floats in another
+                table = table.cast(self._parquet.schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+                raise CLIError(f"Cannot write --output {str(self.path)!r}: the columns' types "
+                               f"change from one chunk of rows to the next ({exc}); write a "
+                               ".csv file or use a larger --chunk-rows.") from None
+        self._parquet.write_table(table)
+
+    def __exit__(self, exc_type, exc, tb):
+        import shutil
+
+        if self._parquet is not None:
+            self._parquet.close()
+        try:
+            if exc_type is None:
+                try:
+                    os.replace(self._tmp, self.path)
+                except OSError as err:
+                    raise CLIError(f"Cannot write --output {str(self.path)!r}: "
+                                   f"{err.strerror or err}.") from None
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            if exc_type is not None:
+                for folder in self._created:  # innermost first; only if left empty
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+        return False

@@ -1,0 +1,172 @@
+"""``sklearn-budget allocate`` a chunk of rows at a time (files larger than memory)."""
+
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_budget import TwoStageBudgetAllocator, rct_target
+from sklearn_budget._rows_on_disk import RowsOnDisk
+from sklearn_budget.cli import main
+from sklearn_budget.datasets import make_marketing_rct
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    pytest.importorskip("causalml")
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from sklearn_budget.baselines import make_meta_learner
+
+    d = make_marketing_rct(n_samples=3000, random_state=1)
+    X = pd.DataFrame(d.X, columns=d.feature_names)
+    est = TwoStageBudgetAllocator(
+        make_meta_learner("T", HistGradientBoostingRegressor(max_iter=20)), budget=1.0,
+        random_state=0).fit(X, rct_target(d.treatment, d.revenue, d.cost))
+    folder = tmp_path_factory.mktemp("chunks")
+    joblib.dump(est, folder / "model.joblib")
+    users = make_marketing_rct(n_samples=1000, random_state=2)
+    users = pd.DataFrame(users.X, columns=d.feature_names)
+    users.insert(0, "id", [f"u{i}" for i in range(1000)])  # ids that are text
+    users.to_csv(folder / "users.csv", index=False)
+    return est, folder, users
+
+
+def _run(saved, *options, out="o.csv", input="users.csv"):
+    est, folder, users = saved
+    path = folder / "runs" / out
+    rc = main(["allocate", "--model", str(folder / "model.joblib"), "--input",
+               str(folder / input), "--output", str(path), "--quiet", *options])
+    return rc, path
+
+
+def test_chunks_give_the_in_memory_result_at_a_budget_per_user(saved, capsys):
+    est, folder, users = saved
+    X = users.drop(columns="id")
+    rc, path = _run(saved, "--budget", "0.6", "--chunk-rows", "96", "--with-uplift")
+    assert rc == 0
+    got = pd.read_csv(path)
+    assert list(got.id) == list(users.id)  # every row once, in the input's order
+    np.testing.assert_array_equal(got.treatment, est.allocate(X, budget=0.6))
+    np.testing.assert_allclose(got[[f"cost_uplift_{k}" for k in est.levels_]],
+                               est.predict_cost(X), rtol=1e-12)
+    counts = pd.Series(est.allocate(X, budget=0.6)).value_counts()
+    assert f"Allocated 1000 users -> {path}" in capsys.readouterr().out
+    assert sorted(got.treatment.value_counts().items()) == sorted(counts.items())
+
+
+@pytest.mark.parametrize("chunk_rows", [96, 1000, 5000])
+def test_a_total_budget_is_one_problem_over_all_chunks(saved, chunk_rows):
+    pytest.importorskip("dask")
+    est, folder, users = saved
+    X = users.drop(columns="id")
+    rc, path = _run(saved, "--total-budget", "400", "--chunk-rows", str(chunk_rows),
+                    "--with-uplift")
+    assert rc == 0
+    got = pd.read_csv(path)
+    assert list(got.id) == list(users.id)
+    expected = est.allocate(X, total_budget=400)
+    np.testing.assert_array_equal(got.treatment, expected)
+    np.testing.assert_allclose(got[[f"revenue_uplift_{k}" for k in est.levels_]],
+                               est.predict(X), rtol=1e-12)
+    c = est.predict_cost(X)
+    arm = got.treatment.to_numpy()
+    assert 395 < c[arm > 0, arm[arm > 0] - 1].sum() <= 400  # spent, never over
+    assert not list((folder / "runs").glob(".sklearn-budget-*"))  # scratch removed
+
+
+def test_a_total_budget_without_dask_is_solved_in_memory(saved, monkeypatch, capsys):
+    est, folder, users = saved
+    monkeypatch.setitem(sys.modules, "dask.array", None)  # import dask.array fails
+    rc, path = _run(saved, "--total-budget", "400", "--chunk-rows", "128")
+    assert rc == 0
+    np.testing.assert_array_equal(pd.read_csv(path).treatment,
+                                  est.allocate(users.drop(columns="id"), total_budget=400))
+    assert "dask is not installed, so the budget problem over 1000 users is solved in " \
+           "memory" in capsys.readouterr().err
+
+
+def test_no_id_column_with_a_total_budget(saved, capsys):
+    est, folder, users = saved
+    users.drop(columns="id").to_csv(folder / "no_id.csv", index=False)
+    rc, path = _run(saved, "--total-budget", "300", "--chunk-rows", "300", input="no_id.csv")
+    assert rc == 0
+    got = pd.read_csv(path)
+    assert list(got.columns) == ["treatment"] and len(got) == 1000
+    np.testing.assert_array_equal(got.treatment,
+                                  est.allocate(users.drop(columns="id"), total_budget=300))
+
+
+def test_parquet_in_and_out_in_chunks(saved):
+    pytest.importorskip("pyarrow")
+    est, folder, users = saved
+    users.to_parquet(folder / "users.parquet", index=False)
+    for options in (["--budget", "0.6"], ["--total-budget", "400"]):
+        rc, path = _run(saved, *options, "--chunk-rows", "96", input="users.parquet",
+                        out="o.parquet")
+        assert rc == 0
+        got = pd.read_parquet(path)
+        assert list(got.id) == list(users.id)
+        X = users.drop(columns="id")
+        expected = (est.allocate(X, budget=0.6) if options[0] == "--budget"
+                    else est.allocate(X, total_budget=400))
+        np.testing.assert_array_equal(got.treatment, expected)
+
+
+def test_a_bad_cell_in_a_later_chunk_leaves_no_output(saved, capsys):
+    est, folder, users = saved
+    bad = users.astype({"x3": object})
+    bad.loc[777, "x3"] = "abc"
+    bad.to_csv(folder / "bad_late.csv", index=False)
+    for options in (["--budget", "0.6"], ["--total-budget", "400"]):
+        rc, path = _run(saved, *options, "--chunk-rows", "100", input="bad_late.csv",
+                        out="new/sub/o.csv")
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert ("Feature column 'x3' has 1 blank or non-numeric value(s) among data rows 701 "
+                "to 800, the first ('abc') in data row 778.") in err
+        assert not path.exists() and not (folder / "runs" / "new").exists()
+
+
+def test_a_failed_run_keeps_the_previous_output(saved, capsys):
+    est, folder, users = saved
+    rc, path = _run(saved, "--chunk-rows", "100")
+    before = path.read_bytes()
+    with open(folder / "torn.csv", "w") as f:  # extra fields on the last line: the last chunk
+        f.write(users.to_csv(index=False))
+        f.write("u_extra,1,2,3,4,5,6,7,8,9,10,11\n")
+    rc, path = _run(saved, "--chunk-rows", "100", input="torn.csv")
+    err = capsys.readouterr().err
+    assert rc == 2 and "Cannot read" in err and err.count("\n") == 1
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".sklearn-budget-*"))
+
+
+def test_chunk_rows_is_checked_when_parsed(saved, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _run(saved, "--chunk-rows", "0")
+    assert exc.value.code == 2 and "--chunk-rows: must be >= 1" in capsys.readouterr().err
+
+
+def test_rows_on_disk_appends_and_reads_back(tmp_path):
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 3))
+    rows = RowsOnDisk(tmp_path / "x.bin", np.float64, 3)
+    assert rows.shape == (0, 3) and rows.memmap().shape == (0, 3)
+    for start in range(0, 1000, 300):
+        rows.append(x[start:start + 300])
+    assert rows.shape == (1000, 3) and len(rows) == 1000
+    np.testing.assert_array_equal(rows[250:260], x[250:260])
+    np.testing.assert_array_equal(da.from_array(rows, chunks=(128, 3)).compute(), x)
+    with pytest.raises(ValueError, match="rows of width 3"):
+        rows.append(np.zeros((2, 4)))
+    np.save(tmp_path / "x.npy", x)
+    npy = RowsOnDisk.npy(tmp_path / "x.npy")
+    assert npy.shape == (1000, 3) and npy.dtype == np.float64
+    np.testing.assert_array_equal(npy[990:], x[990:])
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    with pytest.raises(ValueError, match="no 2-D C-order array"):
+        RowsOnDisk.npy(tmp_path / "f.npy")
