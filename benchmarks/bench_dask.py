@@ -50,6 +50,7 @@ import dask.array as da  # noqa: E402
 from bench_solver import hardware_lines, make_instance, md_table, peak_memory  # noqa: E402
 
 from sklearn_budget import solve_budget_allocation  # noqa: E402
+from sklearn_budget._rows_on_disk import RowsOnDisk  # noqa: E402
 
 COLS = [("way", "way"), ("chunks", "chunk rows"), ("solve_s", "time (s)"),
         ("ratio", "x numpy"), ("peak_x_input", "peak memory (x input)"),
@@ -70,18 +71,6 @@ def _reads_per_chunk(fn):
     _READS.clear()
     out = fn()
     return out, sum(_READS.values()) / max(len(_READS), 1) / 2
-
-
-class _NpyFile:
-    """A ``.npy`` file as a lazy array: each ``[key]`` reads only those rows."""
-
-    def __init__(self, path):
-        self.path = path
-        m = np.load(path, mmap_mode="r")
-        self.shape, self.dtype, self.ndim = m.shape, m.dtype, m.ndim
-
-    def __getitem__(self, key):
-        return np.array(np.load(self.path, mmap_mode="r")[key])
 
 
 def _best(fn, repeat):
@@ -136,7 +125,8 @@ def main(argv=None):
         out_path = os.path.join(tmp, "assignment.npy")
         for chunk_rows in (args.chunk_rows, args.chunk_rows // 4):
             def run_ooc(count=False):
-                rm, cm = (da.from_array(_NpyFile(p), chunks=(chunk_rows, args.k)) for p in paths)
+                rm, cm = (da.from_array(RowsOnDisk.npy(p), chunks=(chunk_rows, args.k))
+                          for p in paths)
                 if count:
                     rm, cm = (x.map_blocks(_counted, dtype=x.dtype) for x in (rm, cm))
                 sol = solve_budget_allocation(rm, cm, budget_per_user=bpu)

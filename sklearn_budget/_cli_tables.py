@@ -26,7 +26,6 @@ def _is_parquet(path):
 
 def _pyarrow(what):
     try:
-        import pyarrow  # noqa: F401
         import pyarrow.parquet as pq
     except ImportError:
         raise CLIError(f"{what} Parquet needs pyarrow: pip install 'sklearn-budget[parquet]' "

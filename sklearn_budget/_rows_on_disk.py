@@ -33,12 +33,14 @@ class RowsOnDisk:
 
     Examples
     --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "r.bin")
-    >>> rows = RowsOnDisk(path, np.float64, 2)
-    >>> rows.append(np.ones((3, 2))); rows.append(np.zeros((1, 2)))
-    >>> rows.shape, rows[2:4].sum()
-    ((4, 2), 2.0)
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     rows = RowsOnDisk(os.path.join(folder, "r.bin"), np.float64, 2)
+    ...     rows.append(np.ones((3, 2)))
+    ...     rows.append(np.zeros((1, 2)))
+    ...     print(rows.shape, float(rows[2:4].sum()))
+    (4, 2) 2.0
     """
 
     def __init__(self, path, dtype, width, *, offset=0):

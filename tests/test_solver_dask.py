@@ -9,6 +9,7 @@ da = pytest.importorskip("dask.array", reason="dask is not installed: pip instal
 
 import sklearn_budget._solver_dask as solver_dask  # noqa: E402
 from sklearn_budget import allocate_at_multiplier, solve_budget_allocation  # noqa: E402
+from sklearn_budget._rows_on_disk import RowsOnDisk  # noqa: E402
 from sklearn_budget._solver_search import _Solver  # noqa: E402
 
 
@@ -176,22 +177,18 @@ def test_out_of_core_reads_chunk_by_chunk(tmp_path):
     r, c = _instance(10, 30_000, 3)
     log = tmp_path / "reads.txt"
 
-    class NpyFile:  # a lazy array like a zarr or HDF5 dataset
-        def __init__(self, path):
-            self.path = path
-            self.shape, self.dtype, self.ndim = r.shape, r.dtype, 2
-
+    class NpyFile(RowsOnDisk):  # a lazy array like a zarr or HDF5 dataset, reads logged
         def __getitem__(self, key):
             rows = key[0] if isinstance(key, tuple) else key
             if isinstance(rows, slice):  # dask copies this object: log to a file
                 with open(log, "a") as f:
                     f.write(f"{rows.stop - rows.start}\n")
-            return np.array(np.load(self.path, mmap_mode="r")[key])
+            return super().__getitem__(key)
 
     arrays = []
     for name, x in (("r", r), ("c", c)):
         np.save(tmp_path / f"{name}.npy", x)
-        arrays.append(da.from_array(NpyFile(tmp_path / f"{name}.npy"), chunks=(4_000, 3)))
+        arrays.append(da.from_array(NpyFile.npy(tmp_path / f"{name}.npy"), chunks=(4_000, 3)))
     sol = solve_budget_allocation(*arrays, budget_per_user=1.0)
     out = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype=np.int64,
                                     shape=(r.shape[0],))
