@@ -170,3 +170,26 @@ def test_rows_on_disk_appends_and_reads_back(tmp_path):
     np.save(tmp_path / "f.npy", np.asfortranarray(x))
     with pytest.raises(ValueError, match="no 2-D C-order array"):
         RowsOnDisk.npy(tmp_path / "f.npy")
+
+
+def test_parquet_errors_are_one_line(saved, monkeypatch, capsys):
+    pytest.importorskip("pyarrow")
+    est, folder, users = saved
+    (folder / "junk.parquet").write_bytes(b"not a parquet file at all")
+    rc, path = _run(saved, input="junk.parquet")
+    err = capsys.readouterr().err
+    assert rc == 2 and "Cannot read" in err and err.count("\n") == 1
+    # ids read as integers in the first chunk, as text in a later one: Parquet needs one type
+    mixed = users.copy()
+    mixed["id"] = [str(i) for i in range(999)] + ["last"]
+    mixed.to_csv(folder / "mixed_ids.csv", index=False)
+    rc, path = _run(saved, "--chunk-rows", "500", input="mixed_ids.csv", out="m.parquet")
+    err = capsys.readouterr().err
+    assert rc == 2 and "the columns' types change from one chunk of rows to the next" in err
+    assert not path.exists()
+    assert _run(saved, "--chunk-rows", "500", input="mixed_ids.csv", out="m.csv")[0] == 0
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # pyarrow not installed
+    for options in (dict(input="junk.parquet"), dict(out="o.parquet")):
+        assert _run(saved, **options)[0] == 2
+        err = capsys.readouterr().err
+        assert "Parquet needs pyarrow: pip install 'sklearn-budget[parquet]'" in err
