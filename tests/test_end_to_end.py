@@ -190,6 +190,34 @@ def test_deterministic_on_cpu(data, y, estimator):
     assert not np.array_equal(other.predict(data.X), fits[0].predict(data.X))
 
 
+def test_deterministic_across_processes_hash_seeds_and_threads(fitted, data, tmp_path):
+    # a fresh interpreter, another PYTHONHASHSEED (set and dict order) and two torch
+    # threads (this session runs one) fit the same model to the last bit
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import numpy as np, sys\n"
+        "from sklearn_budget import EndToEndBudgetAllocator, rct_target\n"
+        "from sklearn_budget.datasets import make_marketing_rct\n"
+        "d = make_marketing_rct(n_samples=2000, random_state=0)\n"
+        f"est = EndToEndBudgetAllocator(budget=1.0, random_state=0, **{FAST!r})\n"
+        "est.fit(d.X, rct_target(d.treatment, d.revenue, d.cost))\n"
+        "np.save(sys.argv[1], np.hstack([est.predict(d.X), est.predict_cost(d.X), "
+        "np.full((len(d.X), 1), est.multiplier_)]))\n")
+    env = {**os.environ, "PYTHONHASHSEED": "7", "OMP_NUM_THREADS": "2",
+           "MKL_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npy")], env=env,
+                   check=True, timeout=300)
+    got = np.load(tmp_path / "out.npy")
+    k = fitted.n_levels_
+    np.testing.assert_array_equal(got[:, :k], fitted.predict(data.X))
+    np.testing.assert_array_equal(got[:, k:2 * k], fitted.predict_cost(data.X))
+    assert got[0, -1] == fitted.multiplier_
+
+
 def test_fit_leaves_the_callers_torch_random_state_alone(data, y):
     torch.manual_seed(123)
     expected = torch.rand(3)
