@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,15 +93,30 @@ def _numeric(X, start, chunk_rows):
     return table
 
 
-def _uplift(model, X):
-    """``(predict(X), predict_cost(X))`` from one model call where the model allows it."""
+def _uplift(model, X, start, path):
+    """``(predict(X), predict_cost(X))`` of a chunk from one model call where the model
+    allows it; the model's ValueError (NaN predicted) names the user's data row."""
     final = getattr(model, "_final_estimator", model)
-    if hasattr(final, "_validated_uplift"):
-        Xt = model._transformed(X) if final is not model else X
-        r, c = final._validated_uplift(Xt)
-    else:
-        r, c = model.predict(X), model.predict_cost(X)
+    try:
+        if hasattr(final, "_validated_uplift"):
+            Xt = model._transformed(X) if final is not model else X
+            # rows counted from 1 as data rows of the file
+            r, c = final._validated_uplift(Xt, (start + 1, f"the data rows of {str(path)!r}"))
+        else:
+            r, c = model.predict(X), model.predict_cost(X)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     return np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64)
+
+
+def _deployed(model, budget):
+    """``arms(r, c) -> labels`` at the model's (re-read) multiplier, read once."""
+    from ._labels import arms_to_labels
+
+    final = getattr(model, "_final_estimator", model)
+    multiplier = final._deployed_multiplier(budget)
+    return lambda r, c: arms_to_labels(np.asarray(final._allocate(r, c, multiplier)),
+                                       final.levels_, final.control_name)
 
 
 def _progress(args, desc):
@@ -125,11 +141,23 @@ def _part(frame, labels, id_column, model, r=None, c=None):
 
 def _per_user(model, chunks, read, args, writer):
     """One pass: each chunk allocated at the (re-read) multiplier and written."""
+    final = getattr(model, "_final_estimator", model)
+    deployed = (_deployed(model, args.budget)
+                if hasattr(final, "_deployed_multiplier") and hasattr(final, "_allocate")
+                else None)
     with _progress(args, "allocating") as bar:
         for start, frame in chunks:
             X = read(frame, start)
-            labels = model.allocate(X, budget=args.budget)
-            r, c = _uplift(model, X) if args.with_uplift else (None, None)
+            r = c = None
+            if deployed is not None:
+                r, c = _uplift(model, X, start, args.input)
+                labels = deployed(r, c)
+            else:
+                labels = model.allocate(X, budget=args.budget)
+                if args.with_uplift:
+                    r, c = _uplift(model, X, start, args.input)
+            if not args.with_uplift:
+                r = c = None
             writer.write(_part(frame, labels, args.id_column, model, r, c))
             bar.update(len(frame))
             yield labels
@@ -145,14 +173,15 @@ def _total(model, chunks, read, args, writer, has_id):
     c_rows = RowsOnDisk(writer.scratch / "cost_uplift.bin", np.float64, k)
     with _progress(args, "predicting") as bar:
         for start, frame in chunks:
-            r, c = _uplift(model, read(frame, start))
+            r, c = _uplift(model, read(frame, start), start, args.input)
             r_rows.append(r)
             c_rows.append(c)
             bar.update(len(frame))
     arms = _solve(r_rows, c_rows, args.total_budget, args.chunk_rows, writer.scratch)
     n = len(r_rows)
     if has_id:
-        id_chunks = iter_table(args.input, args.chunk_rows, columns=[args.id_column])
+        id_chunks = iter_table(args.input, args.chunk_rows, columns=[args.id_column],
+                               text_columns=[args.id_column])
     else:
         import pandas as pd
 
@@ -192,12 +221,32 @@ def _solve(r_rows, c_rows, total_budget, chunk_rows, scratch):
                                    budget=total_budget).assignment
 
 
+@contextmanager
+def _terminated_as_exit():
+    """SIGTERM (a scheduler's time limit) ends the run like Ctrl-C: scratch files removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_allocate(args):
     """``sklearn-budget allocate``: write each user's treatment (and uplift)."""
     model = _load_model(args.model)
     out_path = Path(args.output)
     check_output(out_path)
-    chunks = iter_table(args.input, args.chunk_rows)
+    chunks = iter_table(args.input, args.chunk_rows, text_columns=[args.id_column])
     first_start, first = next(chunks)
     read = _feature_reader(model, list(first.columns), args.id_column, args.chunk_rows)
     read(first, first_start)  # a bad cell in the first chunk fails before any work
@@ -210,13 +259,21 @@ def cmd_allocate(args):
 
     chunks = chain([(first_start, first)], chunks)
     counts = Counter()
-    with TableWriter(out_path) as writer:
+    with _terminated_as_exit(), TableWriter(out_path) as writer:
         parts = (_total(model, chunks, read, args, writer, has_id)
                  if args.total_budget is not None else _per_user(model, chunks, read, args,
                                                                   writer))
-        for labels in parts:
-            for label, count in zip(*np.unique(labels, return_counts=True)):
-                counts[label] += int(count)
-    counts = {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))}
+        try:
+            for labels in parts:
+                for label, count in zip(*np.unique(labels, return_counts=True)):
+                    counts[label] += int(count)
+        except OSError as exc:  # the scratch files of --total-budget (e.g. disk full)
+            raise CLIError(f"Cannot write scratch files beside --output {str(out_path)!r}: "
+                           f"{exc.strerror or exc}.") from None
+    try:
+        keys = sorted(counts)
+    except TypeError:  # labels of mixed types
+        keys = sorted(counts, key=str)
+    counts = {str(k): counts[k] for k in keys}
     print(f"Allocated {writer.rows} users -> {out_path} (users per treatment: {counts}).")
     return 0

@@ -38,24 +38,26 @@ def n_rows(path):
     return _pyarrow("Reading").ParquetFile(path).metadata.num_rows if _is_parquet(path) else None
 
 
-def iter_table(path, chunk_rows, columns=None):
+def iter_table(path, chunk_rows, columns=None, text_columns=()):
     """``(first_row, frame)`` for each chunk of at most ``chunk_rows`` data rows of ``path``.
 
-    ``columns`` reads only those. A file that is missing, unreadable (also
+    ``columns`` reads only those; CSV columns in ``text_columns`` are read as
+    text (an id column: its type must not depend on which rows a chunk holds,
+    and ``007`` must stay ``007``). A file that is missing, unreadable (also
     in a later chunk), or without data rows is a :class:`CLIError`; the first
     chunk is read at the call, so such a file fails before any work.
     """
     path = Path(path)
     if not path.is_file():
         raise CLIError(f"Input file {str(path)!r} not found.")
-    chunks = _chunks(path, chunk_rows, columns)
+    chunks = _chunks(path, chunk_rows, columns, text_columns)
     first = _next(chunks, path)
     if first is None or len(first) == 0:
         raise CLIError(f"{str(path)!r} has no rows.")
     return _numbered(first, chunks, path)
 
 
-def _chunks(path, chunk_rows, columns):
+def _chunks(path, chunk_rows, columns, text_columns):
     if _is_parquet(path):
         pq = _pyarrow("Reading")
         try:
@@ -66,7 +68,8 @@ def _chunks(path, chunk_rows, columns):
     import pandas as pd
 
     try:
-        return iter(pd.read_csv(path, chunksize=chunk_rows, usecols=columns))
+        return iter(pd.read_csv(path, chunksize=chunk_rows, usecols=columns,
+                                dtype={c: str for c in text_columns}))
     except (ValueError, OSError) as exc:  # pandas' parser and decoding errors too
         raise CLIError(f"Cannot read {str(path)!r} as a table: {str(exc).strip()}") from None
 
@@ -101,6 +104,10 @@ def check_output(path):
         raise CLIError(f"--output {str(path)!r} cannot be written (no write permission).")
     if _is_parquet(path):
         _pyarrow("Writing")
+    elif path.suffix.lower() in (".zip", ".tar") or path.name.lower().endswith(
+            (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz")):
+        raise CLIError(f"--output {str(path)!r}: an archive cannot be written a chunk at a "
+                       "time; write .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet.")
 
 
 def check_writable_folder(folder, what):
@@ -141,10 +148,23 @@ class TableWriter:
                            f"{exc.strerror or exc}.") from None
         import tempfile
 
-        self.scratch = Path(tempfile.mkdtemp(prefix=".sklearn-budget-", dir=self.path.parent))
-        self._tmp = self.scratch / ("partial" + self.path.suffix)
+        try:
+            self.scratch = Path(tempfile.mkdtemp(prefix=".sklearn-budget-",
+                                                 dir=self.path.parent))
+        except OSError as exc:
+            self._remove_created()
+            raise CLIError(f"Cannot write beside --output {str(self.path)!r}: "
+                           f"{exc.strerror or exc}.") from None
+        self._tmp = self.scratch / ("partial" + "".join(self.path.suffixes[-2:]))
         self._parquet = None
         return self
+
+    def _remove_created(self):
+        for folder in self._created:  # innermost first; only if left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def write(self, frame):
         try:
@@ -156,6 +176,8 @@ class TableWriter:
         except OSError as exc:
             raise CLIError(f"Cannot write --output {str(self.path)!r}: "
                            f"{exc.strerror or exc}.") from None
+        except ImportError as exc:  # a compression by extension whose module is missing
+            raise CLIError(f"Cannot write --output {str(self.path)!r}: {exc}") from None
         self.rows += len(frame)
 
     def _write_parquet(self, frame):
@@ -177,21 +199,23 @@ class TableWriter:
     def __exit__(self, exc_type, exc, tb):
         import shutil
 
-        if self._parquet is not None:
-            self._parquet.close()
+        failed = exc_type is not None
         try:
-            if exc_type is None:
-                try:
-                    os.replace(self._tmp, self.path)
-                except OSError as err:
+            try:
+                if self._parquet is not None:
+                    self._parquet.close()
+                if not failed:
+                    target = self.path.resolve() if self.path.is_symlink() else self.path
+                    if target.exists():  # an earlier output's permissions carry over
+                        shutil.copymode(target, self._tmp)
+                    os.replace(self._tmp, target)
+            except OSError as err:
+                if not failed:  # else the error that stopped the run is the one to show
+                    failed = True
                     raise CLIError(f"Cannot write --output {str(self.path)!r}: "
                                    f"{err.strerror or err}.") from None
         finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
-            if exc_type is not None:
-                for folder in self._created:  # innermost first; only if left empty
-                    try:
-                        folder.rmdir()
-                    except OSError:
-                        break
+            if failed:
+                self._remove_created()
         return False

@@ -172,6 +172,23 @@ def test_rows_on_disk_appends_and_reads_back(tmp_path):
         RowsOnDisk.npy(tmp_path / "f.npy")
 
 
+def test_csv_ids_are_text_whatever_the_chunk_holds(saved):
+    # read per chunk, "007" became 7 and a later chunk's text ids broke the Parquet output
+    est, folder, users = saved
+    mixed = users.copy()
+    mixed["id"] = [f"{i:03d}" for i in range(700)] + [""] * 200 + [f"x{i}" for i in range(100)]
+    mixed.to_csv(folder / "mixed_ids.csv", index=False)
+    for out in ("m.parquet", "m.csv"):
+        for options in (["--budget", "0.6"], ["--total-budget", "400"]):
+            rc, path = _run(saved, *options, "--chunk-rows", "100", input="mixed_ids.csv",
+                            out=out)
+            assert rc == 0
+            got = (pd.read_parquet(path) if out.endswith("parquet") else
+                   pd.read_csv(path, dtype={"id": str}, keep_default_na=False))
+            ids = got.id.fillna("").tolist()
+            assert ids == mixed.id.tolist()
+
+
 def test_parquet_errors_are_one_line(saved, monkeypatch, capsys):
     pytest.importorskip("pyarrow")
     est, folder, users = saved
@@ -179,17 +196,82 @@ def test_parquet_errors_are_one_line(saved, monkeypatch, capsys):
     rc, path = _run(saved, input="junk.parquet")
     err = capsys.readouterr().err
     assert rc == 2 and "Cannot read" in err and err.count("\n") == 1
-    # ids read as integers in the first chunk, as text in a later one: Parquet needs one type
-    mixed = users.copy()
-    mixed["id"] = [str(i) for i in range(999)] + ["last"]
-    mixed.to_csv(folder / "mixed_ids.csv", index=False)
-    rc, path = _run(saved, "--chunk-rows", "500", input="mixed_ids.csv", out="m.parquet")
-    err = capsys.readouterr().err
-    assert rc == 2 and "the columns' types change from one chunk of rows to the next" in err
-    assert not path.exists()
-    assert _run(saved, "--chunk-rows", "500", input="mixed_ids.csv", out="m.csv")[0] == 0
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # pyarrow not installed
     for options in (dict(input="junk.parquet"), dict(out="o.parquet")):
         assert _run(saved, **options)[0] == 2
         err = capsys.readouterr().err
         assert "Parquet needs pyarrow: pip install 'sklearn-budget[parquet]'" in err
+
+
+def test_disk_errors_and_a_terminated_run_leave_nothing_behind(saved, monkeypatch, capsys):
+    import errno
+    import os
+    import signal
+
+    est, folder, users = saved
+
+    def full(self, block):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(RowsOnDisk, "append", full)
+        rc, path = _run(saved, "--total-budget", "400", "--chunk-rows", "100",
+                        out="full/o.csv")
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "Cannot write scratch files beside --output" in err and "No space left" in err
+    assert not (folder / "runs" / "full").exists()
+
+    def terminated(self, block):  # a scheduler's time limit in the middle of the run
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(RowsOnDisk, "append", terminated)
+        with pytest.raises(SystemExit) as exc:
+            _run(saved, "--total-budget", "400", "--chunk-rows", "100", out="term/o.csv")
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert not (folder / "runs" / "term").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_nan_predictions_name_the_users_data_row(saved, monkeypatch, capsys):
+    est, folder, users = saved
+    original = TwoStageBudgetAllocator._predict_uplift
+
+    def nan_for_u550(self, X):
+        r, c = original(self, X)
+        hit = np.flatnonzero(np.isclose(X[:, 0], users.x0[550]))
+        r[hit] = np.nan
+        return r, c
+
+    monkeypatch.setattr(TwoStageBudgetAllocator, "_predict_uplift", nan_for_u550)
+    for options in (["--budget", "0.6"], ["--total-budget", "400"]):
+        rc, path = _run(saved, *options, "--chunk-rows", "100")
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1
+        assert "predicted NaN or infinite uplifts for 1 of 100 users in rows 501..600 of " \
+               "the data rows of" in err and "(first at row 551)" in err
+
+
+def test_archives_are_refused_and_compressed_csv_works(saved, capsys):
+    est, folder, users = saved
+    rc, path = _run(saved, "--chunk-rows", "100", out="o.csv.zip")
+    assert rc == 2 and "an archive cannot be written a chunk at a time" in \
+        capsys.readouterr().err
+    rc, path = _run(saved, "--chunk-rows", "100", out="o.csv.gz")
+    assert rc == 0
+    np.testing.assert_array_equal(pd.read_csv(path).treatment,
+                                  est.allocate(users.drop(columns="id")))
+
+
+def test_an_output_symlink_is_written_through(saved, tmp_path):
+    est, folder, users = saved
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = folder / "runs" / "link.csv"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(target)
+    rc, path = _run(saved, "--chunk-rows", "100", out="link.csv")
+    assert rc == 0 and path.is_symlink()
+    assert len(pd.read_csv(target)) == 1000 and (target.stat().st_mode & 0o777) == 0o640
