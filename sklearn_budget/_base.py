@@ -152,11 +152,18 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         try:
             return self._fit_rct(X, y, treatment, cost, propensity)
         except BaseException:
-            # keep the parameters and the metadata requests (set_fit_request, ...)
-            keep = set(self.get_params(deep=False)) | {"_metadata_request"}
-            for name in [k for k in vars(self) if k not in keep]:
+            # drop what a fit sets (fitted attributes end with "_"; the calibration's private
+            # state); keep the parameters and what others set: metadata requests
+            # (set_fit_request), a meta-estimator's callback context (sklearn >= 1.9)
+            params = set(self.get_params(deep=False))
+            for name in [k for k in vars(self) if k not in params and (
+                    (k.endswith("_") and not k.startswith("__"))
+                    or k in self._private_fit_state)]:
                 delattr(self, name)
             raise
+
+    #: private attributes that ``fit`` sets (removed when a fit fails)
+    _private_fit_state = ("_calibration_method", "_calibration_uplift", "_calibration_rct")
 
     def _fit_rct(self, X, y, treatment, cost, propensity):
         self._check_fit_params()  # before any data work (a subclass's own checks)

@@ -352,6 +352,27 @@ def test_a_failed_refit_leaves_the_allocator_unfitted(data, y):
                                       data.X, y).predict(data.X[:5]))
 
 
+def test_a_failed_fit_in_a_pipeline_or_search_raises_its_own_error(data, y):
+    # sklearn >= 1.9 sets a callback context on the steps of a Pipeline / search and
+    # deletes it after the fit: the clean-up of a failed fit removed it too, and the
+    # user saw "no attribute '_parent_callback_ctx'" instead of the input error
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_budget.pipeline import make_budget_pipeline
+
+    for make in (make_pipeline, make_budget_pipeline):
+        pipe = make(StandardScaler(), RidgeTAllocator(control_name="c"))
+        with pytest.raises(ValueError, match="No control users"):
+            pipe.fit(data.X, y)
+        with pytest.raises(ValueError, match="rows but the RCT outcomes have"):
+            make(StandardScaler(), RidgeTAllocator()).fit(data.X[:-5], y)
+    with pytest.raises(ValueError, match="(?s)All the 2 fits failed.*No control users"):
+        cross_validate(make_pipeline(StandardScaler(), RidgeTAllocator(control_name="c")),
+                       data.X, y, cv=2, error_score=np.nan)
+
+
 def test_a_calibration_split_that_misses_a_rare_arm_is_named(data):
     # stratification can leave a 3-user arm out of the slice: the error was the cost
     # curve's "Score on a sample with every arm", after the models were fitted
