@@ -88,7 +88,9 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         users (with per-user propensities and several levels: the arms'
         shares of the users).
     multiplier_ : float
-        Calibrated Lagrange multiplier used by :meth:`allocate`.
+        Lagrange multiplier calibrated for the ``budget`` of the fit, used by
+        :meth:`allocate` (after ``set_params(budget=...)`` on a fitted
+        allocator, :meth:`allocate` re-reads it for the new budget).
     calibration_curve_ : :class:`~sklearn_budget.metrics.CostCurve`
         Cost curve of the fitted model on the calibration data (the held-out
         slice, or the training data for ``calibration="predicted"``): EOM, or
@@ -163,7 +165,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             raise
 
     #: private attributes that ``fit`` sets (removed when a fit fails)
-    _private_fit_state = ("_calibration_method", "_calibration_uplift", "_calibration_rct")
+    _private_fit_state = ("_calibration_method", "_calibration_uplift", "_calibration_rct",
+                          "_calibrated_budget")
 
     def _fit_rct(self, X, y, treatment, cost, propensity):
         self._check_fit_params()  # before any data work (a subclass's own checks)
@@ -277,8 +280,9 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Users to allocate.
         budget : float, default=None
-            Average incremental cost per user. None uses the fitted
-            ``multiplier_`` (calibrated for ``self.budget``); a value
+            Average incremental cost per user. None uses ``self.budget``:
+            the fitted ``multiplier_``, or, when ``set_params`` changed
+            ``budget`` since the fit, the multiplier re-read for it; a value
             re-reads the multiplier for that budget from the calibration
             data, the same way as in ``fit``. With held-out calibration the
             multiplier is read off the calibration cost curve between two of
@@ -314,8 +318,14 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         return arms_to_labels(np.asarray(arms), self.levels_, self.control_name)
 
     def _deployed_multiplier(self, budget=None):
-        """``multiplier_``, or the multiplier re-read for another ``budget`` per user."""
-        return self.multiplier_ if budget is None else self._multiplier_for(check_budget(budget))
+        """``multiplier_``, or the multiplier re-read for another ``budget`` per user
+        (also for ``self.budget`` when ``set_params`` changed it after the fit)."""
+        if budget is None:
+            calibrated = getattr(self, "_calibrated_budget", None)  # (older pickles: None)
+            if calibrated is None or self.budget == calibrated:
+                return self.multiplier_
+            budget = self.budget
+        return self._multiplier_for(check_budget(budget))
 
     def _allocate(self, revenue_uplift, cost_uplift, multiplier):
         """Integer arms 0..K of the policy at ``multiplier``."""

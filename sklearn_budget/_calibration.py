@@ -54,7 +54,8 @@ class CalibrationMixin:
             n_multipliers=self._n_multipliers, levels=self.levels_,
             estimate="dr" if self.calibration == "holdout-dr" else "eom",
         )
-        self.multiplier_ = self._multiplier_for(check_budget(self.budget))
+        self._calibrated_budget = check_budget(self.budget)
+        self.multiplier_ = self._multiplier_for(self._calibrated_budget)
 
     def _multiplier_for(self, budget):
         """Deployment multiplier for a per-user ``budget``, calibrated as in ``fit``."""
