@@ -12,7 +12,7 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["labels_to_arms", "arms_to_labels"]
+__all__ = ["arms_to_labels", "check_control_name", "labels_to_arms"]
 
 
 def _is_missing(value):
@@ -22,6 +22,26 @@ def _is_missing(value):
         return bool(value != value)  # NaN; pandas.NA cannot be a bool
     except (TypeError, ValueError):
         return True
+
+
+def check_control_name(control_name):
+    """``control_name`` if it can label the control arm, else a TypeError saying why."""
+    if isinstance(control_name, (bool, np.bool_)):
+        raise TypeError(
+            f"`control_name` must be the control arm's label (an int or a string, as in "
+            f"`treatment`); got the bool {control_name!r}, which equals the label "
+            f"{int(control_name)}. Pass {int(control_name)} if that is the control label.")
+    try:
+        hash(control_name)
+    except TypeError:
+        raise TypeError(
+            f"`control_name` must be one label (an int or a string, as in `treatment`); got "
+            f"{type(control_name).__name__} {control_name!r:.80}.") from None
+    if np.ndim(control_name) != 0 or _is_missing(control_name):
+        raise TypeError(
+            f"`control_name` must be one label (an int or a string, as in `treatment`); got "
+            f"{control_name!r:.80}.")
+    return control_name
 
 
 def _check_treatment_labels(t):

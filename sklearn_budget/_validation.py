@@ -28,6 +28,7 @@ from ._labels import (
     _check_treatment_labels,
     _plain,
     arms_to_labels,
+    check_control_name,
     labels_to_arms,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "as_float_array",
     "labels_to_arms",
     "arms_to_labels",
+    "check_control_name",
 ]
 
 RCT_FIELDS = ("treatment", "revenue", "cost")
@@ -245,6 +247,7 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
     >>> rct.levels, rct.arm
     (array(['a', 'b'], dtype='<U1'), array([0, 1, 2, 0]))
     """
+    check_control_name(control_name)
     t = _as_1d(treatment, "treatment")
     r = _as_finite_float(revenue, "revenue")
     c = _as_finite_float(cost, "cost")

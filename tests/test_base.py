@@ -385,6 +385,23 @@ def test_set_params_budget_after_fit_is_what_allocate_spends(data, y):
     np.testing.assert_array_equal(est.allocate(data.X), at_one)
 
 
+@pytest.mark.parametrize("control_name, match", [
+    (True, "got the bool True, which equals the label 1"), ([0], "got list"),
+    (np.nan, "must be one label"), (np.array([0, 1]), "got ndarray"),
+])
+def test_control_name_must_be_one_label(data, y, control_name, match):
+    # True silently made label 1 the control; [0] fitted and failed in allocate
+    from sklearn_budget.metrics import aucc, expected_outcome
+
+    with pytest.raises(TypeError, match=match):
+        RidgeTAllocator(control_name=control_name).fit(data.X, y)
+    with pytest.raises(TypeError, match=match):
+        expected_outcome(data.treatment, data.treatment, data.revenue, data.cost,
+                         control_name=control_name)
+    with pytest.raises(TypeError, match=match):
+        aucc(data.revenue, data.cost, data.treatment, data.X[:, 0], control_name=control_name)
+
+
 def test_a_calibration_split_that_misses_a_rare_arm_is_named(data):
     # stratification can leave a 3-user arm out of the slice: the error was the cost
     # curve's "Score on a sample with every arm", after the models were fitted
