@@ -35,7 +35,14 @@ from ._blockwise import allocate_chunks, is_dask, uplift_chunks
 from ._calibration import CalibrationMixin
 from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
-from ._validation import arms_to_labels, check_budget, check_rct, check_uplift, unpack_target
+from ._validation import (
+    arms_to_labels,
+    check_budget,
+    check_number_params,
+    check_rct,
+    check_uplift,
+    unpack_target,
+)
 from .metrics import value_at_budget
 
 __all__ = ["BaseBudgetAllocator"]
@@ -201,7 +208,9 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         return self
 
     def _check_fit_params(self):
-        """Parameter checks that scikit-learn's constraints cannot express (none here)."""
+        """Parameter checks that scikit-learn's constraints cannot express: a bool for a
+        number (``calibration_size=True`` is 1 user)."""
+        check_number_params(self.get_params(deep=False), self._parameter_constraints)
 
     # -- predict -------------------------------------------------------------------
     def _checked_uplift(self, X, chunk=None):

@@ -150,6 +150,7 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
     # -- stage 1 -------------------------------------------------------------------
     def _check_fit_params(self):
         """The learners must follow causalml's contract (``fit(X, treatment, y)``)."""
+        super()._check_fit_params()
         for name in ("revenue_learner", "cost_learner"):
             learner = getattr(self, name)
             if learner is None:

@@ -1594,3 +1594,23 @@ def test_a_model_pickled_on_a_gpu_loads_and_predicts_on_a_cpu_only_machine(fitte
     assert str(back.net_.device) == "cpu"
     np.testing.assert_array_equal(back.predict(data.X[:50]), fitted.predict(data.X[:50]))
     np.testing.assert_array_equal(back.allocate(data.X[:50]), fitted.allocate(data.X[:50]))
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"max_epochs": True}, InvalidParameterError, "'max_epochs' parameter must be a number, "
+                                                   "not the bool True"),
+    ({"reg_weight": True}, InvalidParameterError, "not the bool"),
+    ({"goal_batch_size": True}, InvalidParameterError, "not the bool"),
+    ({"calibration_size": True}, InvalidParameterError, "'calibration_size'"),
+    ({"weight_decay": 1e308}, InvalidParameterError, "beyond what the network's float32"),
+    ({"lr": 1e39}, InvalidParameterError, r"'lr' parameter is 1e\+39"),
+    ({"n_threads": 100_000}, InvalidParameterError, r"range \[1, 1024\]"),
+    ({"hidden_layer_sizes": (True,)}, ValueError, "non-empty tuple of positive ints"),
+    ({"goal_multipliers": (True,)}, ValueError, "positive finite factors"),
+    ({"device": "meta"}, ValueError, "holds no data"),
+])
+def test_numbers_that_sklearn_constraints_let_through(data, y, params, error, match):
+    # each passed the parameter checks and failed deep in torch (or crashed Python:
+    # n_threads=100000), or was taken as a number (max_epochs=True: 1 epoch)
+    with pytest.raises(error, match=match):
+        make_est(**params).fit(data.X[:300], y[:300])

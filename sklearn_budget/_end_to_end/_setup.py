@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 
 from .._labels import _plain
+from .._validation import check_number_params
 from .._warnings import warn
 from ._goal import GOAL_FORMS, GRADIENT_ESTIMATORS
 
@@ -74,7 +75,7 @@ PARAMETER_CONSTRAINTS = {
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "patience": [Interval(Integral, 1, None, closed="left")],
     "device": [str],
-    "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "n_threads": [Interval(Integral, 1, 1024, closed="both"), None],
     "verbose": ["verbose"],
     "callbacks": [list, tuple, None],
 }
@@ -178,12 +179,14 @@ def check_network_params(hidden_layer_sizes, goal_multipliers, device):
     Returns the torch device string (``"auto"`` resolved).
     """
     sizes = tuple(hidden_layer_sizes)
-    if not sizes or not all(isinstance(h, Integral) and h > 0 for h in sizes):
+    if not sizes or not all(isinstance(h, Integral) and not isinstance(h, (bool, np.bool_))
+                            and h > 0 for h in sizes):
         raise ValueError(
             f"hidden_layer_sizes must be a non-empty tuple of positive ints, got "
             f"{hidden_layer_sizes!r}; e.g. (64, 64).")
     mult = tuple(goal_multipliers)
-    if not mult or not all(isinstance(m, Real) and np.isfinite(m) and m > 0 for m in mult):
+    if not mult or not all(isinstance(m, Real) and not isinstance(m, (bool, np.bool_))
+                           and np.isfinite(m) and m > 0 for m in mult):
         raise ValueError(
             f"goal_multipliers must be a non-empty tuple of positive finite factors of "
             f"the budget's multiplier, got {goal_multipliers!r}; e.g. (1.0,) or "
@@ -222,6 +225,9 @@ def check_device(device):
         raise ValueError(
             f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
             f"'cuda:N' ({exc}).") from None
+    if dev.type == "meta":
+        raise ValueError(f"device={device!r} holds no data (shapes only); use 'auto', 'cpu' "
+                         "or 'cuda'.")
     if dev.type != "cpu":
         # torch.backends.mps, torch.cuda, torch.xpu, ... say whether they can run here
         # (torch.mps.is_available only exists since torch 2.5); a type without such a
@@ -253,6 +259,9 @@ class SetupMixin:
 
     def _check_fit_params(self):
         """Checks that scikit-learn's constraints cannot express (before any data work)."""
+        # sklearn's Interval lets through a bool for a number and numbers beyond float32
+        check_number_params(self.get_params(deep=False), self._parameter_constraints,
+                            limit=float(np.finfo(np.float32).max), what="the network's float32")
         check_network_params(self.hidden_layer_sizes, self.goal_multipliers, self.device)
         check_callbacks(self.callbacks, self._OWN_CALLBACKS)
         warmup = self._fixed_warmup()
