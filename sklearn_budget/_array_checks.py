@@ -191,6 +191,42 @@ def check_budget(budget, *, name="budget", allow_none=False):
     return budget
 
 
+def _is_datetime_like(dtype):
+    import pandas as pd
+
+    return (pd.api.types.is_datetime64_any_dtype(dtype) or
+            pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype))
+
+
+def check_feature_frame(X):
+    """A DataFrame ``X`` whose columns are not all numbers: a ValueError naming them.
+
+    scikit-learn's own message names no column ("could not convert string to
+    float: 'a'"), or comes from numpy's type promotion (dates).
+    """
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return
+    import pandas as pd
+
+    def text(col, dt):  # object / category / string columns whose values are not numbers
+        if pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
+            return False
+        values = X[col]
+        return bool((pd.to_numeric(values.astype(object), errors="coerce").isna()
+                     & values.notna()).any())
+
+    bad = {str(col): str(dt) for col, dt in dtypes.items()
+           if _is_datetime_like(dt) or text(col, dt)}
+    if bad:
+        listed = ", ".join(f"{c!r} ({d})" for c, d in list(bad.items())[:5])
+        raise ValueError(
+            f"X has {len(bad)} column(s) that are not numbers: {listed}"
+            f"{' ...' if len(bad) > 5 else ''}. Encode them first, e.g. with a "
+            "OneHotEncoder / OrdinalEncoder (categories) or as numbers (dates: days since a "
+            "reference day) in a Pipeline before the allocator.")
+
+
 def numeric_columns(frame, columns):
     """``frame[columns]`` as a float64 DataFrame, and the first bad cell, if any.
 
@@ -204,8 +240,12 @@ def numeric_columns(frame, columns):
 
     out = {}
     for col in columns:
-        values = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
-        bad = ~np.isfinite(values.to_numpy())
+        if _is_datetime_like(frame[col].dtype):  # to_numeric would give nanoseconds
+            bad = np.ones(len(frame), dtype=bool)
+            values = None
+        else:
+            values = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+            bad = ~np.isfinite(values.to_numpy())
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             cell = frame[col].iloc[row]

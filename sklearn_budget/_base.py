@@ -38,6 +38,7 @@ from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import (
     arms_to_labels,
     check_budget,
+    check_feature_frame,
     check_number_params,
     check_rct,
     check_uplift,
@@ -177,6 +178,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
 
     def _fit_rct(self, X, y, treatment, cost, propensity):
         self._check_fit_params()  # before any data work (a subclass's own checks)
+        check_feature_frame(X)
         X = validate_data(self, X, reset=True)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         rct = check_rct(treatment, revenue, cost, control_name=self.control_name,
@@ -243,6 +245,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
 
     def _validated_uplift(self, X, chunk=None):
         check_is_fitted(self)
+        check_feature_frame(X)
         X = validate_data(self, X, reset=False)
         return self._checked_uplift(X, chunk)
 

@@ -20,6 +20,7 @@ from ._array_checks import (
     as_float_array,
     check_budget,
     check_dask_uplift,
+    check_feature_frame,
     check_uplift,
     numeric_columns,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "arms_to_labels",
     "check_control_name",
     "check_number_params",
+    "check_feature_frame",
 ]
 
 RCT_FIELDS = ("treatment", "revenue", "cost")

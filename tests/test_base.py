@@ -1,5 +1,6 @@
 """Tests of BaseBudgetAllocator through a small causalml-free subclass."""
 
+import re
 import warnings
 
 import numpy as np
@@ -400,6 +401,23 @@ def test_control_name_must_be_one_label(data, y, control_name, match):
                          control_name=control_name)
     with pytest.raises(TypeError, match=match):
         aucc(data.revenue, data.cost, data.treatment, data.X[:, 0], control_name=control_name)
+
+
+def test_feature_columns_that_are_not_numbers_are_named(data, y):
+    # sklearn said "could not convert string to float: 'a'" (no column), numpy raised a
+    # DTypePromotionError for dates
+    import pandas as pd
+
+    X = pd.DataFrame(data.X, columns=[f"f{i}" for i in range(data.X.shape[1])])
+    cases = [X.assign(f2=pd.Categorical(np.where(X.f2 > 0, "a", "b"))),
+             X.assign(f5=pd.Timestamp("2020-01-01")), X.assign(f1=pd.Timedelta("1D"))]
+    for bad, name in zip(cases, ("'f2' (category)", "'f5' (datetime64", "'f1' (timedelta64")):
+        with pytest.raises(ValueError, match="X has 1 column.s. that are not numbers: "
+                                             + re.escape(name)):
+            RidgeTAllocator().fit(bad, y)
+    est = RidgeTAllocator().fit(X.astype(object), y)  # numbers held as objects are numbers
+    with pytest.raises(ValueError, match=re.escape("not numbers: 'f2' (")):
+        est.predict(X.assign(f2="x"))
 
 
 def test_a_calibration_split_that_misses_a_rare_arm_is_named(data):

@@ -275,3 +275,13 @@ def test_an_output_symlink_is_written_through(saved, tmp_path):
     rc, path = _run(saved, "--chunk-rows", "100", out="link.csv")
     assert rc == 0 and path.is_symlink()
     assert len(pd.read_csv(target)) == 1000 and (target.stat().st_mode & 0o777) == 0o640
+
+
+def test_a_date_feature_is_not_read_as_nanoseconds(saved, capsys):
+    pytest.importorskip("pyarrow")
+    est, folder, users = saved
+    users.assign(x2=pd.Timestamp("2024-05-01")).to_parquet(folder / "dates.parquet")
+    rc, path = _run(saved, input="dates.parquet")
+    err = capsys.readouterr().err
+    assert rc == 2 and "Feature column 'x2' has 1000 blank or non-numeric value(s), the " \
+        "first ('2024-05-01 00:00:00') in data row 1" in err
