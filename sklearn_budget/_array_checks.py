@@ -95,9 +95,15 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
 
             if m.ndim == 1:
                 m = m[:, None]
-            if m.ndim != 2:
-                raise ValueError(f"`{name}` must be 2-D (n_users, n_levels); got {tuple(m.shape)}.")
-            if not torch.is_floating_point(m):
+            if m.ndim != 2 or m.shape[1] == 0:
+                raise ValueError(
+                    f"`{name}` must be 2-D with one row per user and one column per incentive "
+                    f"level (control excluded), at least one level; got {tuple(m.shape)}.")
+            if m.is_complex():
+                raise TypeError(f"`{name}` must be real; got the complex dtype {m.dtype}.")
+            if m.dtype in (torch.float16, torch.bfloat16):  # too coarse to sum spends
+                m = m.float()
+            elif not torch.is_floating_point(m):
                 m = m.double()
             if not bool(torch.isfinite(m).all()):
                 raise ValueError(
@@ -106,7 +112,7 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
             continue
         if hasattr(m, "detach"):
             m = m.detach().cpu().numpy()
-        arr = _levels_matrix(name, np.asarray(m))
+        arr = _levels_matrix(name, _plain_array(name, m))
         if not np.isfinite(arr).all():
             raise ValueError(
                 f"`{name}` contains NaN or infinite values; fix or drop those users first."
@@ -128,6 +134,23 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
                 out = [o.astype(dt, copy=False) for o in out]
         return out[0], out[1]
     return out[0]
+
+
+def _plain_array(name, m):
+    """``np.asarray(m)``, with pandas' nullable columns (Float64, Int64) as floats and a
+    ragged list named."""
+    if hasattr(m, "to_numpy") and hasattr(m, "dtypes"):
+        import pandas as pd
+
+        dtypes = m.dtypes if hasattr(m.dtypes, "__iter__") else [m.dtypes]
+        if all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d)
+               for d in dtypes):
+            return m.to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return np.asarray(m)
+    except ValueError as exc:  # numpy's "inhomogeneous shape"
+        raise ValueError(f"`{name}` is not a rectangular (n_users, n_levels) array: "
+                         f"{exc}") from None
 
 
 def _levels_matrix(name, m):

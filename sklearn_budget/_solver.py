@@ -148,8 +148,8 @@ def _check_inputs(revenue_uplift, cost_uplift):
         import torch
 
         r, c = r.detach(), c.detach()
-        if (r.ndim == 2 and r.shape == c.shape and r.dtype == c.dtype and r.is_floating_point()
-                and r.device == c.device
+        if (r.ndim == 2 and r.shape == c.shape and r.shape[1] > 0 and r.dtype == c.dtype
+                and r.dtype in (torch.float32, torch.float64) and r.device == c.device
                 and bool(torch.isfinite(r.sum()) & torch.isfinite(c.sum()))):
             return r, c
     r, c = check_uplift(r, c, allow_torch=True)
@@ -271,9 +271,19 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
         budget = check_budget(budget_per_user, name="budget_per_user") * r.shape[0]
     else:
         budget = check_budget(budget)
-    if dask_input:
-        *numbers, assignment = solve_dask(r, c, budget, random_state)
-        return BudgetAllocation(assignment, *numbers, budget)
-    solver = _Solver(r, c, budget, random_state)
-    multiplier, spend, value, dual_bound = solver.solve()
-    return BudgetAllocation(solver.assignment, multiplier, spend, value, dual_bound, budget)
+    try:
+        if dask_input:
+            *numbers, assignment = solve_dask(r, c, budget, random_state)
+        else:
+            solver = _Solver(r, c, budget, random_state)
+            numbers, assignment = solver.solve(), None
+    except OverflowError:  # math.fsum of the greedy completion's gains
+        numbers = (math.inf,) * 4
+    # spend and value (the dual bound is lam* x budget + ...: inf x 0 where lam* is inf)
+    if not all(math.isfinite(x) for x in numbers[1:3]):
+        raise ValueError(
+            "The uplifts are so large that their sums overflow float64 (the total value or "
+            "spend is infinite); rescale revenue_uplift and cost_uplift (e.g. to thousands "
+            "of currency units) and the budget with them.")
+    return BudgetAllocation(solver.assignment if assignment is None else assignment,
+                            *numbers, budget)

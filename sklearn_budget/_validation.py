@@ -257,6 +257,14 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
     _check_lengths(treatment=t, revenue=r, cost=c)
     if len(t) == 0:
         raise ValueError("The RCT sample is empty; pass at least one user per arm.")
+    for name, v in (("revenue", r), ("cost", c)):
+        with np.errstate(over="ignore"):
+            total = float(np.abs(v).sum())
+        if not np.isfinite(total):
+            raise ValueError(
+                f"`{name}` values are so large that their sum overflows float64 (largest "
+                f"{float(np.abs(v).max()):.3g}); rescale them (e.g. to thousands of currency "
+                "units), and the budget with them.")
     _check_treatment_labels(t)
     if (c < 0).any():
         raise ValueError(
