@@ -327,11 +327,19 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
             )
         try:
             p = np.array([float(propensity[lab]) for lab in t])
+            given = [float(propensity[lab]) for lab in arms if lab in propensity]
         except (TypeError, ValueError):
             raise TypeError(
                 f"`propensity` dict values must be numbers (each arm's assignment "
                 f"probability); got {propensity!r:.200}."
             ) from None
+        # the arms of one experiment share the users: their probabilities sum to 1 (less
+        # when some arms are not in this data)
+        if np.isfinite(given).all() and sum(given) > 1 + 1e-6:
+            raise ValueError(
+                f"`propensity` dict gives the arms {_plain(arms)} probabilities that sum to "
+                f"{sum(given):.6g} > 1; give each arm's share of the users in the experiment "
+                "(e.g. {0: 0.5, 1: 0.25, 2: 0.25}).")
     else:
         p = _as_finite_float(propensity, "propensity")
         _check_lengths(treatment=t, propensity=p)

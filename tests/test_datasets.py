@@ -140,6 +140,9 @@ def test_noise_zero_gives_deterministic_baskets():
         ({"n_features": 3}, "n_features"),
         ({"noise": -1.0}, "noise"),
         ({"noise": float("nan")}, "noise"),
+        ({"noise": 1e-300}, "or between 1e-6 and 10"),  # was a ZeroDivisionError
+        ({"noise": 1e200}, "or between 1e-6 and 10"),  # was an OverflowError
+        ({"noise": 100.0}, "or between 1e-6 and 10"),  # revenue was ~1e-13 for everyone
         ({"setting": "easy"}, "setting"),
         ({"treatment_probabilities": [0.5, 0.5]}, "n_treatments \\+ 1"),
         ({"treatment_probabilities": [0.5, 0.5, 0.0, 0.0]}, "positive"),

@@ -90,8 +90,12 @@ def test_unequal_propensities_change_the_weights():
     eom = expected_outcome(assignment, treatment, revenue, cost)
     assert eom.revenue == pytest.approx((2.5 * 4 + 5 * 10) / (2.5 * 4 + 5))
     eom_eq = expected_outcome(assignment, treatment, revenue, cost,
-                              propensity={0: 0.4, 1: 0.4, 2: 0.4})
+                              propensity={0: 1 / 3, 1: 1 / 3, 2: 1 / 3})
     assert eom_eq.revenue == pytest.approx(14 / 5)
+    # probabilities of one experiment's arms that sum to more than 1 are a mistake
+    with pytest.raises(ValueError, match="probabilities that sum to 1.2 > 1"):
+        expected_outcome(assignment, treatment, revenue, cost,
+                         propensity={0: 0.4, 1: 0.4, 2: 0.4})
 
 
 def test_everyone_control_is_exactly_zero(rct):

@@ -88,6 +88,12 @@ def _check_args(n_samples, n_treatments, n_features, noise, treatment_probabilit
         raise TypeError(f"`noise` must be a number; got {noise!r} ({type(noise).__name__}).")
     if not 0 <= noise < np.inf:
         raise ValueError(f"`noise` must be a finite number >= 0; got {noise!r}.")
+    if noise > 10 or 0 < noise < 1e-6:
+        raise ValueError(
+            f"`noise` must be 0 (no basket noise) or between 1e-6 and 10; got {noise!r}. "
+            "Beyond 10 the mean-one noise factor is ~0 for almost every basket (and overflows "
+            "further out); below 1e-6 it is 1 up to rounding (and its gamma shape 1 / cv^2 "
+            "overflows further down): use 0.")
     if setting not in _SETTINGS:
         raise ValueError(f"`setting` must be one of {_SETTINGS}; got {setting!r}.")
     n_arms = n_treatments + 1
@@ -200,8 +206,8 @@ def make_marketing_rct(
         Number of features, at least 4. Features x0..x3 drive the outcomes,
         the others are noise.
     noise : float, default=1.0
-        Scale of the basket-value noise (0 = no basket noise; conversion is
-        always a Bernoulli draw). Gamma noise with coefficient of variation
+        Scale of the basket-value noise: 0 (no basket noise; conversion is
+        always a Bernoulli draw) or between 1e-6 and 10. Gamma noise with coefficient of variation
         ``0.5 * noise`` in the "default" setting, lognormal with
         ``sigma = noise`` in the "hard" one.
     treatment_probabilities : array-like of shape (n_treatments + 1,), default=None
