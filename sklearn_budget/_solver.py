@@ -68,6 +68,7 @@ import math
 from dataclasses import dataclass
 
 import array_api_compat
+import numpy as np
 
 from ._solver_backends import _ops_for
 from ._solver_dask import allocate_at_multiplier_dask, solve_dask
@@ -188,7 +189,7 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     dask_input = _is_dask(revenue_uplift, cost_uplift)
     r, c = (check_dask_uplift if dask_input else _check_inputs)(revenue_uplift, cost_uplift)
     try:
-        if isinstance(multiplier, (str, bytes)):
+        if isinstance(multiplier, (str, bytes, bool, np.bool_)):
             raise TypeError
         lam = float(multiplier)
     except (TypeError, ValueError):
@@ -269,8 +270,17 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
     r, c = (check_dask_uplift if dask_input else _check_inputs)(revenue_uplift, cost_uplift)
     if budget is None:
         budget = check_budget(budget_per_user, name="budget_per_user") * r.shape[0]
+        if math.isinf(budget):
+            raise ValueError(f"`budget_per_user` x {r.shape[0]} users overflows float64; give "
+                             "a smaller budget (it need not exceed the largest cost uplift).")
     else:
         budget = check_budget(budget)
+    try:
+        np.random.default_rng(random_state)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "`random_state` must be None, an int >= 0 or a numpy Generator (the seed of the "
+            f"subsample that brackets the multiplier); got {random_state!r:.80}.") from None
     try:
         if dask_input:
             *numbers, assignment = solve_dask(r, c, budget, random_state)

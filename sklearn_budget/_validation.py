@@ -132,6 +132,17 @@ def unpack_target(y, treatment=None, cost=None):
         if hasattr(y, "columns"):  # a DataFrame: plain arrays, its index dropped
             return tuple(y[f].to_numpy() for f in ("treatment", "revenue", "cost"))
         return y["treatment"], y["revenue"], y["cost"]
+    if y is not None and treatment is None and cost is None:
+        fields = (list(getattr(y, "columns", ())) or
+                  list(getattr(getattr(y, "dtype", None), "names", None) or ()))
+        if fields or np.ndim(y) == 2:
+            got = (f"columns {_plain(fields)[:10]}" if fields else
+                   f"shape {np.shape(y)}")
+            raise ValueError(
+                f"`y` has {got}, but a packed RCT target needs the fields 'treatment', "
+                "'revenue' and 'cost' (lower case): build it with rct_target(treatment, "
+                "revenue, cost), rename the columns, or give y=revenue with treatment=... and "
+                "cost=....")
     if y is None or treatment is None or cost is None:
         missing = [n for n, v in (("y", y), ("treatment", treatment), ("cost", cost)) if v is None]
         raise ValueError(

@@ -60,3 +60,49 @@ def test_sums_that_overflow_float64_are_named():
     assert np.isfinite(cost_curve(R[:2].repeat(20, axis=0)[:, :1],
                                   C[:2].repeat(20, axis=0)[:, :1], t, revenue / 1e300,
                                   t * 1.0).incremental_revenue).all()
+
+
+def test_messages_name_the_argument():
+    # each was a raw numpy / pandas / pathlib error, an IndexError or a KeyError
+    from sklearn.linear_model import Ridge
+
+    from sklearn_budget import EndToEndBudgetAllocator, allocate_at_multiplier, rct_target
+    from sklearn_budget.datasets import load_hillstrom, make_marketing_rct
+    from sklearn_budget.plotting import CostCurveDisplay, TrainingHistoryDisplay
+
+    d = make_marketing_rct(n_samples=300, random_state=0)
+    t, rev, cost = d.treatment, d.revenue, d.cost
+    r = np.c_[d.true_revenue[:, 1:] - d.true_revenue[:, :1]]
+    c = np.c_[d.true_cost[:, 1:] - d.true_cost[:, :1]]
+    cases = [
+        (lambda: cost_curve(r, c, t, rev, cost, multipliers=["a"]), TypeError,
+         "`multipliers` must be real numbers"),
+        (lambda: cost_curve(r, c, t, rev, cost, multipliers=[1 + 1j]), TypeError,
+         "`multipliers` must be real numbers"),
+        (lambda: cost_curve(r, c, t, rev, cost, n_multipliers=10**7), ValueError,
+         "between 3 and 100,000"),  # never finished
+        (lambda: load_hillstrom(revenue=["spend"]), TypeError, "`revenue` must be one of"),
+        (lambda: load_hillstrom(5), TypeError, "`path` must be a file or folder path"),
+        (lambda: EndToEndBudgetAllocator().fit(d.X, pd.DataFrame(
+            {"Treatment": t, "Revenue": rev, "Cost": cost})), ValueError,
+         "`y` has columns \\['Treatment', 'Revenue', 'Cost'\\], but a packed RCT target"),
+        (lambda: EndToEndBudgetAllocator().fit(d.X, np.c_[t, rev, cost]), ValueError,
+         "`y` has shape \\(300, 3\\)"),
+        (lambda: CostCurveDisplay.from_estimator(Ridge().fit(d.X, rev), d.X,
+                                                 rct_target(t, rev, cost)), TypeError,
+         "must be a fitted budget allocator"),
+        (lambda: CostCurveDisplay([0, np.nan, 2], [0, 1, 2], budget=1.0), ValueError,
+         "`incremental_cost` has NaN"),
+        (lambda: TrainingHistoryDisplay([1, 2], [1, 2], [1, 2], [1, 2], goal_on=1.5),
+         ValueError, "`goal_on` must be None or the index"),
+        (lambda: TrainingHistoryDisplay([1, 2], [1, 2], [1, 2], [1, 2],
+                                        goal_phase_kept="yes"), TypeError, "`goal_phase_kept`"),
+        (lambda: solve_budget_allocation(R, C, budget=1.0, random_state=-1), ValueError,
+         "`random_state` must be None, an int >= 0"),
+        (lambda: solve_budget_allocation(R, C, budget_per_user=1e308), ValueError,
+         "overflows float64"),
+        (lambda: allocate_at_multiplier(R, C, True), TypeError, "`multiplier` must be one real"),
+    ]
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()

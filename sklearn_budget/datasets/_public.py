@@ -98,12 +98,19 @@ Amini, "A Large Scale Benchmark for Uplift Modeling".
 
 
 def _check_choice(value, name, choices):
+    if not isinstance(value, str):  # a list is unhashable in `in`
+        raise TypeError(f"`{name}` must be one of {tuple(choices)}; got "
+                        f"{type(value).__name__} {value!r:.80}.")
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}; got {value!r}.")
 
 
 def _find_file(path, data_home, file_names, hint, dataset):
     """Return the CSV to read, or raise FileNotFoundError saying where we looked."""
+    for name, value in (("path", path), ("data_home", data_home)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"`{name}` must be a file or folder path (str or path-like); got "
+                            f"{type(value).__name__} {value!r:.80}.")
     if path is not None:
         candidate = Path(path).expanduser()
         if candidate.is_file():

@@ -283,12 +283,14 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
 
 
 def check_n_multipliers(n_multipliers):
-    """``n_multipliers`` as an int >= 3, or a TypeError / ValueError saying so."""
+    """``n_multipliers`` as an int in [3, 100000], or a TypeError / ValueError saying so."""
     if isinstance(n_multipliers, (bool, np.bool_)) or \
             not isinstance(n_multipliers, (Integral, np.integer)):
         raise TypeError(f"`n_multipliers` must be an integer >= 3; got {n_multipliers!r}.")
-    if int(n_multipliers) < 3:
-        raise ValueError(f"`n_multipliers` must be >= 3; got {n_multipliers}.")
+    if not 3 <= int(n_multipliers) <= 100_000:
+        raise ValueError(
+            f"`n_multipliers` must be between 3 and 100,000; got {n_multipliers} (each point "
+            "evaluates the policy on every user; a few hundred resolve the curve).")
     return int(n_multipliers)
 
 
@@ -297,7 +299,13 @@ def _sweep(rct, r, c, multipliers=None, n_multipliers=100, estimate="eom"):
     if multipliers is None:
         multipliers = _multiplier_grid(r, c, check_n_multipliers(n_multipliers))
     else:
-        multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
+        try:
+            if np.iscomplexobj(multipliers):
+                raise TypeError
+            multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`multipliers` must be real numbers >= 0; got {multipliers!r:.80}.") from None
         if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
                 (multipliers < 0).any():
             raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")

@@ -73,6 +73,11 @@ class CostCurveDisplay:
         self.incremental_cost, self.incremental_revenue = _series(
             "CostCurveDisplay", incremental_cost=incremental_cost,
             incremental_revenue=incremental_revenue)
+        for what, values in (("incremental_cost", self.incremental_cost),
+                             ("incremental_revenue", self.incremental_revenue)):
+            if not np.isfinite(values).all():
+                raise ValueError(f"`{what}` has NaN or infinite points; a cost curve "
+                                 "(metrics.cost_curve) has none: drop them first.")
         self.multipliers = None if multipliers is None else np.asarray(multipliers)
         self.name = name
         self.oracle_cost = oracle_cost
@@ -211,6 +216,12 @@ class CostCurveDisplay:
         -------
         display : CostCurveDisplay
         """
+        if not (hasattr(estimator, "predict") and hasattr(estimator, "predict_cost")):
+            raise TypeError(
+                f"`estimator` must be a fitted budget allocator with `predict` and "
+                f"`predict_cost` (revenue and cost uplift per level); got "
+                f"{type(estimator).__name__}. For other predictions use "
+                "CostCurveDisplay.from_predictions.")
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         if control_name is None:
             control_name = getattr(estimator, "control_name", 0)

@@ -88,6 +88,14 @@ class TrainingHistoryDisplay:
         self.epochs, self.train_loss, self.valid_loss, self.valid_goal = _series(
             "TrainingHistoryDisplay", epochs=epochs, train_loss=train_loss,
             valid_loss=valid_loss, valid_goal=valid_goal)
+        if goal_on is not None and (isinstance(goal_on, (bool, np.bool_)) or not isinstance(
+                goal_on, (int, np.integer)) or not 0 <= goal_on <= len(self.epochs)):
+            raise ValueError(
+                f"`goal_on` must be None or the index (0..{len(self.epochs)}) of the first "
+                f"epoch with the goal; got {goal_on!r:.80}.")
+        if goal_phase_kept is not None and not isinstance(goal_phase_kept, (bool, np.bool_)):
+            raise TypeError(f"`goal_phase_kept` must be True, False or None; got "
+                            f"{goal_phase_kept!r:.80}.")
         self.goal_on = goal_on
         self.goal_phase_kept = goal_phase_kept
         self.split_validation = split_validation
