@@ -167,6 +167,22 @@ def _levels_matrix(name, m):
     return m if m.dtype.kind == "f" else m.astype(np.float64)
 
 
+def check_dask_rows(X, n_features, owner):
+    """A Dask array of features, in chunks of whole rows, its shape checked now (not when
+    computed) against the ``n_features`` that ``owner`` (a class name) was fitted with."""
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D Dask array of features (n_users, n_features); got shape {X.shape}.")
+    if math.isnan(X.shape[0]):
+        raise ValueError(
+            "X has chunks of unknown size; call `X.compute_chunk_sizes()` first (the output "
+            "needs the number of users per chunk).")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {owner} was fitted with {n_features} features.")
+    return X.rechunk({1: -1})
+
+
 def check_dask_uplift(revenue_uplift, cost_uplift):
     """Validated Dask ``(r, c)``: 2-D float, one chunk across the levels, aligned rows.
 

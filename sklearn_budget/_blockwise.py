@@ -11,14 +11,12 @@ of no rows (a filter emptied it) gives an empty part of the result.
 
 from __future__ import annotations
 
-import math
-
 import array_api_compat
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._solver import solve_budget_allocation
-from ._validation import arms_to_labels, check_budget
+from ._validation import arms_to_labels, check_budget, check_dask_rows
 
 __all__ = ["allocate_chunks", "is_dask", "map_rows", "uplift_chunks"]
 
@@ -29,20 +27,9 @@ def is_dask(X):
 
 
 def _checked_rows(obj, X, n_features):
-    """``X`` in chunks of whole rows, its shape checked against the fitted ``obj`` now."""
+    """``X`` in chunks of whole rows, checked against the fitted ``obj`` now."""
     check_is_fitted(obj)
-    if X.ndim != 2:
-        raise ValueError(
-            f"Expected a 2-D Dask array of features (n_users, n_features); got shape {X.shape}.")
-    if math.isnan(X.shape[0]):
-        raise ValueError(
-            "X has chunks of unknown size; call `X.compute_chunk_sizes()` first (the output "
-            "needs the number of users per chunk).")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(obj).__name__} was fitted with "
-            f"{n_features} features.")
-    return X.rechunk({1: -1})
+    return check_dask_rows(X, n_features, type(obj).__name__)
 
 
 def _frame(obj, block):

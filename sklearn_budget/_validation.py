@@ -19,6 +19,7 @@ from ._array_checks import (
     _check_lengths,
     as_float_array,
     check_budget,
+    check_dask_rows,
     check_dask_uplift,
     check_feature_frame,
     check_uplift,
@@ -49,6 +50,7 @@ __all__ = [
     "arms_to_labels",
     "check_control_name",
     "check_number_params",
+    "check_dask_rows",
     "check_feature_frame",
 ]
 
