@@ -190,7 +190,7 @@ def test_deterministic_on_cpu(data, y, estimator):
     assert not np.array_equal(other.predict(data.X), fits[0].predict(data.X))
 
 
-def test_deterministic_across_processes_hash_seeds_and_threads(fitted, data, tmp_path):
+def test_deterministic_and_persistent_across_processes(fitted, data, tmp_path):
     # a fresh interpreter, another PYTHONHASHSEED (set and dict order) and two torch
     # threads (this session runs one) fit the same model to the last bit
     import os
@@ -206,16 +206,24 @@ def test_deterministic_across_processes_hash_seeds_and_threads(fitted, data, tmp
         f"est = EndToEndBudgetAllocator(budget=1.0, random_state=0, **{FAST!r})\n"
         "est.fit(d.X, rct_target(d.treatment, d.revenue, d.cost))\n"
         "np.save(sys.argv[1], np.hstack([est.predict(d.X), est.predict_cost(d.X), "
-        "np.full((len(d.X), 1), est.multiplier_)]))\n")
+        "np.full((len(d.X), 1), est.multiplier_)]))\n"
+        "import joblib\n"  # and a model saved by this process loads and predicts there
+        "saved = joblib.load(sys.argv[2])\n"
+        "np.save(sys.argv[3], np.hstack([saved.predict(d.X), saved.predict_cost(d.X)]))\n")
+    import joblib
+
+    joblib.dump(fitted, tmp_path / "model.joblib")
     env = {**os.environ, "PYTHONHASHSEED": "7", "OMP_NUM_THREADS": "2",
            "MKL_NUM_THREADS": "2"}
-    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npy")], env=env,
+    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npy"),
+                    str(tmp_path / "model.joblib"), str(tmp_path / "loaded.npy")], env=env,
                    check=True, timeout=300)
     got = np.load(tmp_path / "out.npy")
     k = fitted.n_levels_
     np.testing.assert_array_equal(got[:, :k], fitted.predict(data.X))
     np.testing.assert_array_equal(got[:, k:2 * k], fitted.predict_cost(data.X))
     assert got[0, -1] == fitted.multiplier_
+    np.testing.assert_array_equal(np.load(tmp_path / "loaded.npy"), got[:, :2 * k])
 
 
 def test_fit_leaves_the_callers_torch_random_state_alone(data, y):
