@@ -16,10 +16,18 @@ __all__ = ["as_float_array", "check_budget", "check_dask_uplift", "check_uplift"
            "numeric_columns"]
 
 
+def _torch_to_numpy(values):
+    """A torch tensor as numpy (bfloat16 / float16 as float32: numpy has no bfloat16)."""
+    values = values.detach().cpu()
+    if values.is_floating_point() and values.element_size() < 4:
+        values = values.float()
+    return values.numpy()
+
+
 def _as_1d(values, name):
     """Return ``values`` as a 1-D numpy array, or raise a ValueError naming it."""
     if hasattr(values, "detach"):  # torch tensor
-        values = values.detach().cpu().numpy()
+        values = _torch_to_numpy(values)
     arr = np.asarray(values)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -57,7 +65,7 @@ def _as_finite_float(values, name):
 def as_float_array(values, name):
     """``values`` as a float64 ndarray, or a TypeError naming ``name``."""
     if hasattr(values, "detach"):  # torch tensor
-        values = values.detach().cpu().numpy()
+        values = _torch_to_numpy(values)
     arr = np.asarray(values)
     if arr.dtype.kind in "fiub":
         return arr.astype(np.float64, copy=False)
@@ -111,7 +119,7 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
             out.append(m)
             continue
         if hasattr(m, "detach"):
-            m = m.detach().cpu().numpy()
+            m = _torch_to_numpy(m)
         arr = _levels_matrix(name, _plain_array(name, m))
         if not np.isfinite(arr).all():
             raise ValueError(
@@ -143,7 +151,7 @@ def _plain_array(name, m):
         import pandas as pd
 
         dtypes = m.dtypes if hasattr(m.dtypes, "__iter__") else [m.dtypes]
-        if all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d)
+        if all(pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d)
                for d in dtypes):
             return m.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
@@ -164,6 +172,8 @@ def _levels_matrix(name, m):
         )
     if m.dtype.kind not in "fiub":
         raise TypeError(f"`{name}` must be numeric; got dtype {m.dtype}.")
+    if m.dtype == np.float16:  # r - lam * c overflows float16 at moderate multipliers
+        return m.astype(np.float32)
     return m if m.dtype.kind == "f" else m.astype(np.float64)
 
 

@@ -174,7 +174,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
 
     #: private attributes that ``fit`` sets (removed when a fit fails)
     _private_fit_state = ("_calibration_method", "_calibration_uplift", "_calibration_rct",
-                          "_calibrated_budget")
+                          "_calibrated_budget", "_fit_control_name")
 
     def _fit_rct(self, X, y, treatment, cost, propensity):
         self._check_fit_params()  # before any data work (a subclass's own checks)
@@ -188,6 +188,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
                 f"X has {X.shape[0]} rows but the RCT outcomes have {rct.n_samples}; pass "
                 "one row of features per RCT user."
             )
+        self._fit_control_name = self.control_name  # the label levels_ were split from
         self.levels_ = rct.levels
         self.n_levels_ = rct.n_levels
         self.treatment_probabilities_ = rct.arm_probabilities
@@ -243,8 +244,26 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             )
         return r.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
 
-    def _validated_uplift(self, X, chunk=None):
+    def _check_fitted(self):
+        """``check_is_fitted``, and the fit's ``control_name`` still in place."""
         check_is_fitted(self)
+        fitted = getattr(self, "_fit_control_name", self.control_name)
+        if not (fitted == self.control_name and type(fitted) is type(self.control_name)):
+            raise ValueError(
+                f"control_name is {self.control_name!r} but was {fitted!r} when "
+                f"{type(self).__name__} was fitted (set_params after fit): levels_ "
+                f"{_plain(self.levels_)} and the treatment labels of allocate come from the "
+                "fit. Set it back, or fit again.")
+
+    def __setstate__(self, state):
+        # models saved before the fit recorded these: their values then were the parameters
+        if "multiplier_" in state:
+            state.setdefault("_calibrated_budget", state.get("budget"))
+            state.setdefault("_fit_control_name", state.get("control_name"))
+        super().__setstate__(state)
+
+    def _validated_uplift(self, X, chunk=None):
+        self._check_fitted()
         check_feature_frame(X)
         X = validate_data(self, X, reset=False)
         return self._checked_uplift(X, chunk)
@@ -262,6 +281,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         revenue_uplift : ndarray of shape (n_samples, n_levels)
             Columns in ``levels_`` order.
         """
+        self._check_fitted()  # now, also for a lazy Dask result
         if is_dask(X):
             return uplift_chunks(self, X, 0)
         return self._validated_uplift(X)[0]
@@ -279,6 +299,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         cost_uplift : ndarray of shape (n_samples, n_levels)
             Columns in ``levels_`` order.
         """
+        self._check_fitted()  # now, also for a lazy Dask result
         if is_dask(X):
             return uplift_chunks(self, X, 1)
         return self._validated_uplift(X)[1]
@@ -319,6 +340,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
                 "Give at most one of `budget` (per user, calibrated multiplier) and "
                 "`total_budget` (total, solved on the predictions)."
             )
+        self._check_fitted()  # now, also for a lazy Dask result
         if is_dask(X):
             return allocate_chunks(self, X, budget, total_budget)
         r, c = self._validated_uplift(X)

@@ -21,14 +21,32 @@ from ._validation import arms_to_labels, check_budget, check_dask_rows
 __all__ = ["allocate_chunks", "is_dask", "map_rows", "uplift_chunks"]
 
 
+def _is_dask_frame(X):
+    return (type(X).__module__.startswith(("dask.dataframe", "dask_expr"))
+            and hasattr(X, "to_dask_array"))
+
+
 def is_dask(X):
-    """True for a Dask array (without importing dask)."""
-    return array_api_compat.is_dask_array(X)
+    """True for a Dask array or DataFrame (without importing dask)."""
+    return array_api_compat.is_dask_array(X) or _is_dask_frame(X)
 
 
 def _checked_rows(obj, X, n_features):
-    """``X`` in chunks of whole rows, checked against the fitted ``obj`` now."""
+    """``X`` in chunks of whole rows, checked against the fitted ``obj`` now.
+
+    A Dask DataFrame must have the columns ``obj`` was fitted on, in that
+    order (as scikit-learn asks of a pandas one); it becomes an array (its
+    partitions' lengths are computed).
+    """
     check_is_fitted(obj)
+    if _is_dask_frame(X):
+        names = getattr(obj, "feature_names_in_", None)
+        if names is not None and [str(c) for c in X.columns] != [str(n) for n in names]:
+            raise ValueError(
+                f"X has the columns {[str(c) for c in X.columns][:10]}, but "
+                f"{type(obj).__name__} was fitted on {[str(n) for n in names][:10]}: select "
+                "those, in that order (X[list(model.feature_names_in_)]).")
+        X = X.to_dask_array(lengths=True)
     return check_dask_rows(X, n_features, type(obj).__name__)
 
 

@@ -85,12 +85,20 @@ def _score(method, data, r, c, assignment, budget, fit_time, oracle_value):
         deployed = true_value(assignment, data.true_revenue, data.true_cost)
         equal = _equal_spend_assignment(r, c, tr, tc, budget)
         eq_value = true_value(equal, data.true_revenue, data.true_cost)
+        if oracle_value > 0:
+            fractions = (deployed.incremental_revenue / oracle_value,
+                         eq_value.incremental_revenue / oracle_value)
+        else:  # a budget too small for any user: nothing to be a fraction of
+            warn(f"{method}: the oracle earns {oracle_value:g} at budget {budget:.3g} per "
+                 "user, so fractions of its value are undefined, reported as NaN (use a "
+                 "larger budget)", RuntimeWarning)
+            fractions = (float("nan"), float("nan"))
         row.update(
             true_revenue=deployed.incremental_revenue,
             true_spend=deployed.incremental_cost,
-            spend_ratio=deployed.incremental_cost / budget,
-            oracle_fraction=deployed.incremental_revenue / oracle_value,
-            equal_spend_fraction=eq_value.incremental_revenue / oracle_value,
+            spend_ratio=deployed.incremental_cost / budget if budget > 0 else float("nan"),
+            oracle_fraction=fractions[0],
+            equal_spend_fraction=fractions[1],
             regret=oracle_value - deployed.incremental_revenue,
         )
     return row

@@ -189,7 +189,8 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     dask_input = _is_dask(revenue_uplift, cost_uplift)
     r, c = (check_dask_uplift if dask_input else _check_inputs)(revenue_uplift, cost_uplift)
     try:
-        if isinstance(multiplier, (str, bytes, bool, np.bool_)):
+        if isinstance(multiplier, (str, bytes, bool, np.bool_)) or \
+                "bool" in str(getattr(multiplier, "dtype", "")):  # 0-d arrays, tensors
             raise TypeError
         lam = float(multiplier)
     except (TypeError, ValueError):
@@ -276,6 +277,8 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
     else:
         budget = check_budget(budget)
     try:
+        if isinstance(random_state, (bool, np.bool_)):
+            raise TypeError
         np.random.default_rng(random_state)
     except (TypeError, ValueError):
         raise ValueError(

@@ -339,6 +339,8 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
                 f"per label.{hint}"
             )
         try:
+            if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in propensity.values()):
+                raise TypeError
             p = np.array([float(propensity[lab]) for lab in t])
             given = [float(propensity[lab]) for lab in arms if lab in propensity]
         except (TypeError, ValueError):
@@ -362,6 +364,12 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
             f"`propensity` values must lie in (0, 1]; they are each user's probability of "
             f"the arm they were observed in. Got {float(p[bad][0])} for {int(bad.sum())} user(s)."
         )
+    tiny = p < 1e-12  # their inverse-probability weights (1 / p) swamp or overflow the sums
+    if tiny.any():
+        raise ValueError(
+            f"`propensity` has {int(tiny.sum())} value(s) below 1e-12 (the smallest "
+            f"{float(p.min()):.3g}): no experiment assigns an arm that rarely, and the "
+            "inverse-probability weights 1 / p would overflow. Check the column.")
     return p
 
 

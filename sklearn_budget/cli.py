@@ -176,6 +176,16 @@ def _check_methods(methods):
                 "or leave them out with --methods.") from None
 
 
+def _check_repeats(args):
+    """A value given twice (``--seeds 0 0``) would be counted twice in the means."""
+    for option in ("methods", "seeds", "budgets", "datasets"):
+        values = getattr(args, option, None) or []
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise CLIError(f"--{option} lists {', '.join(repeated)} more than once; give each "
+                           "once.")
+
+
 def _run(args, factories, stem):
     from .comparison import END_TO_END, compare_allocators, summarize
 
@@ -200,6 +210,11 @@ def _run(args, factories, stem):
         raise CLIError(f"--output {str(output)!r} is a file; give a folder for the tables "
                        "and plots.")
     check_writable_folder(output, f"--output {str(output)!r}")
+    try:  # before the fits: a folder that cannot be made fails now, not after them
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"Cannot create --output {str(output)!r}: {exc.strerror or exc}.") \
+            from None
     results = []
     remaining = args.time_limit
     import time
@@ -242,6 +257,7 @@ def _run(args, factories, stem):
 
 
 def _cmd_demo(args):
+    _check_repeats(args)
     args.methods = args.methods or (["end-to-end", "end-to-end-rw0", "T", "X", "random",
                                      "oracle"])
     try:
@@ -262,9 +278,13 @@ def _cmd_demo(args):
 
 
 def _cmd_benchmark(args):
+    _check_repeats(args)
     factories = []
     for spec in args.datasets:
         name, _, path = spec.partition("=")
+        if name in ("synthetic", "synthetic-default", "synthetic-hard") and path:
+            raise CLIError(f"--datasets {spec!r}: synthetic data is generated, not read; "
+                           f"drop '={path}'.")
         if name in ("synthetic", "synthetic-default", "synthetic-hard"):
             setting = "hard" if name.endswith("hard") else "default"
             factories.append((f"synthetic-{setting}",
@@ -289,14 +309,15 @@ def _add_comparison_args(p, *, default_output):
     p.add_argument("--methods", nargs="+", default=None,
                    help="methods to compare (end-to-end, end-to-end-es, end-to-end-softmax, "
                         "end-to-end-rw0, S, T, X, R, DR, random, oracle)")
-    p.add_argument("--budgets", nargs="+", type=_number(float, 0, strict=True), default=[0.4],
+    p.add_argument("--budgets", nargs="+", type=_number(float, 1e-6, strict=False, high=100),
+                   default=[0.4],
                    help="budgets per user, as fractions of the oracle's full spend "
                         "(synthetic data) or of the dearest arm's mean incremental cost "
                         "over control (real data) (default: 0.4)")
     p.add_argument("--seeds", nargs="+", type=_number(int, 0, strict=False, high=2**32 - 1),
                    default=[0], help="random seeds, 0 to 2**32 - 1 (default: 0)")
-    p.add_argument("--n-samples", type=_number(int, 100, strict=False), default=None,
-                   help="users per data set (at least 100)")
+    p.add_argument("--n-samples", type=_number(int, 100, strict=False, high=100_000_000),
+                   default=None, help="users per data set (100 to 100,000,000)")
     p.add_argument("--device", default="auto", help="torch device of the end-to-end model")
     p.add_argument("--time-limit", type=_number(float, 0, strict=False), default=None,
                    help="seconds; stop starting new fits after it, keep partial results")

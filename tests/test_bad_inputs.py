@@ -106,3 +106,69 @@ def test_messages_name_the_argument():
     for call, error, match in cases:
         with pytest.raises(error, match=match):
             call()
+
+
+def test_second_audit_round():
+    # each was silent (wrong labels, NaN, inf, lambda = 1 from True) or a torch error
+    from sklearn_budget import EndToEndBudgetAllocator, allocate_at_multiplier, rct_target
+    from sklearn_budget.datasets import make_marketing_rct
+    from sklearn_budget.metrics import true_value
+
+    d = make_marketing_rct(n_samples=600, random_state=0)
+    y = rct_target(d.treatment, d.revenue, d.cost)
+    est = EndToEndBudgetAllocator(budget=1.0, max_epochs=2, warmup_epochs=1,
+                                  hidden_layer_sizes=(8,), random_state=0).fit(d.X, y)
+    labels = est.allocate(d.X)
+    est.set_params(control_name=1)  # allocate labelled 599 of 600 users 1
+    for call in (lambda: est.allocate(d.X), lambda: est.predict(d.X), lambda: est.score(d.X, y)):
+        with pytest.raises(ValueError, match="control_name is 1 but was 0 when"):
+            call()
+    est.set_params(control_name=0)
+    np.testing.assert_array_equal(est.allocate(d.X), labels)
+
+    p = np.full(600, 0.25)
+    p[::7] = 1e-320  # passed (0, 1]; 1 / p overflowed and every metric was NaN
+    with pytest.raises(ValueError, match="below 1e-12"):
+        expected_outcome(d.treatment, d.treatment, d.revenue, d.cost, propensity=p)
+    with pytest.raises(TypeError, match="dict values must be numbers"):
+        expected_outcome(d.treatment, d.treatment, d.revenue, d.cost,
+                         propensity={k: "0.25" for k in range(4)})
+    truth_r = np.c_[np.full(600, -1e308), np.full((600, 3), 1e308)]  # inf uplift
+    with pytest.raises(ValueError, match="`true_revenue`'s uplifts over control are so large"):
+        true_value(np.ones(600, int), truth_r, d.true_cost)
+    for flag in (np.array(True), torch.tensor(True)):  # was lambda = 1
+        with pytest.raises(TypeError, match="`multiplier` must be one real number"):
+            allocate_at_multiplier(R, C, flag)
+    with pytest.raises(ValueError, match="`random_state` must be"):
+        solve_budget_allocation(R, C, budget=1.0, random_state=True)
+    # float16 / bfloat16 on the numpy paths: converted up, not torch's "unsupported
+    # ScalarType BFloat16" or an overflow of r - lam * c in float16
+    r16, c16 = R.astype(np.float16) * 100, C.astype(np.float16)
+    np.testing.assert_array_equal(allocate_at_multiplier(r16, c16, 150.0),
+                                  allocate_at_multiplier(R * 100, C, 150.0))
+    t = torch.tensor(d.treatment)
+    eom = expected_outcome(t, t, torch.tensor(d.revenue).bfloat16(),
+                           torch.tensor(d.cost).bfloat16())
+    assert np.isfinite(eom.incremental_revenue)
+    # nullable boolean frames are numbers, like numpy bool arrays
+    flags = pd.DataFrame(R > 0.5).astype("boolean")
+    np.testing.assert_array_equal(
+        solve_budget_allocation(flags, C, budget=2.0).assignment,
+        solve_budget_allocation((R > 0.5).astype(float), C, budget=2.0).assignment)
+
+
+def test_a_dask_dataframe_needs_the_fitted_columns_in_order():
+    dd = pytest.importorskip("dask.dataframe")
+    from sklearn_budget import EndToEndBudgetAllocator, rct_target
+    from sklearn_budget.datasets import make_marketing_rct
+
+    d = make_marketing_rct(n_samples=600, random_state=0)
+    X = pd.DataFrame(d.X, columns=d.feature_names)
+    est = EndToEndBudgetAllocator(budget=1.0, max_epochs=2, warmup_epochs=1,
+                                  hidden_layer_sizes=(8,), random_state=0).fit(
+        X, rct_target(d.treatment, d.revenue, d.cost))
+    lazy = dd.from_pandas(X, npartitions=3)
+    np.testing.assert_array_equal(np.asarray(est.allocate(lazy)), est.allocate(X))
+    np.testing.assert_allclose(np.asarray(est.predict(lazy)), est.predict(X), rtol=1e-6)
+    with pytest.raises(ValueError, match="select those, in that order"):  # 27% relabelled
+        est.allocate(lazy[list(X.columns[::-1])])

@@ -249,9 +249,12 @@ def test_allocate_user_errors_are_one_line_with_status_2(saved_model, tmp_path, 
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--budgets", "0"], "must be > 0"), (["--budgets", "-0.5"], "must be > 0"),
+    (["--budgets", "0"], "must be >= 1e-06"), (["--budgets", "-0.5"], "must be >= 1e-06"),
     (["--n-samples", "0"], "must be >= 100"), (["--time-limit", "nan"], "must be >= 0"),
     (["--seeds", "x"], "not an integer"),
+    (["--budgets", "1e-300"], "must be >= 1e-06"),  # a ZeroDivisionError after the fits
+    (["--budgets", "1e308"], "must be <= 100"),
+    (["--n-samples", "1000000000000"], "must be <= 100000000"),  # a MemoryError
 ])
 def test_comparison_options_are_checked_when_parsed(option, message, tmp_path, capsys):
     # --budgets 0 raised ZeroDivisionError, --n-samples 0 silently became 6000 users
@@ -377,3 +380,14 @@ def test_comparison_inputs_are_checked():
     with pytest.raises(ValueError, match="Give both `true_revenue` and `true_cost`"):
         ComparisonData.from_arrays("toy", d.X, d.treatment, d.revenue, d.cost,
                                    true_revenue=d.true_revenue)
+
+
+def test_repeated_values_and_a_path_for_synthetic_data_are_refused(tmp_path, capsys):
+    # repeats were counted as extra seeds ("seeds 2", "+- 0.000"); the path was ignored
+    for args in (["demo", "--seeds", "0", "0"], ["demo", "--methods", "random", "random"],
+                 ["benchmark", "--datasets", "synthetic", "synthetic"],
+                 ["benchmark", "--datasets", "synthetic=/no/such.csv"]):
+        assert main([*args, "--output", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("more than once" in err or "drop '=" in err)
+    assert not (tmp_path / "o").exists()

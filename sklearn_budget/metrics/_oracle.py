@@ -48,7 +48,15 @@ def _check_truth(true_revenue, true_cost):
 
 def _true_uplift(true_revenue, true_cost):
     tr, tc = _check_truth(true_revenue, true_cost)
-    return tr[:, 1:] - tr[:, :1], tc[:, 1:] - tc[:, :1]
+    with np.errstate(over="ignore"):
+        out = tr[:, 1:] - tr[:, :1], tc[:, 1:] - tc[:, :1]
+        sums = [float(np.abs(u).sum()) for u in out]
+    for name, total in zip(("true_revenue", "true_cost"), sums):
+        if not np.isfinite(total):
+            raise ValueError(
+                f"`{name}`'s uplifts over control are so large that they (or their sum) "
+                "overflow float64; rescale them (e.g. to thousands of currency units).")
+    return out
 
 
 def oracle_allocation(true_revenue, true_cost, budget):
