@@ -148,14 +148,13 @@ def _per_user(model, chunks, read, args, writer):
     with _progress(args, "allocating") as bar:
         for start, frame in chunks:
             X = read(frame, start)
-            r = c = None
-            if deployed is not None:
+            if deployed is not None:  # one model call for the labels and the uplifts
                 r, c = _uplift(model, X, start, args.input)
                 labels = deployed(r, c)
             else:
                 labels = model.allocate(X, budget=args.budget)
-                if args.with_uplift:
-                    r, c = _uplift(model, X, start, args.input)
+                r, c = _uplift(model, X, start, args.input) if args.with_uplift else (None,
+                                                                                       None)
             if not args.with_uplift:
                 r = c = None
             writer.write(_part(frame, labels, args.id_column, model, r, c))
