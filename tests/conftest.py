@@ -31,3 +31,25 @@ def _single_thread():
         yield
     if torch is not None:
         torch.set_num_threads(previous)
+
+
+def saved_t_learner(folder, random_state):
+    """A T-learner allocator (causalml, 20-tree boosting) fitted with feature names on
+    ``make_marketing_rct(3000, random_state)``, saved as ``folder / "model.joblib"`` for the
+    command line's tests. Returns it and its training features (a DataFrame)."""
+    pytest.importorskip("causalml")
+    import joblib
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from sklearn_budget import TwoStageBudgetAllocator, rct_target
+    from sklearn_budget.baselines import make_meta_learner
+    from sklearn_budget.datasets import make_marketing_rct
+
+    d = make_marketing_rct(n_samples=3000, random_state=random_state)
+    X = pd.DataFrame(d.X, columns=d.feature_names)
+    est = TwoStageBudgetAllocator(
+        make_meta_learner("T", HistGradientBoostingRegressor(max_iter=20)), budget=1.0,
+        random_state=0).fit(X, rct_target(d.treatment, d.revenue, d.cost))
+    joblib.dump(est, folder / "model.joblib")
+    return est, X

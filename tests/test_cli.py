@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_budget import TwoStageBudgetAllocator, rct_target
+from sklearn_budget import rct_target
 from sklearn_budget.cli import main
 from sklearn_budget.comparison import (
     ComparisonData,
@@ -17,6 +17,8 @@ from sklearn_budget.comparison import (
     summarize,
 )
 from sklearn_budget.datasets import make_marketing_rct
+
+from conftest import saved_t_learner
 
 
 def _factory(n=2000):
@@ -131,18 +133,8 @@ def test_benchmark_time_limit_and_bad_dataset(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    pytest.importorskip("causalml")
-    from sklearn_budget.baselines import make_meta_learner
-
-    d = make_marketing_rct(n_samples=3000, random_state=0)
-    X = pd.DataFrame(d.X, columns=d.feature_names)
-    est = TwoStageBudgetAllocator(
-        make_meta_learner("T", HistGradientBoostingRegressor(max_iter=20)), budget=1.0,
-        random_state=0).fit(X, rct_target(d.treatment, d.revenue, d.cost))
     folder = tmp_path_factory.mktemp("model")
-    joblib.dump(est, folder / "model.joblib")
+    est, X = saved_t_learner(folder, random_state=0)
     users = X.iloc[:500].copy()
     users.insert(0, "id", np.arange(500) + 1000)
     users.to_csv(folder / "users.csv", index=False)

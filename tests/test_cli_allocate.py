@@ -2,33 +2,24 @@
 
 import sys
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_budget import TwoStageBudgetAllocator, rct_target
+from sklearn_budget import TwoStageBudgetAllocator
 from sklearn_budget._rows_on_disk import RowsOnDisk
 from sklearn_budget.cli import main
 from sklearn_budget.datasets import make_marketing_rct
 
+from conftest import saved_t_learner
+
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    pytest.importorskip("causalml")
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from sklearn_budget.baselines import make_meta_learner
-
-    d = make_marketing_rct(n_samples=3000, random_state=1)
-    X = pd.DataFrame(d.X, columns=d.feature_names)
-    est = TwoStageBudgetAllocator(
-        make_meta_learner("T", HistGradientBoostingRegressor(max_iter=20)), budget=1.0,
-        random_state=0).fit(X, rct_target(d.treatment, d.revenue, d.cost))
     folder = tmp_path_factory.mktemp("chunks")
-    joblib.dump(est, folder / "model.joblib")
+    est, X = saved_t_learner(folder, random_state=1)
     users = make_marketing_rct(n_samples=1000, random_state=2)
-    users = pd.DataFrame(users.X, columns=d.feature_names)
+    users = pd.DataFrame(users.X, columns=X.columns)
     users.insert(0, "id", [f"u{i}" for i in range(1000)])  # ids that are text
     users.to_csv(folder / "users.csv", index=False)
     return est, folder, users
