@@ -351,16 +351,6 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             arms = self._allocate(r, c, self._deployed_multiplier(budget))
         return arms_to_labels(np.asarray(arms), self.levels_, self.control_name)
 
-    def _deployed_multiplier(self, budget=None):
-        """``multiplier_``, or the multiplier re-read for another ``budget`` per user
-        (also for ``self.budget`` when ``set_params`` changed it after the fit)."""
-        if budget is None:
-            calibrated = getattr(self, "_calibrated_budget", None)  # (older pickles: None)
-            if calibrated is None or self.budget == calibrated:
-                return self.multiplier_
-            budget = self.budget
-        return self._multiplier_for(check_budget(budget))
-
     def _allocate(self, revenue_uplift, cost_uplift, multiplier):
         """Integer arms 0..K of the policy at ``multiplier``."""
         return allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier)

@@ -57,6 +57,16 @@ class CalibrationMixin:
         self._calibrated_budget = check_budget(self.budget)
         self.multiplier_ = self._multiplier_for(self._calibrated_budget)
 
+    def _deployed_multiplier(self, budget=None):
+        """``multiplier_``, or the multiplier re-read for another ``budget`` per user
+        (also for ``self.budget`` when ``set_params`` changed it after the fit)."""
+        if budget is None:
+            calibrated = getattr(self, "_calibrated_budget", None)  # (older pickles: None)
+            if calibrated is None or self.budget == calibrated:
+                return self.multiplier_
+            budget = self.budget
+        return self._multiplier_for(check_budget(budget))
+
     def _multiplier_for(self, budget):
         """Deployment multiplier for a per-user ``budget``, calibrated as in ``fit``."""
         if self._calibration_method != "predicted":

@@ -33,6 +33,7 @@ from ._labels import (
     check_control_name,
     labels_to_arms,
 )
+from ._param_checks import check_number_params
 
 __all__ = [
     "RCTData",
@@ -388,26 +389,3 @@ def check_both_sides(rct, **parts):
                 f"arm(s) {_plain([names[k] for k in empty])} with "
                 f"{_plain(total[empty])} user(s) in all got none in the {part} part"
             )
-
-
-def check_number_params(params, constraints, *, limit=None, what=""):
-    """What scikit-learn's ``Interval`` constraints let through: a bool for a number
-    (``max_epochs=True`` is 1) and, with ``limit``, a number beyond it.
-
-    ``params``: the estimator's ``get_params(deep=False)``; ``constraints``: its
-    ``_parameter_constraints``. Raises sklearn's ``InvalidParameterError``.
-    """
-    from sklearn.utils._param_validation import Interval, InvalidParameterError
-
-    for name, allowed in constraints.items():
-        value = params.get(name)
-        if not isinstance(allowed, list) or not any(isinstance(c, Interval) for c in allowed):
-            continue
-        if isinstance(value, (bool, np.bool_)) and "boolean" not in allowed:
-            raise InvalidParameterError(
-                f"The {name!r} parameter must be a number, not the bool {value!r}.")
-        if limit is not None and isinstance(value, (int, float, np.number)) and \
-                not isinstance(value, (bool, np.bool_)) and abs(float(value)) > limit:
-            raise InvalidParameterError(
-                f"The {name!r} parameter is {value!r}, beyond what {what} arithmetic holds "
-                f"({limit:.3g}); use a value on the scale of the default.")
