@@ -150,9 +150,10 @@ def _plain_array(name, m):
     if hasattr(m, "to_numpy") and hasattr(m, "dtypes"):
         import pandas as pd
 
-        dtypes = m.dtypes if hasattr(m.dtypes, "__iter__") else [m.dtypes]
-        if all(pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d)
-               for d in dtypes):
+        dtypes = list(m.dtypes) if hasattr(m.dtypes, "__iter__") else [m.dtypes]
+        if any(isinstance(d, pd.api.extensions.ExtensionDtype) for d in dtypes) and all(
+                pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d)
+                for d in dtypes):  # (plain numpy columns keep their dtype, e.g. float32)
             return m.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
         return np.asarray(m)
