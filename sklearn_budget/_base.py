@@ -38,6 +38,7 @@ from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import (
     arms_to_labels,
     check_budget,
+    check_control_name,
     check_feature_frame,
     check_number_params,
     check_rct,
@@ -248,7 +249,9 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         """``check_is_fitted``, and the fit's ``control_name`` still in place."""
         check_is_fitted(self)
         fitted = getattr(self, "_fit_control_name", self.control_name)
-        if not (fitted == self.control_name and type(fitted) is type(self.control_name)):
+        check_control_name(self.control_name)
+        if not (fitted == self.control_name  # (np.int64(0) for 0 is the same label)
+                and isinstance(fitted, str) == isinstance(self.control_name, str)):
             raise ValueError(
                 f"control_name is {self.control_name!r} but was {fitted!r} when "
                 f"{type(self).__name__} was fitted (set_params after fit): levels_ "

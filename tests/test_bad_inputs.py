@@ -123,6 +123,8 @@ def test_second_audit_round():
     for call in (lambda: est.allocate(d.X), lambda: est.predict(d.X), lambda: est.score(d.X, y)):
         with pytest.raises(ValueError, match="control_name is 1 but was 0 when"):
             call()
+    est.set_params(control_name=np.int64(0))  # the same label from a numpy array: fine
+    np.testing.assert_array_equal(est.allocate(d.X), labels)
     est.set_params(control_name=0)
     np.testing.assert_array_equal(est.allocate(d.X), labels)
 
@@ -130,6 +132,9 @@ def test_second_audit_round():
     p[::7] = 1e-320  # passed (0, 1]; 1 / p overflowed and every metric was NaN
     with pytest.raises(ValueError, match="below 1e-12"):
         expected_outcome(d.treatment, d.treatment, d.revenue, d.cost, propensity=p)
+    shares = {0: 0.28, 1: 0.23, 2: 0.25, 3: 0.26}  # typed-in shares, rounded up: 1.02
+    assert np.isfinite(expected_outcome(d.treatment, d.treatment, d.revenue, d.cost,
+                                        propensity=shares).incremental_revenue)
     with pytest.raises(TypeError, match="dict values must be numbers"):
         expected_outcome(d.treatment, d.treatment, d.revenue, d.cost,
                          propensity={k: "0.25" for k in range(4)})
