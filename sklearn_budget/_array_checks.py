@@ -12,6 +12,8 @@ from numbers import Real
 
 import numpy as np
 
+from ._labels import _plain
+
 __all__ = ["as_float_array", "check_budget", "check_dask_uplift", "check_uplift",
            "numeric_columns"]
 
@@ -142,6 +144,34 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
                 out = [o.astype(dt, copy=False) for o in out]
         return out[0], out[1]
     return out[0]
+
+
+def check_predicted_uplift(r, c, n_rows, levels, owner, chunk=None):
+    """A model's predicted ``(r, c)`` for ``n_rows`` users, checked: float64, one column
+    per level of ``levels``; NaN or infinity named by the user's row (``chunk`` = (first
+    row, what the rows belong to) when the users are a chunk of a larger input)."""
+    try:
+        r, c = check_uplift(r, c)
+    except ValueError:
+        bad = ~(np.isfinite(np.asarray(r, dtype=np.float64)).all(axis=-1)
+                & np.isfinite(np.asarray(c, dtype=np.float64)).all(axis=-1))
+        if np.ndim(bad) != 1 or not bad.any():
+            raise
+        first, where = 0, f"{n_rows} users"
+        if chunk is not None:
+            first = chunk[0]
+            where = f"{n_rows} users in rows {first}..{first + n_rows - 1} of {chunk[1]}"
+        raise ValueError(
+            f"{owner} predicted NaN or infinite uplifts for {int(bad.sum())} "
+            f"of {where} (first at row {first + int(np.flatnonzero(bad)[0])}): their "
+            "features are probably far outside the training data's range (unscaled, "
+            "other units, corrupt) or the model overflowed. Check those rows of X."
+        ) from None
+    if r.shape != (n_rows, len(levels)):
+        raise ValueError(
+            f"{owner}._predict_uplift returned shape {r.shape}; expected "
+            f"({n_rows}, {len(levels)}) (one column per level {_plain(levels)}).")
+    return r.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
 
 
 def _plain_array(name, m):

@@ -41,8 +41,8 @@ from ._validation import (
     check_control_name,
     check_feature_frame,
     check_number_params,
+    check_predicted_uplift,
     check_rct,
-    check_uplift,
     unpack_target,
 )
 from .metrics import value_at_budget
@@ -220,30 +220,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
     def _checked_uplift(self, X, chunk=None):
         """Predicted ``(r, c)``, checked; ``chunk`` = (first row, all rows) of ``X`` in a larger input."""
         r, c = self._predict_uplift(X)
-        try:
-            r, c = check_uplift(r, c)
-        except ValueError:
-            bad = ~(np.isfinite(np.asarray(r, dtype=np.float64)).all(axis=-1)
-                    & np.isfinite(np.asarray(c, dtype=np.float64)).all(axis=-1))
-            if np.ndim(bad) != 1 or not bad.any():
-                raise
-            first, where = 0, f"{X.shape[0]} users"
-            if chunk is not None:
-                first = chunk[0]
-                where = (f"{X.shape[0]} users in rows {first}..{first + X.shape[0] - 1} of "
-                         f"{chunk[1]}")
-            raise ValueError(
-                f"{type(self).__name__} predicted NaN or infinite uplifts for {int(bad.sum())} "
-                f"of {where} (first at row {first + int(np.flatnonzero(bad)[0])}): their "
-                "features are probably far outside the training data's range (unscaled, "
-                "other units, corrupt) or the model overflowed. Check those rows of X."
-            ) from None
-        if r.shape != (X.shape[0], self.n_levels_):
-            raise ValueError(
-                f"{type(self).__name__}._predict_uplift returned shape {r.shape}; expected "
-                f"({X.shape[0]}, {self.n_levels_}) (one column per level {_plain(self.levels_)})."
-            )
-        return r.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
+        return check_predicted_uplift(r, c, X.shape[0], self.levels_, type(self).__name__,
+                                      chunk)
 
     def _check_fitted(self):
         """``check_is_fitted``, and the fit's ``control_name`` still in place."""
@@ -284,8 +262,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         revenue_uplift : ndarray of shape (n_samples, n_levels)
             Columns in ``levels_`` order.
         """
-        self._check_fitted()  # now, also for a lazy Dask result
         if is_dask(X):
+            self._check_fitted()  # now, not when the lazy result is computed
             return uplift_chunks(self, X, 0)
         return self._validated_uplift(X)[0]
 
@@ -302,8 +280,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         cost_uplift : ndarray of shape (n_samples, n_levels)
             Columns in ``levels_`` order.
         """
-        self._check_fitted()  # now, also for a lazy Dask result
         if is_dask(X):
+            self._check_fitted()  # now, not when the lazy result is computed
             return uplift_chunks(self, X, 1)
         return self._validated_uplift(X)[1]
 
@@ -343,8 +321,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
                 "Give at most one of `budget` (per user, calibrated multiplier) and "
                 "`total_budget` (total, solved on the predictions)."
             )
-        self._check_fitted()  # now, also for a lazy Dask result
         if is_dask(X):
+            self._check_fitted()  # now, not when the lazy result is computed
             return allocate_chunks(self, X, budget, total_budget)
         r, c = self._validated_uplift(X)
         if total_budget is not None:

@@ -110,12 +110,20 @@ def check_output(path):
                        "time; write .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet.")
 
 
+def _missing_folders(folder):
+    """The folders that creating ``folder`` would make (innermost first), and the
+    nearest one that exists."""
+    missing, existing = [], Path(folder).absolute()
+    while not existing.exists():
+        missing.append(existing)
+        existing = existing.parent
+    return missing, existing
+
+
 def check_writable_folder(folder, what):
     """Fail when ``folder`` cannot be created or written, without creating it yet
     (a run that fails later leaves no empty folders behind)."""
-    existing = Path(folder).absolute()
-    while not existing.exists():
-        existing = existing.parent
+    existing = _missing_folders(folder)[1]
     if not existing.is_dir():
         raise CLIError(f"Cannot create {what}: {str(existing)!r} is a file.")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -136,11 +144,7 @@ class TableWriter:
         self.rows = 0
 
     def __enter__(self):
-        folder = self.path.parent.absolute()
-        self._created = []
-        while not folder.exists():
-            self._created.append(folder)
-            folder = folder.parent
+        self._created = _missing_folders(self.path.parent)[0]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -22,6 +22,7 @@ from ._array_checks import (
     check_dask_rows,
     check_dask_uplift,
     check_feature_frame,
+    check_predicted_uplift,
     check_uplift,
     numeric_columns,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "check_number_params",
     "check_dask_rows",
     "check_feature_frame",
+    "check_predicted_uplift",
 ]
 
 RCT_FIELDS = ("treatment", "revenue", "cost")
