@@ -267,48 +267,10 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
     (array(['a', 'b'], dtype='<U1'), array([0, 1, 2, 0]))
     """
     check_control_name(control_name)
-    t = _as_1d(treatment, "treatment")
-    r = _as_finite_float(revenue, "revenue")
-    c = _as_finite_float(cost, "cost")
-    _check_lengths(treatment=t, revenue=r, cost=c)
+    t, r, c = check_rct_columns(treatment, revenue, cost)
     if len(t) == 0:
         raise ValueError("The RCT sample is empty; pass at least one user per arm.")
-    for name, v in (("revenue", r), ("cost", c)):
-        with np.errstate(over="ignore"):
-            total = float(np.abs(v).sum())
-        if not np.isfinite(total):
-            raise ValueError(
-                f"`{name}` values are so large that their sum overflows float64 (largest "
-                f"{float(np.abs(v).max()):.3g}); rescale them (e.g. to thousands of currency "
-                "units), and the budget with them.")
-    _check_treatment_labels(t)
-    if (c < 0).any():
-        raise ValueError(
-            f"`cost` has {int((c < 0).sum())} negative value(s); observed costs must be "
-            ">= 0 (the amount spent on each user). Check the sign or the column."
-        )
-    is_control = t == control_name
-    if not np.any(is_control):
-        raise ValueError(
-            f"No control users: no treatment label equals control_name={control_name!r}. "
-            f"Labels seen: {_plain(np.unique(t))[:10]}. Set `control_name` to the control label."
-        )
-    seen_levels = np.unique(t[~is_control])
-    if levels is None:
-        levels = seen_levels
-        if len(levels) == 0:
-            raise ValueError(
-                "Only the control arm is present; an RCT needs at least two arms "
-                "(control and one incentive level)."
-            )
-    else:
-        levels = _check_levels(levels, control_name)
-        unknown = np.setdiff1d(seen_levels, levels)
-        if len(unknown):
-            raise ValueError(
-                f"Treatment labels {_plain(unknown)} were not seen when fitting (known: "
-                f"{_plain(levels)}). Refit on data that contains every arm."
-            )
+    levels = rct_levels(t, control_name, levels)
     arm = labels_to_arms(t, levels, control_name)
     counts = np.bincount(arm, minlength=len(levels) + 1)
     if min_arm_samples > 1 and counts.min() < min_arm_samples:
@@ -320,6 +282,64 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
         )
     p = _check_propensity(propensity, t, arm, counts, control_name, levels)
     return RCTData(t, arm, r, c, levels, control_name, p)
+
+
+def check_rct_columns(treatment, revenue, cost):
+    """``(treatment, revenue, cost)`` as arrays, each value checked (labels, finite
+    outcomes, costs >= 0, sums that fit in float64); the arms as a whole are not."""
+    t = _as_1d(treatment, "treatment")
+    r = _as_finite_float(revenue, "revenue")
+    c = _as_finite_float(cost, "cost")
+    _check_lengths(treatment=t, revenue=r, cost=c)
+    for name, v in (("revenue", r), ("cost", c)):
+        with np.errstate(over="ignore"):
+            total = float(np.abs(v).sum())
+        check_outcome_total(name, total, v)
+    _check_treatment_labels(t)
+    if (c < 0).any():
+        raise ValueError(
+            f"`cost` has {int((c < 0).sum())} negative value(s); observed costs must be "
+            ">= 0 (the amount spent on each user). Check the sign or the column."
+        )
+    return t, r, c
+
+
+def check_outcome_total(name, total, values):
+    """Raise ValueError when ``total`` (the sum of ``|values|``) overflowed float64."""
+    if not np.isfinite(total):
+        raise ValueError(
+            f"`{name}` values are so large that their sum overflows float64 (largest "
+            f"{float(np.abs(values).max()):.3g}); rescale them (e.g. to thousands of currency "
+            "units), and the budget with them.")
+
+
+def rct_levels(labels, control_name, levels):
+    """The sorted non-control labels of an RCT whose (checked) treatment labels are
+    ``labels`` (every user's, or each distinct one once), or ``levels`` checked
+    against them; a ValueError when the control or every level is missing."""
+    is_control = labels == control_name
+    if not np.any(is_control):
+        raise ValueError(
+            f"No control users: no treatment label equals control_name={control_name!r}. "
+            f"Labels seen: {_plain(np.unique(labels))[:10]}. Set `control_name` to the "
+            "control label."
+        )
+    seen_levels = np.unique(labels[~is_control])
+    if levels is None:
+        if len(seen_levels) == 0:
+            raise ValueError(
+                "Only the control arm is present; an RCT needs at least two arms "
+                "(control and one incentive level)."
+            )
+        return seen_levels
+    levels = _check_levels(levels, control_name)
+    unknown = np.setdiff1d(seen_levels, levels)
+    if len(unknown):
+        raise ValueError(
+            f"Treatment labels {_plain(unknown)} were not seen when fitting (known: "
+            f"{_plain(levels)}). Refit on data that contains every arm."
+        )
+    return levels
 
 
 def _check_propensity(propensity, t, arm, counts, control_name, levels):
@@ -361,6 +381,11 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
     else:
         p = _as_finite_float(propensity, "propensity")
         _check_lengths(treatment=t, propensity=p)
+    return check_propensity_values(p)
+
+
+def check_propensity_values(p):
+    """``p`` (float64 per user), or a ValueError unless every value lies in [1e-12, 1]."""
     bad = ~(np.isfinite(p) & (p > 0) & (p <= 1))
     if bad.any():
         raise ValueError(

@@ -15,6 +15,7 @@ import numpy as np
 from .._solver import allocate_at_multiplier
 from .._validation import check_budget
 from ._cost_curve import _point_function, _prepare, _sweep, cost_curve
+from ._dask import any_dask, cost_curve_dask, settle_multiplier_dask
 from ._eom import _EOMEvaluator
 
 __all__ = ["multiplier_at_budget", "read_multiplier", "settle_multiplier", "value_at_budget"]
@@ -149,6 +150,12 @@ def multiplier_at_budget(revenue_uplift, cost_uplift, treatment, revenue, cost, 
     1.0
     """
     budget = check_budget(budget)
+    if any_dask(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity):
+        (rct, r, c), curve = cost_curve_dask(
+            revenue_uplift, cost_uplift, treatment, revenue, cost, propensity=propensity,
+            control_name=control_name, multipliers=None, n_multipliers=n_multipliers,
+            levels=levels, estimate="eom")
+        return settle_multiplier_dask(curve, budget, rct, r, c)
     rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                          control_name, levels)
     curve = _sweep(rct, r, c, n_multipliers=n_multipliers)

@@ -101,6 +101,11 @@ def _multiplier_grid(r, c, n_multipliers):
     above the largest breakpoint (nobody with a positive cost is treated) and
     ending at 0.
     """
+    return grid_of_breakpoints(breakpoints(r, c), n_multipliers)
+
+
+def breakpoints(r, c):
+    """The users' positive finite decision breakpoints (see :func:`_multiplier_grid`), 1-D."""
     n_levels = r.shape[1]
     cands = []
     zero = np.zeros((r.shape[0], 1), dtype=r.dtype)
@@ -111,10 +116,14 @@ def _multiplier_grid(r, c, n_multipliers):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lam = dr / dc
         cands.append(lam[(dc != 0) & np.isfinite(lam) & (lam > 0)])
-    cands = np.concatenate(cands) if cands else np.zeros(0)
+    return np.concatenate(cands) if cands else np.zeros(0)
+
+
+def grid_of_breakpoints(cands, n_multipliers, top=None):
+    """Decreasing grid: 0, the quantiles of ``cands``, and one above ``top`` (their max)."""
     if len(cands) == 0:
         return np.array([1.0, 0.0])
-    top = float(cands.max())
+    top = float(cands.max()) if top is None else top
     qs = np.quantile(cands, np.linspace(0.0, 1.0, max(n_multipliers - 2, 1)))
     grid = np.unique(np.concatenate([[0.0, top * 1.01 + 1e-12], qs]))
     return grid[::-1]
@@ -167,6 +176,11 @@ def _curve(evaluator, r, c, multipliers, estimate="eom"):
     point = _point_function(evaluator, r, c, estimate)
     points = np.array([point(np.asarray(allocate_at_multiplier(r, c, lam)))
                        for lam in multipliers], dtype=np.float64).reshape(-1, 3)
+    return curve_of_points(multipliers, points)
+
+
+def curve_of_points(multipliers, points):
+    """The :class:`CostCurve` of ``(revenue, cost, n_matched)`` rows, unmatched points dropped."""
     ok = points[:, 2] > 0
     if not ok.any():
         raise ValueError(
@@ -186,19 +200,26 @@ def _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity, 
     rct = check_rct(treatment, revenue, cost, control_name=control_name, propensity=propensity,
                     levels=levels)
     r, c = check_uplift(revenue_uplift, cost_uplift)
-    if r.shape[0] != rct.n_samples:
+    check_uplift_fits_rct(r.shape, rct.n_samples, rct.levels,
+                          np.bincount(rct.arm, minlength=rct.n_levels + 1))
+    return rct, r, c
+
+
+def check_uplift_fits_rct(shape, n_samples, levels, counts):
+    """Raise ValueError unless uplifts of ``shape`` describe this RCT's users and levels,
+    each level with users (``counts``: users per arm, control first)."""
+    if shape[0] != n_samples:
         raise ValueError(
-            f"The uplift predictions have {r.shape[0]} rows but the RCT has {rct.n_samples} "
+            f"The uplift predictions have {shape[0]} rows but the RCT has {n_samples} "
             "users; predict on the same users as `treatment`."
         )
-    if r.shape[1] != rct.n_levels:
+    if shape[1] != len(levels):
         raise ValueError(
-            f"The uplift predictions have {r.shape[1]} column(s) but the RCT has "
-            f"{rct.n_levels} incentive level(s) {_plain(rct.levels)}; pass `levels=` (the "
+            f"The uplift predictions have {shape[1]} column(s) but the RCT has "
+            f"{len(levels)} incentive level(s) {_plain(levels)}; pass `levels=` (the "
             "levels the model was fitted on) when a level is missing from this sample."
         )
-    counts = np.bincount(rct.arm, minlength=rct.n_levels + 1)
-    absent = np.asarray(rct.levels)[counts[1:] == 0].tolist()
+    absent = np.asarray(levels)[np.asarray(counts)[1:] == 0].tolist()
     if absent:
         raise ValueError(
             f"The RCT sample has no users in level(s) {absent}, so the EOM of a policy that "
@@ -206,7 +227,6 @@ def _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity, 
             "of the estimate). Score on a sample with every arm, e.g. split with "
             "`stratify=treatment`."
         )
-    return rct, r, c
 
 
 def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propensity=None,
@@ -277,6 +297,13 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     >>> bool(curve.value_at(0.5) > 0.5 * curve.incremental_revenue[-1])
     True
     """
+    from ._dask import any_dask, cost_curve_dask
+
+    if any_dask(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity):
+        return cost_curve_dask(
+            revenue_uplift, cost_uplift, treatment, revenue, cost, propensity=propensity,
+            control_name=control_name, multipliers=multipliers, n_multipliers=n_multipliers,
+            levels=levels, estimate=estimate)[1]
     rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                          control_name, levels)
     return _sweep(rct, r, c, multipliers, n_multipliers, estimate)
@@ -294,22 +321,32 @@ def check_n_multipliers(n_multipliers):
     return int(n_multipliers)
 
 
+def check_multipliers(multipliers):
+    """Given multipliers as a decreasing float64 array, or a TypeError / ValueError."""
+    try:
+        if np.iscomplexobj(multipliers):
+            raise TypeError
+        multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`multipliers` must be real numbers >= 0; got {multipliers!r:.80}.") from None
+    if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
+            (multipliers < 0).any():
+        raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")
+    return np.sort(multipliers)[::-1]
+
+
+def check_estimate(estimate):
+    if estimate not in ("eom", "dr"):
+        raise ValueError(f"`estimate` must be 'eom' or 'dr'; got {estimate!r}.")
+    return estimate
+
+
 def _sweep(rct, r, c, multipliers=None, n_multipliers=100, estimate="eom"):
     """:func:`cost_curve` on inputs already checked by :func:`_prepare`."""
     if multipliers is None:
         multipliers = _multiplier_grid(r, c, check_n_multipliers(n_multipliers))
     else:
-        try:
-            if np.iscomplexobj(multipliers):
-                raise TypeError
-            multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"`multipliers` must be real numbers >= 0; got {multipliers!r:.80}.") from None
-        if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
-                (multipliers < 0).any():
-            raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")
-        multipliers = np.sort(multipliers)[::-1]
-    if estimate not in ("eom", "dr"):
-        raise ValueError(f"`estimate` must be 'eom' or 'dr'; got {estimate!r}.")
+        multipliers = check_multipliers(multipliers)
+    check_estimate(estimate)
     return _curve(_EOMEvaluator(rct), r, c, multipliers, estimate=estimate)

@@ -109,6 +109,11 @@ def expected_outcome(assignment, treatment, revenue, cost, propensity=None, cont
     >>> eom.revenue, eom.incremental_revenue, eom.incremental_cost, eom.n_matched
     (5.0, 3.0, 1.0, 2)
     """
+    from ._dask import any_dask, expected_outcome_dask
+
+    if any_dask(assignment, treatment, revenue, cost, propensity):
+        return expected_outcome_dask(assignment, treatment, revenue, cost, propensity,
+                                     control_name)
     rct = check_rct(treatment, revenue, cost, control_name=control_name, propensity=propensity)
     assignment = np.asarray(assignment)
     if assignment.ndim != 1 or len(assignment) != rct.n_samples:
