@@ -366,13 +366,24 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         -------
         score : float
             EOM incremental revenue per user.
+
+        Notes
+        -----
+        On a Dask array (or DataFrame) ``X``, with the RCT outcomes as Dask
+        arrays, Dask DataFrame columns or numpy arrays, the score is computed
+        chunk by chunk (:mod:`sklearn_budget.metrics` on Dask): the model runs
+        on each chunk twice, once per pass over the RCT.
         """
         if sample_weight is not None:
             raise ValueError(
                 "score() does not support sample_weight: the EOM weights users by their "
                 "inverse assignment probability; pass `propensity=` to change those weights."
             )
-        r, c = self._validated_uplift(X)
+        if is_dask(X):  # both uplifts from one model call per chunk and pass
+            self._check_fitted()
+            r, c = uplift_chunks(self, X)
+        else:
+            r, c = self._validated_uplift(X)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         return value_at_budget(
             r, c, treatment, revenue, cost, self.budget, propensity=propensity,

@@ -134,6 +134,8 @@ def unpack_target(y, treatment=None, cost=None):
                 "`y` is already a packed rct_target (it carries treatment and cost); "
                 "do not pass `treatment=` or `cost=` as well."
             )
+        if type(y).__module__.startswith(("dask.dataframe", "dask_expr")):  # lazy columns
+            return tuple(y[f] for f in ("treatment", "revenue", "cost"))
         if hasattr(y, "columns"):  # a DataFrame: plain arrays, its index dropped
             return tuple(y[f].to_numpy() for f in ("treatment", "revenue", "cost"))
         return y["treatment"], y["revenue"], y["cost"]

@@ -128,6 +128,11 @@ class BudgetPipeline(Pipeline):
         ``Pipeline`` dropped them (a given ``propensity`` was ignored,
         ``treatment`` / ``cost`` ended in "Missing RCT input(s)").
         """
+        if is_dask(X) and not _routing_enabled():  # each chunk through the steps, lazily
+            if sample_weight is not None:
+                params["sample_weight"] = sample_weight
+            check_is_fitted(self)
+            return self._final_estimator.score(self._transformed(X), y, **params)
         if _routing_enabled() or not params:
             return super().score(X, y, sample_weight=sample_weight, **params)
         unknown = sorted(set(params) - set(_RCT_KEYWORDS))

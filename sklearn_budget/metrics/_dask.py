@@ -76,8 +76,7 @@ def _column(values, name, chunks=None):
         values = values.to_dask_array(lengths=True)
     elif not is_dask(values):
         values = np.asarray(values)
-        values = da.from_array(values, chunks=(chunks or max(values.shape[0], 1),)
-                               + values.shape[1:])
+        values = da.from_array(values, chunks=values.shape)  # rechunked below
     if values.ndim != 1:
         raise ValueError(f"`{name}` must be 1-D, one value per RCT user; got shape "
                          f"{values.shape}.")
@@ -109,9 +108,16 @@ class _DaskRCT:
 
 
 def _one_result(func, *blocks_and_args):
-    """``func(*blocks, *args)`` of one chunk, as a (1, 1) object array (see the solver)."""
+    """``func(*blocks, *args)`` of one chunk, as a (1, 1) object array (see the solver).
+
+    A ValueError or TypeError (bad input) is returned, not raised, so that the
+    first chunk's in row order is the one reported, whatever the scheduler ran first.
+    """
     out = np.empty((1, 1), dtype=object)
-    out[0, 0] = func(*blocks_and_args)
+    try:
+        out[0, 0] = func(*blocks_and_args)
+    except (ValueError, TypeError) as exc:
+        out[0, 0] = exc
     return out
 
 
@@ -129,7 +135,11 @@ def _over_chunks(func, arrays, *args):
         _one_result, "ij", func, None, *pairs, starts, "ij",
         *[x for a in args for x in (a, None)], align_arrays=False,
         adjust_chunks={"i": 1, "j": 1}, dtype=object, meta=np.empty((0, 0), dtype=object))
-    return list(out.compute()[:, 0])
+    results = list(out.compute()[:, 0])
+    for res in results:
+        if isinstance(res, Exception):
+            raise res
+    return results
 
 
 def _in_rows(func, start, n, *args):
@@ -137,7 +147,8 @@ def _in_rows(func, start, n, *args):
     try:
         return func(*args)
     except (ValueError, TypeError) as exc:
-        raise type(exc)(f"{exc} (in the chunk of RCT rows {start} to {start + n - 1})") from None
+        raise type(exc)(f"In the chunk of RCT rows {start} to {start + n - 1} (an index or "
+                        f"row below counts from its first row): {exc}") from None
 
 
 # -- pass 1: check the chunks, count the labels ---------------------------------------------
@@ -170,7 +181,7 @@ def _check_finite_uplift(r, c):
     for name, m in (("revenue_uplift", r), ("cost_uplift", c)):
         if not np.isfinite(m).all():
             row = int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
-            raise ValueError(f"`{name}` contains NaN or infinite values (first at chunk row "
+            raise ValueError(f"`{name}` contains NaN or infinite values (first at row "
                              f"{row}); fix or drop those users first.")
 
 
@@ -182,10 +193,11 @@ def _merge_labels(parts):
 
 
 def check_rct_dask(treatment, revenue, cost, *, control_name=0, propensity=None, levels=None,
-                   uplift=None, n_multipliers=None):
+                   uplift=None, lead=None, n_multipliers=None):
     """A :class:`_DaskRCT` (pass 1), and the automatic multiplier grid when asked for.
 
     ``uplift``: the checked Dask ``(r, c)``, whose row chunks the RCT columns take.
+    ``lead``: else ``(array, "what has {} rows")`` whose row chunks they take.
     ``n_multipliers``: build the automatic grid from ``uplift`` (else None is returned).
     """
     check_control_name(control_name)
@@ -193,12 +205,14 @@ def check_rct_dask(treatment, revenue, cost, *, control_name=0, propensity=None,
     n = int(t.shape[0])
     if n == 0:
         raise ValueError("The RCT sample is empty; pass at least one user per arm.")
-    if uplift is not None:  # the chunks of the uplifts (the model's, often) lead
-        if uplift[0].shape[0] != n:
+    if uplift is not None:
+        lead = (uplift[0], "The uplift predictions have {} rows")
+    if lead is not None:  # the chunks of the predictions (the model's, often) lead
+        if lead[0].shape[0] != n:
             raise ValueError(
-                f"The uplift predictions have {uplift[0].shape[0]} rows but the RCT has {n} "
-                "users; predict on the same users as `treatment`.")
-        t = t.rechunk((uplift[0].chunks[0], (1,)))
+                lead[1].format(lead[0].shape[0]) + f" but the RCT has {n} users; predict on "
+                "the same users as `treatment`.")
+        t = t.rechunk((lead[0].chunks[0], (1,)))
     chunks = tuple(t.chunks[0])
     columns = [t, _column(revenue, "revenue", chunks), _column(cost, "cost", chunks)]
     per_user = propensity is not None and not isinstance(propensity, dict)
@@ -292,9 +306,10 @@ def _reduce(parts):
 
 def expected_outcome_dask(assignment, treatment, revenue, cost, propensity, control_name):
     """:func:`~sklearn_budget.metrics.expected_outcome` of Dask inputs (two passes)."""
+    policy = _column(assignment, "assignment")
     rct, _ = check_rct_dask(treatment, revenue, cost, control_name=control_name,
-                            propensity=propensity)
-    policy = _column(assignment, "assignment", tuple(rct.columns[0].chunks[0]))
+                            propensity=propensity, lead=(policy, "`assignment` has {} labels"))
+    policy = policy.rechunk(rct.columns[0].chunks)
     control, sums = _reduce(_over_chunks(
         _assignment_chunk, rct.columns + [policy], rct.levels, control_name,
         rct.arm_propensity))

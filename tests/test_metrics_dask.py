@@ -1,0 +1,238 @@
+"""Metrics of an RCT held in Dask arrays: the in-memory results, chunk by chunk."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+da = pytest.importorskip("dask.array", reason="dask is not installed: pip install '.[dask]'")
+dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+
+from sklearn_budget import TwoStageBudgetAllocator, rct_target  # noqa: E402
+from sklearn_budget.baselines import make_meta_learner  # noqa: E402
+from sklearn_budget.datasets import make_marketing_rct  # noqa: E402
+from sklearn_budget.metrics import (  # noqa: E402
+    cost_curve,
+    expected_outcome,
+    make_budget_scorer,
+    multiplier_at_budget,
+    value_at_budget,
+)
+from sklearn_budget.metrics import _dask as metrics_dask  # noqa: E402
+from sklearn_budget.pipeline import make_budget_pipeline  # noqa: E402
+
+SYNC = {"scheduler": "synchronous"}
+
+
+@pytest.fixture(scope="module")
+def rct():
+    """An RCT of 4 arms with noisy uplift predictions (r, c)."""
+    d = make_marketing_rct(n_samples=12_000, random_state=0)
+    rng = np.random.default_rng(1)
+    r = d.true_revenue[:, 1:] - d.true_revenue[:, :1] + rng.normal(size=(12_000, 3))
+    c = np.abs(d.true_cost[:, 1:] - d.true_cost[:, :1] + rng.normal(scale=0.1, size=(12_000, 3)))
+    return d, r, c
+
+
+def _dask(a, rows):
+    return da.from_array(a, chunks=(rows,) + a.shape[1:])
+
+
+def _same_curve(got, expected):
+    assert got.multipliers.shape == expected.multipliers.shape
+    np.testing.assert_array_equal(got.multipliers, expected.multipliers)
+    np.testing.assert_array_equal(got.n_matched, expected.n_matched)
+    # sums per chunk: the last bits may differ from the in-memory dot products
+    np.testing.assert_allclose(got.incremental_cost, expected.incremental_cost, rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(got.incremental_revenue, expected.incremental_revenue,
+                               rtol=1e-12, atol=1e-12)
+
+
+PROPENSITIES = {
+    "frequencies": lambda t: None,
+    "dict": lambda t: {0: 0.4, 1: 0.2, 2: 0.2, 3: 0.2},
+    "per user": lambda t: np.where(t == 0, 0.4, 0.2),
+}
+
+
+@pytest.mark.parametrize("estimate", ["eom", "dr"])
+@pytest.mark.parametrize("propensity", list(PROPENSITIES))
+def test_cost_curve_equals_the_in_memory_curve(rct, estimate, propensity):
+    d, r, c = rct
+    p = PROPENSITIES[propensity](d.treatment)
+    expected = cost_curve(r, c, d.treatment, d.revenue, d.cost, propensity=p, estimate=estimate)
+    # uplifts, outcomes and propensities in different chunks (the uplifts' lead), some numpy
+    got = cost_curve(_dask(r, 2_500), _dask(c, 2_500), _dask(d.treatment, 5_000), d.revenue,
+                     _dask(d.cost, 1_000), estimate=estimate,
+                     propensity=_dask(p, 3_000) if isinstance(p, np.ndarray) else p)
+    _same_curve(got, expected)
+
+
+def test_given_multipliers_and_string_labels(rct):
+    d, r, c = rct
+    names = np.array(["none", "low", "mid", "high"])
+    t = names[d.treatment]
+    levels = np.sort(names[1:])  # the uplift columns in sorted label order
+    order = [list(names[1:]).index(x) for x in levels]
+    lams = [0.0, 0.5, 1.0, 2.0, 4.0]
+    expected = cost_curve(r[:, order], c[:, order], t, d.revenue, d.cost, control_name="none",
+                          multipliers=lams)
+    got = cost_curve(_dask(r[:, order], 4_000), _dask(c[:, order], 4_000), _dask(t, 4_000),
+                     d.revenue, d.cost, control_name="none", multipliers=lams)
+    _same_curve(got, expected)
+    assert got.multipliers.tolist() == lams[::-1]
+
+
+@pytest.mark.parametrize("budget", [0.0, 0.3, 1.0, 50.0])
+def test_value_and_multiplier_at_budget(rct, budget):
+    d, r, c = rct
+    args = (d.treatment, d.revenue, d.cost, budget)
+    lazy = (_dask(r, 3_000), _dask(c, 3_000), _dask(d.treatment, 3_000), d.revenue, d.cost,
+            budget)
+    assert value_at_budget(*lazy) == pytest.approx(value_at_budget(r, c, *args), rel=1e-12,
+                                                   abs=1e-12)
+    assert multiplier_at_budget(*lazy) == pytest.approx(multiplier_at_budget(r, c, *args),
+                                                        rel=1e-12, abs=1e-12)
+
+
+def test_multiplier_where_the_policy_jumps_follows_the_in_memory_bisection(monkeypatch):
+    # tied predictions: three kinds of user, so the policy jumps between sweep points and the
+    # interpolated multiplier would overspend; the bisection runs, 4 steps per pass
+    rng = np.random.default_rng(0)
+    n = 6_000
+    gain = rng.choice([0.5, 1.0, 1.5], n)
+    t = rng.integers(0, 2, n)
+    revenue, cost = t * gain + rng.normal(scale=0.1, size=n), t * 1.0
+    passes = []
+    points = metrics_dask._points
+    monkeypatch.setattr(metrics_dask, "_points",
+                        lambda *a: passes.append(len(a[3])) or points(*a))
+    r, c = gain[:, None], np.ones((n, 1))
+    for budget in (0.2, 0.5):
+        passes.clear()
+        expected = multiplier_at_budget(r, c, t, revenue, cost, budget)
+        got = multiplier_at_budget(_dask(r, 1_000), _dask(c, 1_000), t, revenue, cost, budget)
+        assert got == expected
+        # the curve, the check at the interpolated multiplier, then 50 steps in 13 passes
+        assert passes[1] == 1
+        assert passes[2:] == [15] * 12 + [3]
+        spend = expected_outcome(np.where(gain > got, 1, 0), t, revenue, cost).incremental_cost
+        assert spend <= budget
+
+
+def test_expected_outcome_equals_the_in_memory_estimate(rct):
+    d, r, c = rct
+    policy = np.random.default_rng(2).integers(0, 4, len(d.treatment))
+    for p in (None, {0: 0.4, 1: 0.2, 2: 0.2, 3: 0.2}, np.where(d.treatment == 0, 0.4, 0.2)):
+        expected = expected_outcome(policy, d.treatment, d.revenue, d.cost, propensity=p)
+        got = expected_outcome(_dask(policy, 2_000), d.treatment, _dask(d.revenue, 5_000),
+                               d.cost, propensity=p)
+        assert got.n_matched == expected.n_matched
+        for field in ("revenue", "cost", "incremental_revenue", "incremental_cost"):
+            assert getattr(got, field) == pytest.approx(getattr(expected, field), rel=1e-12)
+
+
+def test_automatic_grid_of_a_large_rct_comes_from_a_sample(rct, monkeypatch):
+    d, r, c = rct
+    monkeypatch.setattr(metrics_dask, "_GRID_SAMPLE", 1_000)
+    lazy = (_dask(r, 3_000), _dask(c, 3_000), d.treatment, d.revenue, d.cost)
+    got = cost_curve(*lazy, n_multipliers=50)
+    full = cost_curve(r, c, d.treatment, d.revenue, d.cost, n_multipliers=50)
+    # the largest breakpoint is exact (the first point treats nobody), 0 ends the grid
+    assert got.multipliers[0] == full.multipliers[0] and got.multipliers[-1] == 0.0
+    assert 40 <= len(got.multipliers) <= 50
+    assert not np.array_equal(got.multipliers, full.multipliers)  # quantiles of a sample
+    # the points are those of the in-memory curve at the same multipliers, and repeatable
+    _same_curve(got, cost_curve(r, c, d.treatment, d.revenue, d.cost,
+                                multipliers=got.multipliers))
+    _same_curve(cost_curve(*lazy, n_multipliers=50), got)
+
+
+def test_each_pass_reads_each_chunk_once(rct):
+    d, r, c = rct
+    reads = []
+
+    def block(i):
+        reads.append(i)
+        return np.hstack([r, c])[3_000 * i:3_000 * (i + 1)]
+
+    import dask
+
+    parts = [da.from_delayed(dask.delayed(block)(i), (3_000, 6), dtype=float) for i in range(4)]
+    rc = da.concatenate(parts)
+    cost_curve(rc[:, :3], rc[:, 3:], d.treatment, d.revenue, d.cost)
+    assert sorted(reads) == [0, 0, 1, 1, 2, 2, 3, 3]  # pass 1 (checks, grid) and pass 2
+
+
+def _nan_at(a, row):
+    a = a.astype(float).copy()
+    a[row] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda k: k.update(revenue=_nan_at(k["revenue"], 7_000)), ValueError,
+     r"chunk of RCT rows 6000 to 8999 \(an index or row below counts from its first "
+     r"row\): `revenue` contains 1 NaN or infinite value\(s\) \(first at index 1000\)"),
+    (lambda k: k.update(cost=-k["cost"]), ValueError, r"rows 0 to 2999.*negative value"),
+    (lambda k: k.update(treatment=k["treatment"] + 1), ValueError, "No control users"),
+    (lambda k: k.update(treatment=np.minimum(k["treatment"], 2)), ValueError,
+     r"2 incentive level\(s\)"),
+    (lambda k: k.update(revenue=k["revenue"][:-1]), ValueError,
+     "`revenue` has 11999 values but `treatment` has 12000"),
+    (lambda k: k.update(r=k["r"][:-1], c=k["c"][:-1]), ValueError,
+     "uplift predictions have 11999 rows but the RCT has 12000"),
+    (lambda k: k.update(r=_nan_at(k["r"], 100)), ValueError,
+     r"rows 0 to 2999 .*`revenue_uplift` contains NaN or infinite values \(first at row "
+     r"100\)"),
+    (lambda k: k.update(propensity=np.full(12_000, 1.5)), ValueError, r"lie in \(0, 1\]"),
+    (lambda k: k.update(propensity={0: 0.5, 1: 0.5}), ValueError, "no probability for arm"),
+    (lambda k: k.update(treatment=da.from_array(k["treatment"])[da.from_array(k["treatment"])
+                                                                 >= 0]), ValueError,
+     "chunks of unknown size"),
+])
+def test_bad_inputs_are_named(rct, change, error, match):
+    d, r, c = rct
+    kw = {"r": r, "c": c, "treatment": d.treatment, "revenue": d.revenue, "cost": d.cost,
+          "propensity": None}
+    change(kw)
+    rr, cc = (_dask(kw[k], 3_000) for k in ("r", "c"))
+    with pytest.raises(error, match=match):
+        cost_curve(rr, cc, kw["treatment"], kw["revenue"], kw["cost"],
+                   propensity=kw["propensity"])
+
+
+def test_expected_outcome_names_unknown_assignment_labels(rct):
+    d, _, _ = rct
+    with pytest.raises(ValueError, match=r"rows 3000 to 5999.*Unknown treatment label\(s\) \[7\]"):
+        expected_outcome(_dask(np.r_[np.zeros(3_000, int), np.full(9_000, 7)], 3_000),
+                         d.treatment, d.revenue, d.cost)
+    with pytest.raises(ValueError, match="No RCT user's observed arm equals the policy's"):
+        expected_outcome(_dask(np.where(d.treatment == 1, 2, 1), 3_000), d.treatment,
+                         d.revenue, d.cost)
+
+
+@pytest.fixture(scope="module")
+def fitted(rct):
+    d, _, _ = rct
+    y = rct_target(d.treatment, d.revenue, d.cost)
+    est = TwoStageBudgetAllocator(make_meta_learner("T", Ridge()), budget=0.5)
+    pipe = make_budget_pipeline(StandardScaler(), est)
+    return est.fit(d.X, y), pipe.fit(d.X, y), y
+
+
+def test_score_on_dask_features_and_outcomes(rct, fitted):
+    d, _, _ = rct
+    est, pipe, y = fitted
+    X = _dask(d.X, 2_500)
+    frame = dd.from_pandas(pd.DataFrame(y), npartitions=3)
+    for model in (est, pipe):
+        expected = model.score(d.X, y)
+        for got in (model.score(X, d.revenue, treatment=d.treatment, cost=d.cost),
+                    model.score(X, frame),
+                    model.score(X, _dask(d.revenue, 4_000), treatment=_dask(d.treatment, 1_000),
+                                cost=d.cost),
+                    make_budget_scorer(0.5)(model, X, y)):
+            assert got == pytest.approx(expected, rel=1e-12)
