@@ -7,7 +7,6 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 da = pytest.importorskip("dask.array", reason="dask is not installed: pip install '.[dask]'")
-dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
 
 from sklearn_budget import TwoStageBudgetAllocator, rct_target  # noqa: E402
 from sklearn_budget.baselines import make_meta_learner  # noqa: E402
@@ -227,12 +226,34 @@ def test_score_on_dask_features_and_outcomes(rct, fitted):
     d, _, _ = rct
     est, pipe, y = fitted
     X = _dask(d.X, 2_500)
-    frame = dd.from_pandas(pd.DataFrame(y), npartitions=3)
     for model in (est, pipe):
         expected = model.score(d.X, y)
         for got in (model.score(X, d.revenue, treatment=d.treatment, cost=d.cost),
-                    model.score(X, frame),
                     model.score(X, _dask(d.revenue, 4_000), treatment=_dask(d.treatment, 1_000),
                                 cost=d.cost),
                     make_budget_scorer(0.5)(model, X, y)):
             assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_score_with_a_dask_dataframe_target(rct, fitted):
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+    d, _, _ = rct
+    est, pipe, y = fitted
+    frame = dd.from_pandas(pd.DataFrame(y), npartitions=3)
+    features = dd.from_pandas(pd.DataFrame(d.X), npartitions=4)
+    for model in (est, pipe):
+        assert model.score(_dask(d.X, 2_500), frame) == pytest.approx(model.score(d.X, y),
+                                                                      rel=1e-12)
+        assert model.score(features, frame) == pytest.approx(model.score(d.X, y), rel=1e-12)
+
+
+def test_mt_aucc_reads_chunks_and_aucc_says_it_cannot(rct):
+    from sklearn_budget.metrics import aucc, mt_aucc
+
+    d, r, c = rct
+    expected = mt_aucc(r, c, d.treatment, d.revenue, d.cost)
+    assert mt_aucc(_dask(r, 5_000), _dask(c, 5_000), d.treatment, d.revenue,
+                   d.cost) == pytest.approx(expected, rel=1e-12)
+    one = d.treatment <= 1
+    with pytest.raises(TypeError, match="aucc ranks all users at once.*use mt_aucc"):
+        aucc(d.revenue[one], d.cost[one], d.treatment[one], _dask(r[one, 0], 1_000))

@@ -9,6 +9,9 @@
   synthetic data.
 
 Budgets here are per user (average incremental cost per user).
+:func:`expected_outcome`, :func:`cost_curve`, :func:`value_at_budget`,
+:func:`multiplier_at_budget`, :func:`mt_aucc` and the scorer also take an RCT held
+in Dask arrays, which they read chunk by chunk (:mod:`._dask`).
 """
 
 from ._aucc import aucc, mt_aucc

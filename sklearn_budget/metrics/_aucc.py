@@ -24,6 +24,13 @@ def _trapezoid(x, y):
 
 def _aucc_curve(revenue, cost, treatment, score, bins=20, control_name=0):
     """Return ``(x, y)``: normalised incremental cost and revenue of the top fractions."""
+    from ._dask import any_dask
+
+    if any_dask(revenue, cost, treatment, score):
+        raise TypeError(
+            "aucc ranks all users at once, so it does not take Dask arrays; compute them "
+            "(`.compute()`) when they fit in memory, or use mt_aucc, which reads them chunk "
+            "by chunk.")
     rct = check_rct(treatment, revenue, cost, control_name=control_name)
     if rct.n_levels != 1:
         raise ValueError(

@@ -296,6 +296,25 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     array([0., 1.])
     >>> bool(curve.value_at(0.5) > 0.5 * curve.incremental_revenue[-1])
     True
+
+    The same RCT in Dask arrays (here 4 chunks) is read chunk by chunk:
+
+    >>> import dask.array as da
+    >>> lazy = cost_curve(da.from_array(gain[:, None], chunks=(500, 1)), np.ones((n, 1)),
+    ...                   da.from_array(treatment, chunks=500), revenue, cost)
+    >>> bool(np.allclose(lazy.incremental_revenue, curve.incremental_revenue))
+    True
+
+    Notes
+    -----
+    On Dask arrays (any input; the others are wrapped, and take the row
+    chunks of the predictions) the curve costs two passes over the chunks:
+    one checks them and counts the treatment labels (and samples the
+    breakpoints for the automatic grid), one sums each policy's matched
+    weights and outcomes. The automatic grid of more than 200,000 users
+    takes its quantiles from a sample of the breakpoints, so its points
+    differ a little from the in-memory grid's; at given ``multipliers`` the
+    curve is the in-memory one up to the order of summation.
     """
     from ._dask import any_dask, cost_curve_dask
 
