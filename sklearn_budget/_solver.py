@@ -206,6 +206,14 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     return choices_at(_ops_for(r), r, c, lam)
 
 
+def choices_along(revenue_uplift, cost_uplift):
+    """``lam -> allocate_at_multiplier(r, c, lam)`` for in-memory inputs checked once
+    (a sweep over many multipliers would check them at every one)."""
+    r, c = _check_inputs(revenue_uplift, cost_uplift)
+    ops = _ops_for(r)
+    return lambda lam: choices_at(ops, r, c, float(lam))
+
+
 def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_per_user=None,
                             random_state=0):
     """Assign one arm per user to maximise revenue uplift under a cost budget.

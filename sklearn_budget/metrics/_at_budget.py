@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._solver import allocate_at_multiplier
+from .._solver import choices_along
 from .._validation import check_budget
 from ._cost_curve import _point_function, _prepare, _sweep, cost_curve
 from ._dask import any_dask, cost_curve_dask, settle_multiplier_dask
@@ -37,13 +37,14 @@ def settle_multiplier(curve, budget, point, r, c, n_steps=50, rtol=0.01):
     j, t = curve._locate(budget)
     if t is None:
         return lam
-    spend = point(np.asarray(allocate_at_multiplier(r, c, lam)))[1]
+    choices = choices_along(r, c)
+    spend = point(np.asarray(choices(lam)))[1]
     if not spend > budget * (1.0 + rtol):
         return lam
     under, over = float(curve.multipliers[j - 1]), float(curve.multipliers[j])
     for _ in range(n_steps):
         mid = 0.5 * (under + over)
-        spend = point(np.asarray(allocate_at_multiplier(r, c, mid)))[1]
+        spend = point(np.asarray(choices(mid)))[1]
         if spend < budget:  # (NaN: no user matched, counts as over)
             under = mid
         else:

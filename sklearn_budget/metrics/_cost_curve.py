@@ -13,7 +13,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .._solver import allocate_at_multiplier
+from .._solver import choices_along
 from .._labels import _plain
 from .._validation import check_budget, check_rct, check_uplift
 from ._eom import _EOMEvaluator
@@ -106,17 +106,20 @@ def _multiplier_grid(r, c, n_multipliers):
 
 def breakpoints(r, c):
     """The users' positive finite decision breakpoints (see :func:`_multiplier_grid`), 1-D."""
-    n_levels = r.shape[1]
-    cands = []
+    cands = list(breakpoint_parts(r, c))
+    return np.concatenate(cands) if cands else np.zeros(0)
+
+
+def breakpoint_parts(r, c):
+    """:func:`breakpoints` in parts, one per lower option ``j`` (control first)."""
     zero = np.zeros((r.shape[0], 1), dtype=r.dtype)
     R, C = np.hstack([zero, r]), np.hstack([zero, c])
-    for j in range(n_levels):
+    for j in range(r.shape[1]):
         dr = R[:, j + 1:] - R[:, j:j + 1]
         dc = C[:, j + 1:] - C[:, j:j + 1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lam = dr / dc
-        cands.append(lam[(dc != 0) & np.isfinite(lam) & (lam > 0)])
-    return np.concatenate(cands) if cands else np.zeros(0)
+        yield lam[(dc != 0) & np.isfinite(lam) & (lam > 0)]
 
 
 def grid_of_breakpoints(cands, n_multipliers, top=None):
@@ -174,8 +177,9 @@ def _point_function(evaluator, r, c, estimate):
 
 def _curve(evaluator, r, c, multipliers, estimate="eom"):
     point = _point_function(evaluator, r, c, estimate)
-    points = np.array([point(np.asarray(allocate_at_multiplier(r, c, lam)))
-                       for lam in multipliers], dtype=np.float64).reshape(-1, 3)
+    choices = choices_along(r, c)
+    points = np.array([point(np.asarray(choices(lam))) for lam in multipliers],
+                      dtype=np.float64).reshape(-1, 3)
     return curve_of_points(multipliers, points)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._blockwise import is_dask
-from .._solver import allocate_at_multiplier
+from .._solver import choices_along
 from .._validation import (
     _as_finite_float,
     _check_propensity,
@@ -38,7 +38,7 @@ from .._validation import (
     rct_levels,
 )
 from ._cost_curve import (
-    breakpoints,
+    breakpoint_parts,
     check_estimate,
     check_multipliers,
     check_n_multipliers,
@@ -168,12 +168,13 @@ def _check_chunk(*blocks):
     if sample_rate is not None:
         r, c = blocks[-2:]
         _in_rows(_check_finite_uplift, start, n, r, c)
-        cands = breakpoints(r, c)
-        top = float(cands.max()) if len(cands) else None
-        if sample_rate < 1.0:
-            keep = np.random.default_rng([seed, start]).random(len(cands)) < sample_rate
-            cands = cands[keep]
-        sample = cands
+        rng, sample = np.random.default_rng([seed, start]), []
+        for part in breakpoint_parts(r, c):  # part by part: a chunk's are many
+            if len(part):
+                top = max(top or 0.0, float(part.max()))
+            sample.append(part if sample_rate >= 1.0 else
+                          part[rng.random(len(part)) < sample_rate])
+        sample = np.concatenate(sample) if sample else np.zeros(0)
     return labels, counts, totals, extremes, sample, top
 
 
@@ -288,9 +289,9 @@ def _curve_chunk(*blocks):
         R, C = np.hstack([zero, r]), np.hstack([zero, c])
         res_rev, res_cost = w * (revenue - R[rows, arm]), w * (cost - C[rows, arm])
     out = []
+    choices = choices_along(r, c)
     for lam in [None, *multipliers]:
-        policy = (np.zeros_like(arm) if lam is None else
-                  np.asarray(allocate_at_multiplier(r, c, lam)))
+        policy = np.zeros_like(arm) if lam is None else np.asarray(choices(lam))
         sums = _policy_sums(arm, w, revenue, cost, policy)
         if dr:
             match = policy == arm
