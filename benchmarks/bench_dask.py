@@ -82,6 +82,32 @@ def _best(fn, repeat):
     return min(times), out
 
 
+def _on_cluster(args, paths, bpu, base, ref):
+    """The out-of-core solve on a ``distributed.LocalCluster`` of worker processes."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=args.cluster, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster):
+        def run():
+            rm, cm = (da.from_array(RowsOnDisk.npy(p), chunks=(args.chunk_rows, args.k))
+                      for p in paths)
+            sol = solve_budget_allocation(rm, cm, budget_per_user=bpu)
+            # computed, not stored: a worker process given a numpy memmap writes to its
+            # own copy (a cluster stores to zarr or files of its own)
+            return sol, sol.assignment.compute()
+
+        t, (_, arm) = _best(run, args.repeat)
+    same = bool((arm == ref.assignment).all())
+    print(f"cluster of {args.cluster}: {t:.3f}s", file=sys.stderr)
+    return dict(way=f"dask.distributed, {args.cluster} worker processes x 1 thread, out of "
+                    "core (.npy in, assignment computed)",
+                chunks=args.chunk_rows, solve_s=t, ratio=t / base, passes="",
+                peak_x_input="(in the workers)", same=same)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000,000 users")
@@ -89,6 +115,9 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=8, help="levels (default 8)")
     parser.add_argument("--chunk-rows", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="also solve out of core on a distributed.LocalCluster of N "
+                             "worker processes (needs distributed)")
     parser.add_argument("--output", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     n = args.n or (1_000_000 if args.quick else 5_000_000)
@@ -143,6 +172,8 @@ def main(argv=None):
                              passes=f"{reads:g}",
                              peak_x_input=peak_memory(run_ooc) / in_bytes, same=same))
             print(f"out of core {chunk_rows}: {t:.3f}s", file=sys.stderr)
+        if args.cluster:
+            rows.append(_on_cluster(args, paths, bpu, base, ref))
 
     lines = [f"# Budget solver on Dask arrays: {n:,} users x {args.k} levels, float64", "",
              *hardware_lines(),
