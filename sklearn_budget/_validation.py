@@ -344,7 +344,7 @@ def rct_levels(labels, control_name, levels):
     return levels
 
 
-def _check_propensity(propensity, t, arm, counts, control_name, levels):
+def _check_propensity(propensity, t, arm, counts, control_name, levels, users=None):
     n = len(arm)
     if propensity is None:
         return (counts / n)[arm]
@@ -383,21 +383,27 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels):
     else:
         p = _as_finite_float(propensity, "propensity")
         _check_lengths(treatment=t, propensity=p)
-    return check_propensity_values(p)
+    return check_propensity_values(p, users)
 
 
-def check_propensity_values(p):
-    """``p`` (float64 per user), or a ValueError unless every value lies in [1e-12, 1]."""
+def check_propensity_values(p, users=None):
+    """``p`` (float64 per user), or a ValueError unless every value lies in [1e-12, 1].
+
+    ``users``: the number of users each value stands for (default one each).
+    """
+    def count(mask):
+        return int(mask.sum() if users is None else np.asarray(users)[mask].sum())
+
     bad = ~(np.isfinite(p) & (p > 0) & (p <= 1))
     if bad.any():
         raise ValueError(
             f"`propensity` values must lie in (0, 1]; they are each user's probability of "
-            f"the arm they were observed in. Got {float(p[bad][0])} for {int(bad.sum())} user(s)."
+            f"the arm they were observed in. Got {float(p[bad][0])} for {count(bad)} user(s)."
         )
     tiny = p < 1e-12  # their inverse-probability weights (1 / p) swamp or overflow the sums
     if tiny.any():
         raise ValueError(
-            f"`propensity` has {int(tiny.sum())} value(s) below 1e-12 (the smallest "
+            f"`propensity` has {count(tiny)} value(s) below 1e-12 (the smallest "
             f"{float(p.min()):.3g}): no experiment assigns an arm that rarely, and the "
             "inverse-probability weights 1 / p would overflow. Check the column.")
     return p

@@ -126,15 +126,13 @@ class BudgetPipeline(Pipeline):
         metadata routing the RCT keywords (``treatment``, ``cost``,
         ``propensity``) are passed on to the last step's ``score``;
         ``Pipeline`` dropped them (a given ``propensity`` was ignored,
-        ``treatment`` / ``cost`` ended in "Missing RCT input(s)").
+        ``treatment`` / ``cost`` ended in "Missing RCT input(s)"). A Dask
+        ``X`` goes through the steps chunk by chunk, and the last step scores
+        it chunk by chunk (metadata routing aside).
         """
-        if is_dask(X) and not _routing_enabled():  # each chunk through the steps, lazily
-            if sample_weight is not None:
-                params["sample_weight"] = sample_weight
-            check_is_fitted(self)
-            return self._final_estimator.score(self._transformed(X), y, **params)
-        if _routing_enabled() or not params:
+        if _routing_enabled() or not (params or is_dask(X)):
             return super().score(X, y, sample_weight=sample_weight, **params)
+        # the RCT keywords passed on; a Dask X goes through the steps chunk by chunk
         unknown = sorted(set(params) - set(_RCT_KEYWORDS))
         if unknown:
             raise TypeError(

@@ -257,3 +257,46 @@ def test_mt_aucc_reads_chunks_and_aucc_says_it_cannot(rct):
     one = d.treatment <= 1
     with pytest.raises(TypeError, match="aucc ranks all users at once.*use mt_aucc"):
         aucc(d.revenue[one], d.cost[one], d.treatment[one], _dask(r[one, 0], 1_000))
+
+
+def test_review_findings(rct, fitted, monkeypatch):
+    """Edge cases a review found: each as in memory."""
+    d, r, c = rct
+    t8 = np.array([0, 1, 0, 1, "0", "1", "0", "1"], dtype=object)  # types differ by chunk
+    with pytest.raises(TypeError, match=r"`treatment` mixes label types \(number, str\)"):
+        expected_outcome(_dask(t8, 4), _dask(t8, 4), np.arange(8.0), np.ones(8))
+    t4 = np.array([0, 1, 0, 1])  # each chunk's revenue sum is finite, not the total
+    with pytest.raises(ValueError, match="`revenue` values are so large that their sum"):
+        expected_outcome(_dask(t4, 1), t4, np.full(4, 1e308), np.ones(4))
+    with pytest.raises(ValueError, match=r"Got 0.0 for 3 user\(s\)"):  # users, not labels
+        expected_outcome(_dask(np.array([0, 0, 0, 1]), 2), np.array([0, 0, 0, 1]),
+                         np.ones(4), np.zeros(4), propensity={0: 0.0, 1: 0.5})
+    # per-user propensities as numeric text and (n, 1) columns are read as in memory
+    p_text = np.full(len(d.treatment), "0.25", dtype=object)
+    policy = np.random.default_rng(3).integers(0, 4, len(d.treatment))
+    expected = expected_outcome(policy, d.treatment, d.revenue, d.cost, propensity=p_text)
+    got = expected_outcome(_dask(policy[:, None], 3_000), d.treatment[:, None],
+                           d.revenue[:, None], d.cost, propensity=p_text)
+    assert got.incremental_revenue == pytest.approx(expected.incremental_revenue, rel=1e-12)
+    # a sampled grid that misses the largest breakpoint still starts above it
+    monkeypatch.setattr(metrics_dask, "_GRID_SAMPLE", 100)
+    gain = np.zeros(3_000)
+    gain[:10] = 50.0
+    t = np.arange(3_000) % 2
+    curve = cost_curve(_dask(gain[:, None], 500), np.ones((3_000, 1)), t, t * gain, t * 1.0)
+    assert curve.multipliers[0] > 50.0 and curve.incremental_cost[0] == 0.0
+    # the first Dask input's chunks lead (a numpy assignment does not make one chunk)
+    seen = []
+    check = metrics_dask._check_chunk
+    monkeypatch.setattr(metrics_dask, "_check_chunk",
+                        lambda *a: seen.append(a[0].shape[0]) or check(*a))
+    expected_outcome(policy, _dask(d.treatment, 4_000), d.revenue, d.cost)
+    assert sorted(seen) == [4_000] * 3
+    # checked before any pass over the data
+    seen.clear()
+    with pytest.raises(ValueError, match="non-empty array of finite values"):
+        cost_curve(_dask(r, 3_000), c, d.treatment, d.revenue, d.cost, multipliers=[np.nan])
+    assert seen == []
+    _, pipe, y = fitted
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['foo'\]"):
+        pipe.score(_dask(d.X, 3_000), y, foo=1)

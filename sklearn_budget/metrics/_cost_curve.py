@@ -122,11 +122,11 @@ def breakpoint_parts(r, c):
         yield lam[(dc != 0) & np.isfinite(lam) & (lam > 0)]
 
 
-def grid_of_breakpoints(cands, n_multipliers, top=None):
-    """Decreasing grid: 0, the quantiles of ``cands``, and one above ``top`` (their max)."""
+def grid_of_breakpoints(cands, n_multipliers):
+    """Decreasing grid: 0, the quantiles of ``cands``, and one above their maximum."""
     if len(cands) == 0:
         return np.array([1.0, 0.0])
-    top = float(cands.max()) if top is None else top
+    top = float(cands.max())
     qs = np.quantile(cands, np.linspace(0.0, 1.0, max(n_multipliers - 2, 1)))
     grid = np.unique(np.concatenate([[0.0, top * 1.01 + 1e-12], qs]))
     return grid[::-1]

@@ -27,8 +27,10 @@ import numpy as np
 from .._blockwise import is_dask
 from .._solver import choices_along
 from .._validation import (
+    _as_1d,
     _as_finite_float,
     _check_propensity,
+    _check_treatment_labels,
     check_control_name,
     check_dask_uplift,
     check_outcome_total,
@@ -67,29 +69,31 @@ def _is_dask_series(a):
             and hasattr(a, "to_dask_array"))
 
 
-def _column(values, name, chunks=None):
-    """``values`` as an (n, 1) Dask array, with the row ``chunks`` of the RCT's treatment
-    when given (None: its own)."""
-    import dask.array as da
-
+def _lazy_1d(values, name):
+    """``values`` as a 1-D Dask array in its own chunks, or a checked 1-D numpy array
+    (an (n, 1) column is flattened, as in memory)."""
     if _is_dask_series(values):
         values = values.to_dask_array(lengths=True)
-    elif not is_dask(values):
-        values = np.asarray(values)
-        values = da.from_array(values, chunks=values.shape)  # rechunked below
+    if not is_dask(values):
+        return _as_1d(values, name)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
     if values.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D, one value per RCT user; got shape "
-                         f"{values.shape}.")
+        raise ValueError(f"`{name}` must be one-dimensional with one value per user; got "
+                         f"shape {values.shape}.")
     if math.isnan(values.shape[0]):
         raise ValueError(f"`{name}` has chunks of unknown size; call `.compute_chunk_sizes()` "
                          "on it first (the metrics need the number of users per chunk).")
-    if chunks is not None:
-        if values.shape[0] != sum(chunks):
-            raise ValueError(
-                f"`{name}` has {values.shape[0]} values but `treatment` has {sum(chunks)}; "
-                "give one per RCT user.")
-        values = values.rechunk((chunks,))
-    return values[:, None]
+    return values
+
+
+def _rows(values, chunks):
+    """A :func:`_lazy_1d` array as an (n, 1) Dask array in the row ``chunks``."""
+    import dask.array as da
+
+    if isinstance(values, np.ndarray):
+        return da.from_array(values[:, None], chunks=(chunks, (1,)))
+    return values.rechunk((chunks,))[:, None]
 
 
 @dataclass
@@ -189,43 +193,49 @@ def _check_finite_uplift(r, c):
 def _merge_labels(parts):
     labels = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
+    _check_treatment_labels(labels)  # each chunk's are of one type; are all chunks'?
     merged, where = np.unique(labels, return_inverse=True)
     return merged, np.bincount(where.ravel(), weights=counts).astype(np.int64)
 
 
 def check_rct_dask(treatment, revenue, cost, *, control_name=0, propensity=None, levels=None,
-                   uplift=None, lead=None, n_multipliers=None):
-    """A :class:`_DaskRCT` (pass 1), and the automatic multiplier grid when asked for.
+                   lead=None, uplift=None, n_multipliers=None):
+    """The checked RCT (pass 1) in the row chunks it is read in, and the automatic
+    multiplier grid when asked for.
 
-    ``uplift``: the checked Dask ``(r, c)``, whose row chunks the RCT columns take.
-    ``lead``: else ``(array, "what has {} rows")`` whose row chunks they take.
-    ``n_multipliers``: build the automatic grid from ``uplift`` (else None is returned).
+    ``lead``: ``(predictions, "what has {} rows")``, whose rows are the RCT's
+    users; its chunks lead when it is a Dask array (a model's, often), else
+    those of the first RCT input that is one. ``uplift``: the checked Dask
+    ``(r, c)`` for the grid, from ``n_multipliers`` (else None is returned).
+    Returns ``(rct, chunks, grid)``.
     """
     check_control_name(control_name)
-    t = _column(treatment, "treatment")
-    n = int(t.shape[0])
+    per_user = propensity is not None and not isinstance(propensity, dict)
+    given = {"treatment": treatment, "revenue": revenue, "cost": cost}
+    if per_user:
+        given["propensity"] = propensity
+    cols = {name: _lazy_1d(v, name) for name, v in given.items()}
+    n = int(cols["treatment"].shape[0])
+    for name, v in cols.items():
+        if v.shape[0] != n:
+            raise ValueError(f"`{name}` has {v.shape[0]} values but `treatment` has {n}; "
+                             "give one per RCT user.")
     if n == 0:
         raise ValueError("The RCT sample is empty; pass at least one user per arm.")
-    if uplift is not None:
-        lead = (uplift[0], "The uplift predictions have {} rows")
-    if lead is not None:  # the chunks of the predictions (the model's, often) lead
-        if lead[0].shape[0] != n:
-            raise ValueError(
-                lead[1].format(lead[0].shape[0]) + f" but the RCT has {n} users; predict on "
-                "the same users as `treatment`.")
-        t = t.rechunk((lead[0].chunks[0], (1,)))
-    chunks = tuple(t.chunks[0])
-    columns = [t, _column(revenue, "revenue", chunks), _column(cost, "cost", chunks)]
-    per_user = propensity is not None and not isinstance(propensity, dict)
-    if per_user:
-        columns.append(_column(propensity, "propensity", chunks))
+    if lead is not None and lead[0].shape[0] != n:
+        raise ValueError(lead[1].format(lead[0].shape[0]) + f" but the RCT has {n} users; "
+                         "predict on the same users as `treatment`.")
+    leads = ([lead[0]] if lead is not None else []) + list(cols.values())
+    chunks = next((tuple(v.chunks[0]) for v in leads if is_dask(v)), (n,))
+    columns = [_rows(v, chunks) for v in cols.values()]
     grid = n_multipliers is not None
     rate = min(1.0, _GRID_SAMPLE / n) if grid else None
-    parts = _over_chunks(_check_chunk, columns + (list(uplift) if grid else []),
-                         per_user, rate, 0)
+    parts = _over_chunks(_check_chunk, columns + ([u.rechunk({0: chunks}) for u in uplift]
+                                                  if grid else []), per_user, rate, 0)
     for k, name in enumerate(("revenue", "cost")):
-        check_outcome_total(name, math.fsum(p[2][k] for p in parts),
-                            np.array([max(p[3][k] for p in parts)]))
+        with np.errstate(over="ignore"):
+            total = np.sum([p[2][k] for p in parts])
+        check_outcome_total(name, total, np.array([max(p[3][k] for p in parts)]))
     labels, label_counts = _merge_labels(parts)
     levels = rct_levels(labels, control_name, levels)
     arms = labels_to_arms(labels, levels, control_name)
@@ -233,18 +243,20 @@ def check_rct_dask(treatment, revenue, cost, *, control_name=0, propensity=None,
     if propensity is None:
         arm_p = counts / n
     elif isinstance(propensity, dict):  # each distinct label stands for its users
-        p = _check_propensity(propensity, labels, arms, counts, control_name, levels)
+        p = _check_propensity(propensity, labels, arms, counts, control_name, levels,
+                              users=label_counts)
         arm_p = np.ones(len(levels) + 1)
         arm_p[arms] = p
     else:
         arm_p = None
     rct = _DaskRCT(columns, levels, control_name, counts, arm_p)
     if not grid:
-        return rct, None
+        return rct, chunks, None
     sample = np.concatenate([p[4] for p in parts])
     tops = [p[5] for p in parts if p[5] is not None]
-    top = max(tops) if tops else None
-    return rct, grid_of_breakpoints(sample, check_n_multipliers(n_multipliers), top=top)
+    if tops and rate < 1.0:  # the sample may miss the largest breakpoint: it ends the grid
+        sample = np.append(sample, max(tops))
+    return rct, chunks, grid_of_breakpoints(sample, n_multipliers)
 
 
 # -- pass 2: sums of each policy --------------------------------------------------------------
@@ -252,7 +264,8 @@ def _weights(blocks, levels, control_name, arm_propensity):
     """Each user's arm and inverse-propensity weight, and the outcomes, of one chunk."""
     t, revenue, cost = (b[:, 0] for b in blocks[:3])
     arm = labels_to_arms(t, levels, control_name)
-    p = arm_propensity[arm] if arm_propensity is not None else blocks[3][:, 0]
+    p = (arm_propensity[arm] if arm_propensity is not None else
+         _as_finite_float(blocks[3][:, 0], "propensity"))
     return arm, 1.0 / p, np.asarray(revenue, dtype=np.float64), np.asarray(cost,
                                                                          dtype=np.float64)
 
@@ -307,10 +320,11 @@ def _reduce(parts):
 
 def expected_outcome_dask(assignment, treatment, revenue, cost, propensity, control_name):
     """:func:`~sklearn_budget.metrics.expected_outcome` of Dask inputs (two passes)."""
-    policy = _column(assignment, "assignment")
-    rct, _ = check_rct_dask(treatment, revenue, cost, control_name=control_name,
-                            propensity=propensity, lead=(policy, "`assignment` has {} labels"))
-    policy = policy.rechunk(rct.columns[0].chunks)
+    policy = _lazy_1d(assignment, "assignment")
+    rct, chunks, _ = check_rct_dask(treatment, revenue, cost, control_name=control_name,
+                                    propensity=propensity,
+                                    lead=(policy, "`assignment` has {} labels"))
+    policy = _rows(policy, chunks)
     control, sums = _reduce(_over_chunks(
         _assignment_chunk, rct.columns + [policy], rct.levels, control_name,
         rct.arm_propensity))
@@ -348,15 +362,20 @@ def _points(rct, r, c, multipliers, estimate):
 def prepare_dask(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                  control_name, levels, multipliers, n_multipliers):
     """Checked Dask ``(rct, r, c, multipliers)`` of a cost curve (pass 1)."""
+    if multipliers is not None:  # checked before any pass
+        multipliers = check_multipliers(multipliers)
+    else:
+        n_multipliers = check_n_multipliers(n_multipliers)
+    native = any_dask(revenue_uplift, cost_uplift)
     r, c = check_dask_uplift(revenue_uplift, cost_uplift)
-    rct, grid = check_rct_dask(
+    rct, chunks, grid = check_rct_dask(
         treatment, revenue, cost, control_name=control_name, propensity=propensity,
-        levels=levels, uplift=(r, c),
-        n_multipliers=n_multipliers if multipliers is None else None)
+        levels=levels, lead=(r if native else np.broadcast_to(0.0, r.shape[:1]),
+                             "The uplift predictions have {} rows"),
+        uplift=(r, c), n_multipliers=n_multipliers if multipliers is None else None)
     check_uplift_fits_rct(r.shape, rct.n_samples, rct.levels, rct.counts)
-    if multipliers is not None:
-        grid = check_multipliers(multipliers)
-    return rct, r, c, grid
+    r, c = r.rechunk({0: chunks}), c.rechunk({0: chunks})
+    return rct, r, c, (grid if multipliers is None else multipliers)
 
 
 def cost_curve_dask(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propensity,
