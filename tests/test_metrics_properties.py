@@ -110,3 +110,37 @@ def test_multiplier_at_budget_keeps_the_sample_within_the_budget(sample, budget)
     if curve.incremental_cost[0] < budget:
         spent = _eom(allocate_at_multiplier(r, c, multiplier), t, revenue, cost)
         assert spent is None or spent.incremental_cost <= budget * 1.01 + 1e-9
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(samples(), st.data())
+def test_dask_chunks_give_the_in_memory_curve_and_multiplier(sample, data):
+    """Any chunking of any input: the in-memory cost curve (ties, a missing level's users
+    in no chunk, 1-row chunks), its multiplier at a budget, and the same errors."""
+    da = pytest.importorskip("dask.array")
+    k, t, revenue, cost, r, c = sample
+    n = len(t)
+
+    def lazy(a):
+        size = data.draw(st.integers(1, n))
+        return da.from_array(a, chunks=(size,) + a.shape[1:])
+
+    budget = data.draw(_rounded(0, 5))
+    estimate = data.draw(st.sampled_from(["eom", "dr"]))
+    try:
+        expected = cost_curve(r, c, t, revenue, cost, estimate=estimate)
+        lam = multiplier_at_budget(r, c, t, revenue, cost, budget)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)[:40].replace("(", r"\(")):
+            cost_curve(lazy(r), lazy(c), lazy(t), lazy(revenue), lazy(cost), estimate=estimate)
+        return
+    got = cost_curve(lazy(r), lazy(c), lazy(t), lazy(revenue), lazy(cost), estimate=estimate)
+    np.testing.assert_array_equal(got.multipliers, expected.multipliers)
+    np.testing.assert_array_equal(got.n_matched, expected.n_matched)
+    np.testing.assert_allclose(got.incremental_revenue, expected.incremental_revenue,
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got.incremental_cost, expected.incremental_cost, rtol=1e-9,
+                               atol=1e-9)
+    assert multiplier_at_budget(lazy(r), lazy(c), lazy(t), revenue, cost, budget) == \
+        pytest.approx(lam, rel=1e-9, abs=1e-12)
