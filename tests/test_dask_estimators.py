@@ -140,3 +140,25 @@ def test_total_budget_predicts_each_chunk_three_times(fitted, data, monkeypatch)
     labels = labels.compute()
     assert sorted(calls) == [5_200] * 15  # 5 chunks x (subsample, full pass, labels)
     np.testing.assert_array_equal(labels, fitted.allocate(X, total_budget=3000.0))
+
+
+def test_zarr_store_in_and_out(fitted, data, tmp_path):
+    """The README's scale-out snippet: features read from a zarr store, labels written to
+    one, chunk by chunk; one budget over all users; a score on trial columns in zarr."""
+    pytest.importorskip("zarr", reason="zarr is not installed: pip install '.[zarr]'")
+    d, y = data
+    X = np.tile(d.X, (5, 1))
+    da.to_zarr(da.from_array(X, chunks=(3_000, -1)), str(tmp_path / "users.zarr"))
+    users = da.from_zarr(str(tmp_path / "users.zarr"))
+    da.to_zarr(fitted.allocate(users), str(tmp_path / "labels.zarr"))
+    np.testing.assert_array_equal(da.from_zarr(str(tmp_path / "labels.zarr")).compute(),
+                                  fitted.allocate(X))
+    np.testing.assert_array_equal(fitted.allocate(users, total_budget=8_000.0).compute(),
+                                  fitted.allocate(X, total_budget=8_000.0))
+    for name in ("treatment", "revenue", "cost"):
+        da.to_zarr(da.from_array(np.asarray(getattr(d, name)), chunks=700),
+                   str(tmp_path / f"{name}.zarr"))
+    t, revenue, cost = (da.from_zarr(str(tmp_path / f"{name}.zarr"))
+                        for name in ("treatment", "revenue", "cost"))
+    score = fitted.score(da.from_array(d.X, chunks=(500, -1)), revenue, treatment=t, cost=cost)
+    assert score == pytest.approx(fitted.score(d.X, y), rel=1e-12)
