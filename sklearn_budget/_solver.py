@@ -292,12 +292,13 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
         raise ValueError(
             "`random_state` must be None, an int >= 0 or a numpy Generator (the seed of the "
             f"subsample that brackets the multiplier); got {random_state!r:.80}.") from None
-    try:
-        if dask_input:
-            *numbers, assignment = solve_dask(r, c, budget, random_state)
-        else:
-            solver = _Solver(r, c, budget, random_state)
-            numbers, assignment = solver.solve(), None
+    try:  # totals that overflow are refused below, with the fix (not numpy's warning)
+        with np.errstate(over="ignore"):
+            if dask_input:
+                *numbers, assignment = solve_dask(r, c, budget, random_state)
+            else:
+                solver = _Solver(r, c, budget, random_state)
+                numbers, assignment = solver.solve(), None
     except OverflowError:  # math.fsum of the greedy completion's gains
         numbers = (math.inf,) * 4
     # spend and value (the dual bound is lam* x budget + ...: inf x 0 where lam* is inf)

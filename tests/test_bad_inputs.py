@@ -4,6 +4,8 @@ Found by a systematic audit of the public API (every function, odd types, shapes
 and magnitudes); each case names what happened before it was mended.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,7 +49,9 @@ def test_sums_that_overflow_float64_are_named():
     rng = np.random.default_rng(0)
     c = rng.uniform(0.5, 2, (50, 2))
     for r in (np.full((50, 2), 1.7e308), rng.uniform(0.5, 1, (50, 2)) * 1e307):
-        with pytest.raises(ValueError, match="so large that their sums overflow float64"):
+        with pytest.raises(ValueError, match="so large that their sums overflow float64"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # the error alone, no numpy warning
             solve_budget_allocation(r, c, budget=1000.0)
     t = np.arange(40) % 2
     revenue = np.where(t == 1, 1e308, 5e307)
