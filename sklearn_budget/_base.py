@@ -264,7 +264,9 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         """
         if is_dask(X):
             self._check_fitted()  # now, not when the lazy result is computed
-            return uplift_chunks(self, X, 0)
+            # a slice of both uplifts, whose tasks predict_cost(X) shares: computed
+            # together (dask.persist(predict(X), predict_cost(X))) each chunk is predicted once
+            return uplift_chunks(self, X)[0]
         return self._validated_uplift(X)[0]
 
     def predict_cost(self, X):
@@ -282,7 +284,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         """
         if is_dask(X):
             self._check_fitted()  # now, not when the lazy result is computed
-            return uplift_chunks(self, X, 1)
+            return uplift_chunks(self, X)[1]  # (see predict)
         return self._validated_uplift(X)[1]
 
     # -- allocate ------------------------------------------------------------------

@@ -66,14 +66,14 @@ def _call(block, obj, method, empty):
     return np.asarray(getattr(obj, method)(_frame(obj, block)))
 
 
-def _uplift(block, est, which, n_users, block_info=None):
-    """``(r, c)`` side by side (``which`` None), or ``r`` (0) or ``c`` (1), of one chunk."""
+def _uplift(block, est, n_users, block_info=None):
+    """``(r, c)`` of one chunk, side by side."""
     k = est.n_levels_
     if block.shape[0] == 0:
-        return np.empty((0, k if which is not None else 2 * k), dtype=np.float64)
+        return np.empty((0, 2 * k), dtype=np.float64)
     chunk = (block_info[0]["array-location"][0][0], n_users) if block_info else None
     r, c = est._validated_uplift(_frame(est, block), chunk)
-    return np.concatenate([r, c], axis=1) if which is None else (r, c)[which]
+    return np.concatenate([r, c], axis=1)
 
 
 def map_rows(obj, X, method, *, width, n_features=None):
@@ -84,19 +84,19 @@ def map_rows(obj, X, method, *, width, n_features=None):
                         dtype=np.float64, meta=np.empty((0, 0), dtype=np.float64))
 
 
-def uplift_chunks(est, X, which=None):
-    """Lazy predicted uplift of an allocator: ``r`` (``which=0``), ``c`` (1), or both (None).
+def uplift_chunks(est, X):
+    """Lazy predicted uplifts ``(r, c)`` of an allocator, from one model call per chunk.
 
-    Both come from one model call per chunk (sliced from one Dask array, so
-    a computation that needs both predicts each chunk once).
+    Both are slices of one Dask array, so a computation that needs both
+    predicts each chunk once; and since the array's name is a hash of the
+    model and ``X``, so do ``r`` and ``c`` of separate calls computed together.
     """
     check_is_fitted(est)
     X = _checked_rows(est, X, est.n_features_in_)
     k = est.n_levels_
-    width = 2 * k if which is None else k
-    out = X.map_blocks(_uplift, est, which, X.shape[0], chunks=(X.chunks[0], (width,)),
+    out = X.map_blocks(_uplift, est, X.shape[0], chunks=(X.chunks[0], (2 * k,)),
                        dtype=np.float64, meta=np.empty((0, 0), dtype=np.float64))
-    return (out[:, :k], out[:, k:]) if which is None else out
+    return out[:, :k], out[:, k:]
 
 
 def _allocate_block(block, est, multiplier, empty, n_users, block_info=None):

@@ -162,3 +162,24 @@ def test_zarr_store_in_and_out(fitted, data, tmp_path):
                         for name in ("treatment", "revenue", "cost"))
     score = fitted.score(da.from_array(d.X, chunks=(500, -1)), revenue, treatment=t, cost=cost)
     assert score == pytest.approx(fitted.score(d.X, y), rel=1e-12)
+
+
+def test_predict_and_predict_cost_computed_together_predict_each_chunk_once(fitted, data,
+                                                                            monkeypatch):
+    """As the README says: persist both, and the model runs once per chunk (an allocator,
+    and a pipeline, whose transformers' chunks are shared too)."""
+    import dask
+
+    d, y = data
+    pipe = make_budget_pipeline(StandardScaler(), _allocator()).fit(d.X, y)
+    X = da.from_array(d.X, chunks=(500, -1))
+    for model, est in ((fitted, fitted), (pipe, pipe[-1])):
+        calls = []
+        predict = type(est)._predict_uplift
+        monkeypatch.setattr(type(est), "_predict_uplift",
+                            lambda self, X: calls.append(X.shape[0]) or predict(self, X))
+        r, c = dask.persist(model.predict(X), model.predict_cost(X), scheduler="synchronous")
+        assert calls == [500] * 4
+        np.testing.assert_allclose(r.compute(), model.predict(d.X), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(c.compute(), model.predict_cost(d.X), rtol=1e-6, atol=1e-9)
+        monkeypatch.undo()
