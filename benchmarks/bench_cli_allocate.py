@@ -20,7 +20,7 @@ interpreter, torch and pandas: about 0.4 GB before any data), and how many
 users' treatments differ from the one-piece run (the model predicts in
 float32 batches, whose last bits can depend on how rows are batched).
 
-Usage (from the repository root; ``--total-budget`` needs dask)::
+Usage (from the repository root; ``--total-budget`` reads in chunks with dask, in memory without)::
 
     python benchmarks/bench_cli_allocate.py           # a few minutes on 2 cores
     python benchmarks/bench_cli_allocate.py --quick

@@ -38,7 +38,7 @@ ablation of the same seed.
 
 Usage (repository root)::
 
-    python benchmarks/bench_goal.py                # seeds 20-24, ~9 min on 2 cores
+    python benchmarks/bench_goal.py                # seeds 20-24, ~11 min on 2 cores
     python benchmarks/bench_goal.py --seeds 0 --settings hard
     # the tuning runs behind the README's "How the defaults were chosen" (seeds 10-13,
     # squared-error loss, extra variants given as NAME=JSON):

@@ -23,7 +23,7 @@ compared as well (it differs only in the last bits).
 
 Usage (from the repository root; needs dask: ``pip install ".[dask]"``)::
 
-    python benchmarks/bench_metrics_dask.py            # about two minutes
+    python benchmarks/bench_metrics_dask.py            # about five minutes on 2 cores
     python benchmarks/bench_metrics_dask.py --quick
 
 Writes ``DIR/metrics_dask.md`` (default DIR = ``benchmarks/results``) and prints it.

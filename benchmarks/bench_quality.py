@@ -13,8 +13,8 @@ of each seed's split and scored on the other half.
 
 Usage (repository root)::
 
-    python benchmarks/bench_quality.py                      # full preset (about an hour on 2 cores)
-    python benchmarks/bench_quality.py --quick              # 1 seed, default setting, 3 methods
+    python benchmarks/bench_quality.py                      # full preset (25-60 min on 2 cores)
+    python benchmarks/bench_quality.py --quick              # 1 seed, default setting, 5 methods
     python benchmarks/bench_quality.py --hillstrom ../shared/data/hillstrom.csv
 
 Writes ``benchmark.csv``, ``benchmark.md`` and ``cost_curves_*.png`` to
