@@ -11,6 +11,8 @@ of no rows (a filter emptied it) gives an empty part of the result.
 
 from __future__ import annotations
 
+import warnings
+
 import array_api_compat
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -18,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._solver import solve_budget_allocation
 from ._validation import arms_to_labels, check_budget, check_dask_rows
 
-__all__ = ["allocate_chunks", "is_dask", "map_rows", "uplift_chunks"]
+__all__ = ["allocate_chunks", "frame_to_array", "is_dask", "map_rows", "uplift_chunks"]
 
 
 def _is_dask_frame(X):
@@ -46,8 +48,22 @@ def _checked_rows(obj, X, n_features):
                 f"X has the columns {[str(c) for c in X.columns][:10]}, but "
                 f"{type(obj).__name__} was fitted on {[str(n) for n in names][:10]}: select "
                 "those, in that order (X[list(model.feature_names_in_)]).")
-        X = X.to_dask_array(lengths=True)
+        X = frame_to_array(X)
     return check_dask_rows(X, n_features, type(obj).__name__)
+
+
+def frame_to_array(frame):
+    """A Dask DataFrame or Series as a Dask array with known chunk sizes (one pass).
+
+    The sizes are those of the array's own chunks: ``to_dask_array(lengths=True)``
+    counts the partitions of the frame as the query optimiser plans them, which can
+    differ (a column selection of a Parquet file read by row groups: 3 != 6).
+    Text columns become object arrays (dask's warning about that is the point here).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*converting pandas extension dtypes",
+                                category=UserWarning)
+        return frame.to_dask_array().compute_chunk_sizes()
 
 
 def _frame(obj, block):

@@ -300,3 +300,26 @@ def test_review_findings(rct, fitted, monkeypatch):
     _, pipe, y = fitted
     with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['foo'\]"):
         pipe.score(_dask(d.X, 3_000), y, foo=1)
+
+
+def test_score_and_allocate_from_a_parquet_file_read_by_row_groups(rct, tmp_path):
+    """A Dask DataFrame from ``dd.read_parquet``: features and RCT columns of one file,
+    text labels, and partitions that the query optimiser plans otherwise than the array
+    they become (``to_dask_array(lengths=True)`` failed: '3 != 6')."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+    pytest.importorskip("pyarrow", reason="pyarrow is not installed: pip install '.[parquet]'")
+    d, _, _ = rct
+    names = np.array(["none", "low", "mid", "high"])
+    features = [f"f{i}" for i in range(d.X.shape[1])]
+    frame = pd.DataFrame(d.X, columns=features).assign(
+        treatment=names[d.treatment], revenue=d.revenue, cost=d.cost)
+    est = TwoStageBudgetAllocator(make_meta_learner("T", Ridge()), budget=0.5,
+                                  control_name="none")
+    target = ["treatment", "revenue", "cost"]
+    est.fit(frame[features], frame[target])
+    frame.to_parquet(tmp_path / "rct.parquet", row_group_size=2_000)
+    lazy = dd.read_parquet(tmp_path / "rct.parquet", split_row_groups=True)
+    assert est.score(lazy[features], lazy[target]) == pytest.approx(
+        est.score(frame[features], frame[target]), rel=1e-12)
+    np.testing.assert_array_equal(est.allocate(lazy[features]).compute(),
+                                  est.allocate(frame[features]))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._blockwise import is_dask
+from .._blockwise import frame_to_array, is_dask
 from .._solver import choices_along
 from .._validation import (
     _as_1d,
@@ -73,7 +73,7 @@ def _lazy_1d(values, name):
     """``values`` as a 1-D Dask array in its own chunks, or a checked 1-D numpy array
     (an (n, 1) column is flattened, as in memory)."""
     if _is_dask_series(values):
-        values = values.to_dask_array(lengths=True)
+        values = frame_to_array(values)
     if not is_dask(values):
         return _as_1d(values, name)
     if values.ndim == 2 and values.shape[1] == 1:
