@@ -175,20 +175,24 @@ def main(argv=None):
         if args.cluster:
             rows.append(_on_cluster(args, paths, bpu, base, ref))
 
-    lines = [f"# Budget solver on Dask arrays: {n:,} users x {args.k} levels, float64", "",
-             *hardware_lines(),
-             f"- dask {dask.__version__}, threaded scheduler (default), numpy {np.__version__}; "
-             f"best of {args.repeat}; input {in_bytes / 2**20:.0f} MiB",
-             "- time: the solve plus computing (or storing) the assignment; reads of each "
-             "chunk: how often the solve and the assignment handed each chunk of the input to "
-             "a computation (mean over chunks)", "",
-             md_table(rows, COLS)]
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "dask.md"), "w") as f:
-        f.write(text + "\n")
+    write_report(args.output, "dask.md",
+                 f"# Budget solver on Dask arrays: {n:,} users x {args.k} levels, float64",
+                 f"best of {args.repeat}; input {in_bytes / 2**20:.0f} MiB",
+                 "- time: the solve plus computing (or storing) the assignment; reads of "
+                 "each chunk: how often the solve and the assignment handed each chunk of "
+                 "the input to a computation (mean over chunks)", md_table(rows, COLS))
 
+
+def write_report(folder, name, title, setup, note, table):
+    """Print the Markdown report (title, hardware, versions, ``setup``, ``note``, table)
+    and write it to ``folder/name``."""
+    text = "\n".join([title, "", *hardware_lines(),
+                      f"- dask {dask.__version__}, threaded scheduler (default), numpy "
+                      f"{np.__version__}; {setup}", note, "", table])
+    print(text)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "w") as f:
+        f.write(text + "\n")
 
 if __name__ == "__main__":
     main()

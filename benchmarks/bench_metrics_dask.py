@@ -35,17 +35,15 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import dask  # noqa: E402
 import dask.array as da  # noqa: E402
-from bench_dask import _counted, _READS  # noqa: E402
-from bench_solver import hardware_lines, md_table, peak_memory  # noqa: E402
+from bench_dask import _READS, _best, _counted, write_report  # noqa: E402
+from bench_solver import md_table, peak_memory  # noqa: E402
 
 from sklearn_budget._rows_on_disk import RowsOnDisk  # noqa: E402
 from sklearn_budget.metrics import cost_curve, expected_outcome, value_at_budget  # noqa: E402
@@ -72,15 +70,6 @@ def make_rct(n, seed=0):
     r = gain * np.sqrt(np.arange(1, K + 1)) + rng.normal(scale=0.3, size=(n, K))
     c = np.abs(true_c + rng.normal(scale=0.05, size=(n, K)))
     return np.column_stack([t, revenue, cost]), np.hstack([r, c])
-
-
-def _best(fn, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def _reads(fn):
@@ -150,20 +139,12 @@ def main(argv=None):
         rd, cd, pd_ = (da.from_array(RowsOnDisk.npy(p), chunks=chunks) for p in paths)
         run("dask, out of core (.npy)", args.chunk_rows, (rd, cd, pd_[:, 0]))
 
-    lines = [f"# Metrics on Dask arrays: an RCT of {n:,} users, {K} levels, float64", "",
-             *hardware_lines(),
-             f"- dask {dask.__version__}, threaded scheduler (default), numpy {np.__version__}; "
-             f"best of {args.repeat}; input (outcomes and predicted uplifts) "
-             f"{in_bytes / 2**20:.0f} MiB; budget {BUDGET} per user",
-             "- reads of each chunk: how often a metric handed each chunk of the outcomes "
-             "to a computation (mean over chunks)", "",
-             md_table(rows, COLS)]
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "metrics_dask.md"), "w") as f:
-        f.write(text + "\n")
-
+    write_report(args.output, "metrics_dask.md",
+                 f"# Metrics on Dask arrays: an RCT of {n:,} users, {K} levels, float64",
+                 f"best of {args.repeat}; input (outcomes and predicted uplifts) "
+                 f"{in_bytes / 2**20:.0f} MiB; budget {BUDGET} per user",
+                 "- reads of each chunk: how often a metric handed each chunk of the outcomes "
+                 "to a computation (mean over chunks)", md_table(rows, COLS))
 
 if __name__ == "__main__":
     main()
