@@ -19,6 +19,7 @@ from sklearn_budget.metrics import (  # noqa: E402
     value_at_budget,
 )
 from sklearn_budget.metrics import _dask as metrics_dask  # noqa: E402
+from sklearn_budget.metrics import _dask_rct as metrics_dask_rct  # noqa: E402
 from sklearn_budget.pipeline import make_budget_pipeline  # noqa: E402
 
 SYNC = {"scheduler": "synchronous"}
@@ -135,7 +136,7 @@ def test_expected_outcome_equals_the_in_memory_estimate(rct):
 
 def test_automatic_grid_of_a_large_rct_comes_from_a_sample(rct, monkeypatch):
     d, r, c = rct
-    monkeypatch.setattr(metrics_dask, "_GRID_SAMPLE", 1_000)
+    monkeypatch.setattr(metrics_dask_rct, "_GRID_SAMPLE", 1_000)
     lazy = (_dask(r, 3_000), _dask(c, 3_000), d.treatment, d.revenue, d.cost)
     got = cost_curve(*lazy, n_multipliers=50)
     full = cost_curve(r, c, d.treatment, d.revenue, d.cost, n_multipliers=50)
@@ -279,7 +280,7 @@ def test_review_findings(rct, fitted, monkeypatch):
                            d.revenue[:, None], d.cost, propensity=p_text)
     assert got.incremental_revenue == pytest.approx(expected.incremental_revenue, rel=1e-12)
     # a sampled grid that misses the largest breakpoint still starts above it
-    monkeypatch.setattr(metrics_dask, "_GRID_SAMPLE", 100)
+    monkeypatch.setattr(metrics_dask_rct, "_GRID_SAMPLE", 100)
     gain = np.zeros(3_000)
     gain[:10] = 50.0
     t = np.arange(3_000) % 2
@@ -287,8 +288,8 @@ def test_review_findings(rct, fitted, monkeypatch):
     assert curve.multipliers[0] > 50.0 and curve.incremental_cost[0] == 0.0
     # the first Dask input's chunks lead (a numpy assignment does not make one chunk)
     seen = []
-    check = metrics_dask._check_chunk
-    monkeypatch.setattr(metrics_dask, "_check_chunk",
+    check = metrics_dask_rct._check_chunk
+    monkeypatch.setattr(metrics_dask_rct, "_check_chunk",
                         lambda *a: seen.append(a[0].shape[0]) or check(*a))
     expected_outcome(policy, _dask(d.treatment, 4_000), d.revenue, d.cost)
     assert sorted(seen) == [4_000] * 3

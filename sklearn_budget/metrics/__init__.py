@@ -11,7 +11,7 @@
 Budgets here are per user (average incremental cost per user).
 :func:`expected_outcome`, :func:`cost_curve`, :func:`value_at_budget`,
 :func:`multiplier_at_budget`, :func:`mt_aucc` and the scorer also take an RCT held
-in Dask arrays, which they read chunk by chunk (:mod:`._dask`).
+in Dask arrays, which they read chunk by chunk (:mod:`._dask_rct`, :mod:`._dask`).
 """
 
 from ._aucc import aucc, mt_aucc
