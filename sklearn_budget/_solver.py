@@ -188,6 +188,14 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
     """
     dask_input = _is_dask(revenue_uplift, cost_uplift)
     r, c = (check_dask_uplift if dask_input else _check_inputs)(revenue_uplift, cost_uplift)
+    lam = _check_multiplier(multiplier)
+    if dask_input:
+        return allocate_at_multiplier_dask(r, c, lam)
+    return choices_at(_ops_for(r), r, c, lam)
+
+
+def _check_multiplier(multiplier):
+    """``multiplier`` as a float >= 0 (``inf`` allowed), or a TypeError / ValueError."""
     try:
         if isinstance(multiplier, (str, bytes, bool, np.bool_)) or \
                 "bool" in str(getattr(multiplier, "dtype", "")):  # 0-d arrays, tensors
@@ -201,9 +209,7 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
         ) from None
     if math.isnan(lam) or lam < 0:
         raise ValueError(f"`multiplier` must be >= 0; got {multiplier}.")
-    if dask_input:
-        return allocate_at_multiplier_dask(r, c, lam)
-    return choices_at(_ops_for(r), r, c, lam)
+    return lam
 
 
 def choices_along(revenue_uplift, cost_uplift):
@@ -211,7 +217,7 @@ def choices_along(revenue_uplift, cost_uplift):
     (a sweep over many multipliers would check them at every one)."""
     r, c = _check_inputs(revenue_uplift, cost_uplift)
     ops = _ops_for(r)
-    return lambda lam: choices_at(ops, r, c, float(lam))
+    return lambda lam: choices_at(ops, r, c, _check_multiplier(lam))
 
 
 def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_per_user=None,

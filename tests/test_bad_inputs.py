@@ -181,3 +181,23 @@ def test_a_dask_dataframe_needs_the_fitted_columns_in_order():
     np.testing.assert_allclose(np.asarray(est.predict(lazy)), est.predict(X), rtol=1e-6)
     with pytest.raises(ValueError, match="select those, in that order"):  # 27% relabelled
         est.allocate(lazy[list(X.columns[::-1])])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # r - lam * c
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf
+def test_a_multiplier_read_off_an_overflowing_grid_is_refused_not_nan():
+    # uplifts near the float64 maximum: the automatic grid's top point overflows to inf and
+    # the multiplier read between it and the next point is NaN; the sweep's choices (checked
+    # once per sweep since this stop) must still refuse it, as allocate_at_multiplier does
+    from sklearn_budget.datasets import make_marketing_rct
+    from sklearn_budget.metrics import multiplier_at_budget
+
+    d = make_marketing_rct(n_samples=300, random_state=0)
+    r = d.true_revenue[:, 1:] - d.true_revenue[:, :1]
+    c = d.true_cost[:, 1:] - d.true_cost[:, :1]
+    r[:, 0], c[:, 0] = 1.7923081675260192e308, 1.0046904647774797
+    curve = cost_curve(r, c, d.treatment, d.revenue, d.cost, n_multipliers=10)
+    budget = curve.incremental_cost[1] / 2
+    assert np.isnan(curve.multiplier_at(budget))
+    with pytest.raises(ValueError, match="`multiplier` must be >= 0; got nan"):
+        multiplier_at_budget(r, c, d.treatment, d.revenue, d.cost, budget, n_multipliers=10)
