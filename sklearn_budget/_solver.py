@@ -72,7 +72,8 @@ import numpy as np
 
 from ._solver_backends import _ops_for
 from ._solver_dask import allocate_at_multiplier_dask, solve_dask
-from ._solver_search import _Solver, choices_at
+from ._solver_passes import choices_at
+from ._solver_search import _Solver
 from ._validation import check_budget, check_dask_uplift, check_uplift
 
 __all__ = ["BudgetAllocation", "allocate_at_multiplier", "solve_budget_allocation"]

@@ -8,7 +8,7 @@ Everything else (narrowing, the exact ``lam*``, the greedy completion) works
 on the few percent of *active* users near the threshold. Here each of those
 passes is one Dask computation over the chunks (``blockwise`` over ``r`` and
 ``c`` together), each chunk handled by the same numpy kernels
-(:func:`~sklearn_budget._solver_search.pass_rows`) and reduced to a few totals
+(:func:`~sklearn_budget._solver_passes.pass_rows`) and reduced to a few totals
 plus its active users' rows; the rest of the solve is the in-memory solver's
 own code on those rows. The chunks are never gathered: memory holds the
 active users' rows, the subsample and the choices the in-memory steps made
@@ -36,7 +36,8 @@ import numpy as np
 
 from ._solver_backends import _NumpyOps
 from ._solver_bracket import _DIRECT_SIZE
-from ._solver_search import _Solver, choices_at, pass_rows, upgrades_of_rows
+from ._solver_passes import choices_at, pass_rows, upgrades_of_rows
+from ._solver_search import _Solver
 
 __all__ = ["allocate_at_multiplier_dask", "solve_dask"]
 
