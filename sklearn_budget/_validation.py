@@ -4,7 +4,7 @@ Every public entry point of :mod:`sklearn_budget` funnels its RCT inputs
 (treatment, revenue outcome, cost outcome), uplift matrices and budgets
 through the functions here, so error messages are uniform and name the fix.
 The array checks live in :mod:`._array_checks`, the treatment labels' in
-:mod:`._labels`; both are re-exported here.
+:mod:`._labels`, the packed target's in :mod:`._target`; all are re-exported here.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ._labels import (
     labels_to_arms,
 )
 from ._param_checks import check_number_params
+from ._target import is_rct_target, rct_target, unpack_target
 
 __all__ = [
     "RCTData",
@@ -56,110 +57,6 @@ __all__ = [
     "check_feature_frame",
     "check_predicted_uplift",
 ]
-
-RCT_FIELDS = ("treatment", "revenue", "cost")
-
-
-def rct_target(treatment, revenue, cost):
-    """Pack RCT outcomes into one ``y`` that scikit-learn can slice.
-
-    Cross-validation splits ``X`` and ``y`` together, but not extra keyword
-    arguments (unless metadata routing is enabled). Packing the observed arm,
-    revenue and cost into a numpy structured array lets ``GridSearchCV``,
-    ``cross_val_score`` and ``Pipeline`` carry them without routing.
-
-    Parameters
-    ----------
-    treatment : array-like of shape (n_samples,)
-        Arm each user was randomised to (any hashable labels).
-    revenue : array-like of shape (n_samples,)
-        Observed revenue outcome.
-    cost : array-like of shape (n_samples,)
-        Observed cost outcome (non-negative).
-
-    Returns
-    -------
-    y : ndarray of shape (n_samples,)
-        Structured array with fields ``"treatment"``, ``"revenue"`` and ``"cost"``.
-
-    Examples
-    --------
-    >>> from sklearn_budget import rct_target
-    >>> y = rct_target([0, 1, 2], [1.0, 2.0, 0.0], [0.0, 0.5, 0.0])
-    >>> y["revenue"]
-    array([1., 2., 0.])
-    >>> y[[0, 2]]["treatment"]
-    array([0, 2])
-    """
-    t = _as_1d(treatment, "treatment")
-    r = _as_finite_float(revenue, "revenue")
-    c = _as_finite_float(cost, "cost")
-    _check_lengths(t=t, r=r, c=c)
-    _check_treatment_labels(t)
-    t_dtype = t.dtype if t.dtype.kind in "biuf" else object
-    y = np.empty(len(t), dtype=[("treatment", t_dtype), ("revenue", "f8"), ("cost", "f8")])
-    y["treatment"] = t
-    y["revenue"] = r
-    y["cost"] = c
-    return y
-
-
-def is_rct_target(y):
-    """Return True if ``y`` is a packed target: :func:`rct_target`'s structured array,
-    or a DataFrame with (at least) the columns treatment, revenue and cost."""
-    names = getattr(getattr(y, "dtype", None), "names", None)
-    if names is None and hasattr(y, "columns"):
-        names = list(y.columns)
-    return names is not None and all(f in names for f in RCT_FIELDS)
-
-
-def unpack_target(y, treatment=None, cost=None):
-    """Return ``(treatment, revenue, cost)`` from a packed ``y`` or from keywords.
-
-    Parameters
-    ----------
-    y : structured ndarray, DataFrame or array-like of shape (n_samples,)
-        The output of :func:`rct_target`, a DataFrame with the columns
-        treatment, revenue and cost, or the observed revenue.
-    treatment, cost : array-like of shape (n_samples,), default=None
-        Required when ``y`` is the plain revenue; must be omitted otherwise.
-
-    Returns
-    -------
-    treatment, revenue, cost : ndarray
-    """
-    if is_rct_target(y):
-        if treatment is not None or cost is not None:
-            raise ValueError(
-                "`y` is already a packed rct_target (it carries treatment and cost); "
-                "do not pass `treatment=` or `cost=` as well."
-            )
-        if type(y).__module__.startswith(("dask.dataframe", "dask_expr")):  # lazy columns
-            return tuple(y[f] for f in ("treatment", "revenue", "cost"))
-        if hasattr(y, "columns"):  # a DataFrame: plain arrays, its index dropped
-            return tuple(y[f].to_numpy() for f in ("treatment", "revenue", "cost"))
-        return y["treatment"], y["revenue"], y["cost"]
-    if y is not None and treatment is None and cost is None:
-        fields = (list(getattr(y, "columns", ())) or
-                  list(getattr(getattr(y, "dtype", None), "names", None) or ()))
-        if fields or np.ndim(y) == 2:
-            got = (f"columns {_plain(fields)[:10]}" if fields else
-                   f"shape {np.shape(y)}")
-            raise ValueError(
-                f"`y` has {got}, but a packed RCT target needs the fields 'treatment', "
-                "'revenue' and 'cost' (lower case): build it with rct_target(treatment, "
-                "revenue, cost), rename the columns, or give y=revenue with treatment=... and "
-                "cost=....")
-    if y is None or treatment is None or cost is None:
-        missing = [n for n, v in (("y", y), ("treatment", treatment), ("cost", cost)) if v is None]
-        raise ValueError(
-            f"Missing RCT input(s): {', '.join(missing)}. Give y=revenue with treatment=... "
-            "and cost=... (fit, score; inside GridSearchCV or cross_validate they reach score "
-            "only with sklearn.set_config(enable_metadata_routing=True)), or pack them: "
-            "y=rct_target(treatment, revenue, cost)."
-        )
-    return treatment, y, cost
-
 
 @dataclass(frozen=True)
 class RCTData:
