@@ -24,7 +24,7 @@ def _trapezoid(x, y):
 
 def _aucc_curve(revenue, cost, treatment, score, bins=20, control_name=0):
     """Return ``(x, y)``: normalised incremental cost and revenue of the top fractions."""
-    from ._dask import any_dask
+    from ._dask_rct import any_dask
 
     if any_dask(revenue, cost, treatment, score):
         raise TypeError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._solver import choices_along
+from .._solver_dask import _check_finite
 from .._validation import _as_finite_float, check_dask_uplift, labels_to_arms
 from ._cost_curve import (
     check_estimate,
@@ -28,7 +29,6 @@ from ._cost_curve import (
     curve_of_points,
 )
 from ._dask_rct import (
-    _check_finite_uplift,
     _in_rows,
     _lazy_1d,
     _over_chunks,
@@ -79,7 +79,7 @@ def _curve_chunk(*blocks):
     *blocks, start, levels, control_name, arm_p, multipliers, dr = blocks
     arm, w, revenue, cost = _weights(blocks, levels, control_name, arm_p)
     r, c = blocks[-2:]
-    _in_rows(_check_finite_uplift, int(start[0, 0]), arm.shape[0], r, c)
+    _check_finite(r, c, int(start[0, 0]))
     rows = np.arange(arm.shape[0])
     if dr:
         zero = np.zeros((arm.shape[0], 1))

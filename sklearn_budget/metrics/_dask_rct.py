@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._blockwise import frame_to_array, is_dask
+from .._solver_dask import _check_finite
 from .._validation import (
     _as_1d,
     _as_finite_float,
@@ -151,7 +152,7 @@ def _check_chunk(*blocks):
     sample = top = None
     if sample_rate is not None:
         r, c = blocks[-2:]
-        _in_rows(_check_finite_uplift, start, n, r, c)
+        _check_finite(r, c, start)  # (named with the row in the whole input)
         rng, sample = np.random.default_rng([seed, start]), []
         for part in breakpoint_parts(r, c):  # part by part: a chunk's are many
             if len(part):
@@ -160,14 +161,6 @@ def _check_chunk(*blocks):
                           part[rng.random(len(part)) < sample_rate])
         sample = np.concatenate(sample) if sample else np.zeros(0)
     return labels, counts, totals, extremes, sample, top
-
-
-def _check_finite_uplift(r, c):
-    for name, m in (("revenue_uplift", r), ("cost_uplift", c)):
-        if not np.isfinite(m).all():
-            row = int(np.flatnonzero(~np.isfinite(m).all(axis=1))[0])
-            raise ValueError(f"`{name}` contains NaN or infinite values (first at row "
-                             f"{row}); fix or drop those users first.")
 
 
 def _merge_labels(parts):
