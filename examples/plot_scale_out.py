@@ -29,7 +29,7 @@ import numpy as np
 
 from sklearn_budget import EndToEndBudgetAllocator, rct_target, solve_budget_allocation
 from sklearn_budget.datasets import make_marketing_rct
-from sklearn_budget.metrics import cost_curve
+from sklearn_budget.plotting import CostCurveDisplay
 
 FAST = os.environ.get("SKLEARN_BUDGET_EXAMPLES_FAST", "") not in ("", "0")
 N_TRIAL = 3_000 if FAST else 20_000
@@ -125,19 +125,7 @@ start = time.perf_counter()
 value = model.score(Xh, revenue, treatment=t, cost=cost)
 print(f"EOM incremental revenue per user at the budget, {N_HOLDOUT:,} trial users: "
       f"{value:.3f} ({time.perf_counter() - start:.1f} s)")
-curve = cost_curve(model.predict(Xh), model.predict_cost(Xh), t, revenue, cost,
-                   levels=model.levels_)
-
-fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.plot(curve.incremental_cost, curve.incremental_revenue, marker=".", label="model")
-ax.plot([0, curve.incremental_cost[-1]], [0, curve.incremental_revenue[-1]], "--",
-        color="grey", label="random targeting")
-ax.axvline(model.budget, color="black", lw=0.8)
-ax.annotate(f"budget: {value:.2f}", (model.budget, value), textcoords="offset points",
-            xytext=(6, -14))
-ax.set_xlabel("EOM incremental cost per user")
-ax.set_ylabel("EOM incremental revenue per user")
-ax.set_title(f"Cost curve on {N_HOLDOUT:,} held-out trial users")
-ax.legend()
-fig.tight_layout()
+display = CostCurveDisplay.from_estimator(model, Xh, revenue, treatment=t, cost=cost,
+                                          budget=model.budget, name="end-to-end")
+display.ax_.set_title(f"Cost curve on {N_HOLDOUT:,} held-out trial users (Dask)")
 plt.show()
