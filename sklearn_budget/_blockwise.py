@@ -58,8 +58,20 @@ def frame_to_array(frame):
     The sizes are those of the array's own chunks: ``to_dask_array(lengths=True)``
     counts the partitions of the frame as the query optimiser plans them, which can
     differ (a column selection of a Parquet file read by row groups: 3 != 6).
-    Text columns become object arrays (dask's warning about that is the point here).
+    Text columns become object arrays (dask's warning about that is the point here);
+    pandas' nullable numbers become float64, a missing value NaN (as in memory, where
+    the checks then name it), not an object array.
     """
+    import pandas as pd
+
+    def nullable_number(dt):
+        return isinstance(dt, pd.api.extensions.ExtensionDtype) and dt.kind in "biuf"
+
+    if frame.ndim == 2:
+        cast = {col: "float64" for col, dt in frame.dtypes.items() if nullable_number(dt)}
+        frame = frame.astype(cast) if cast else frame
+    elif nullable_number(frame.dtype):
+        frame = frame.astype("float64")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*converting pandas extension dtypes",
                                 category=UserWarning)

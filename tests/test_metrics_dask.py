@@ -323,3 +323,24 @@ def test_score_and_allocate_from_a_parquet_file_read_by_row_groups(rct, tmp_path
         est.score(frame[features], frame[target]), rel=1e-12)
     np.testing.assert_array_equal(est.allocate(lazy[features]).compute(),
                                   est.allocate(frame[features]))
+
+
+def test_nullable_pandas_columns_in_dask_frames(rct, fitted):
+    """pandas' nullable numbers reach the checks as float64 (NA as NaN, named as in memory),
+    not as object arrays ("must be numeric")."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+    d, r, c = rct
+    frame = pd.DataFrame({"treatment": pd.array(d.treatment, dtype="Int64"),
+                          "revenue": pd.array(d.revenue, dtype="Float64"), "cost": d.cost})
+    lazy = dd.from_pandas(frame, npartitions=4)
+    expected = cost_curve(r, c, d.treatment, d.revenue, d.cost)
+    _same_curve(cost_curve(_dask(r, 3_000), c, lazy["treatment"], lazy["revenue"],
+                           lazy["cost"]), expected)
+    frame.loc[7_000, "revenue"] = pd.NA
+    lazy = dd.from_pandas(frame, npartitions=4)
+    with pytest.raises(ValueError, match=r"rows 6000 to 8999 .*`revenue` contains 1 NaN"):
+        cost_curve(_dask(r, 3_000), c, lazy["treatment"], lazy["revenue"], lazy["cost"])
+    est, _, y = fitted
+    features = pd.DataFrame(d.X).astype({0: "Float64"})
+    np.testing.assert_allclose(est.predict(dd.from_pandas(features, npartitions=3)).compute(),
+                               est.predict(d.X), rtol=1e-9, atol=1e-12)
