@@ -139,7 +139,9 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Features of the RCT users.
+            Features of the RCT users. A Dask array or DataFrame is computed
+            into memory (training data is an RCT sample); ``predict``,
+            ``allocate`` and ``score`` take Dask inputs chunk by chunk.
         y : structured ndarray, DataFrame or array-like of shape (n_samples,)
             Packed :func:`~sklearn_budget.rct_target` (treatment, revenue,
             cost) or a DataFrame with those columns, or the observed revenue
