@@ -266,8 +266,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         """
         if is_dask(X):
             self._check_fitted()  # now, not when the lazy result is computed
-            # a slice of both uplifts, whose tasks predict_cost(X) shares: computed
-            # together (dask.persist(predict(X), predict_cost(X))) each chunk is predicted once
+            # one lazy array of both uplifts: persisted with predict_cost(X), one model call
             return uplift_chunks(self, X)[0]
         return self._validated_uplift(X)[0]
 
