@@ -38,10 +38,7 @@ from ._dask_rct import (
 )
 from ._eom import ExpectedOutcome
 
-__all__ = ["any_dask", "cost_curve_dask", "expected_outcome_dask", "settle_multiplier_dask"]
-
-# Bisection steps taken per pass when reading a multiplier where the policy jumps.
-_BISECT_DEPTH = 4
+__all__ = ["any_dask", "cost_curve_dask", "expected_outcome_dask", "spends_dask"]
 
 # -- pass 2: sums of each policy --------------------------------------------------------------
 def _weights(blocks, levels, control_name, arm_propensity):
@@ -173,40 +170,7 @@ def cost_curve_dask(revenue_uplift, cost_uplift, treatment, revenue, cost, *, pr
     return (rct, r, c), curve_of_points(grid, _points(rct, r, c, grid, estimate))
 
 
-def settle_multiplier_dask(curve, budget, rct, r, c, n_steps=50, rtol=0.01):
-    """:func:`~sklearn_budget.metrics._at_budget.settle_multiplier` on Dask inputs.
-
-    The same multiplier: where the bisection is needed, each pass evaluates
-    every midpoint of the next ``_BISECT_DEPTH`` steps (15 multipliers) and
-    then walks the steps.
-    """
-    lam = curve.multiplier_at(budget)
-    j, t = curve._locate(budget)
-    if t is None:
-        return lam
-    if not _points(rct, r, c, [lam], "eom")[0, 1] > budget * (1.0 + rtol):
-        return lam
-    under, over = float(curve.multipliers[j - 1]), float(curve.multipliers[j])
-    left = n_steps
-    while left > 0:
-        depth = min(_BISECT_DEPTH, left)
-        mids = _midpoints(under, over, depth)
-        spend = dict(zip(mids, _points(rct, r, c, list(mids), "eom")[:, 1]))
-        for _ in range(depth):
-            mid = 0.5 * (under + over)
-            if spend[mid] < budget:  # (NaN: no user matched, counts as over)
-                under = mid
-            else:
-                over = mid
-        left -= depth
-    return under
-
-
-def _midpoints(under, over, depth):
-    """Every midpoint the next ``depth`` bisection steps from ``(under, over)`` may take."""
-    if depth == 0:
-        return []
-    mid = 0.5 * (under + over)
-    return list(dict.fromkeys([mid, *_midpoints(under, mid, depth - 1),
-                               *_midpoints(mid, over, depth - 1)]))
-
+def spends_dask(rct, r, c, multipliers):
+    """EOM incremental cost of the policy at each multiplier (one pass; see
+    :func:`~sklearn_budget.metrics._at_budget.settle_multiplier`)."""
+    return _points(rct, r, c, list(multipliers), "eom")[:, 1]
