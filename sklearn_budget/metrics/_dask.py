@@ -36,34 +36,29 @@ from ._dask_rct import (
     any_dask,
     check_rct_dask,
 )
-from ._eom import ExpectedOutcome
+from ._eom import ExpectedOutcome, _MatchedSums
 
 __all__ = ["any_dask", "cost_curve_dask", "expected_outcome_dask", "spends_dask"]
 
 # -- pass 2: sums of each policy --------------------------------------------------------------
 def _weights(blocks, levels, control_name, arm_propensity):
-    """Each user's arm and inverse-propensity weight, and the outcomes, of one chunk."""
+    """The :class:`~._eom._MatchedSums` of one chunk (its arms, weights and outcomes)."""
     t, revenue, cost = (b[:, 0] for b in blocks[:3])
     arm = labels_to_arms(t, levels, control_name)
     p = (arm_propensity[arm] if arm_propensity is not None else
          _as_finite_float(blocks[3][:, 0], "propensity"))
-    return arm, 1.0 / p, np.asarray(revenue, dtype=np.float64), np.asarray(cost,
-                                                                         dtype=np.float64)
-
-
-def _policy_sums(arm, w, revenue, cost, policy):
-    match = policy == arm
-    return [w @ match, (w * revenue) @ match, (w * cost) @ match, float(np.count_nonzero(match))]
+    return _MatchedSums(arm, p, np.asarray(revenue, dtype=np.float64),
+                        np.asarray(cost, dtype=np.float64))
 
 
 def _assignment_chunk(*blocks):
     """Sums of the all-control policy and of the assigned arms (labels), one chunk."""
     *blocks, start, levels, control_name, arm_p = blocks
-    arm, w, revenue, cost = _weights(blocks, levels, control_name, arm_p)
-    policy = _in_rows(labels_to_arms, int(start[0, 0]), arm.shape[0], blocks[-1][:, 0], levels,
-                      control_name)
-    return np.array([_policy_sums(arm, w, revenue, cost, np.zeros_like(arm)),
-                     _policy_sums(arm, w, revenue, cost, policy)])
+    users = _weights(blocks, levels, control_name, arm_p)
+    policy = _in_rows(labels_to_arms, int(start[0, 0]), users.arm.shape[0], blocks[-1][:, 0],
+                      levels, control_name)
+    return np.array([users.sums(np.zeros_like(users.arm)), users.sums(policy)],
+                    dtype=np.float64)
 
 
 def _curve_chunk(*blocks):
@@ -74,19 +69,21 @@ def _curve_chunk(*blocks):
     matched users' weighted outcomes less their predicted uplift.
     """
     *blocks, start, levels, control_name, arm_p, multipliers, dr = blocks
-    arm, w, revenue, cost = _weights(blocks, levels, control_name, arm_p)
+    users = _weights(blocks, levels, control_name, arm_p)
+    arm = users.arm
     r, c = blocks[-2:]
     _check_finite(r, c, int(start[0, 0]))
     rows = np.arange(arm.shape[0])
     if dr:
         zero = np.zeros((arm.shape[0], 1))
         R, C = np.hstack([zero, r]), np.hstack([zero, c])
-        res_rev, res_cost = w * (revenue - R[rows, arm]), w * (cost - C[rows, arm])
+        res_rev = users.w_rev - users.weight * R[rows, arm]
+        res_cost = users.w_cost - users.weight * C[rows, arm]
     out = []
     choices = choices_along(r, c)
     for lam in [None, *multipliers]:
         policy = np.zeros_like(arm) if lam is None else np.asarray(choices(lam))
-        sums = _policy_sums(arm, w, revenue, cost, policy)
+        sums = list(users.sums(policy))
         if dr:
             match = policy == arm
             sums += [R[rows, policy].sum(), C[rows, policy].sum(), res_rev @ match,

@@ -43,24 +43,33 @@ class ExpectedOutcome:
     n_matched: int
 
 
-class _EOMEvaluator:
+class _MatchedSums:
+    """Inverse-propensity weights and weighted outcomes of RCT users (``arm`` 0..K),
+    pre-computed to sum them over the users each of many policies matches."""
+
+    def __init__(self, arm, propensity, revenue, cost):
+        self.arm = arm
+        self.weight = 1.0 / propensity
+        self.w_rev = self.weight * revenue
+        self.w_cost = self.weight * cost
+
+    def sums(self, policy_arm):
+        """Return ``(weight, weighted revenue, weighted cost, n_matched)`` sums."""
+        match = policy_arm == self.arm
+        return (self.weight @ match, self.w_rev @ match, self.w_cost @ match,
+                int(np.count_nonzero(match)))
+
+
+class _EOMEvaluator(_MatchedSums):
     """Pre-computed weights of one RCT sample, to evaluate many policies fast."""
 
     def __init__(self, rct):
+        super().__init__(rct.arm, rct.propensity, rct.revenue, rct.cost)
         self.rct = rct
-        self.weight = 1.0 / rct.propensity
-        self.w_rev = self.weight * rct.revenue
-        self.w_cost = self.weight * rct.cost
         # the all-control policy, computed exactly like any policy (so it scores 0)
         w, wr, wc, _ = self.sums(np.zeros_like(rct.arm))
         self.control_revenue = wr / w
         self.control_cost = wc / w
-
-    def sums(self, policy_arm):
-        """Return ``(weight, weighted revenue, weighted cost, n_matched)`` sums."""
-        match = policy_arm == self.rct.arm
-        return (self.weight @ match, self.w_rev @ match, self.w_cost @ match,
-                int(np.count_nonzero(match)))
 
     def evaluate(self, policy_arm):
         w, wr, wc, n_matched = self.sums(policy_arm)
