@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 __all__ = ["choices_at", "pass_rows", "upgrades_of_rows"]
 
 
@@ -77,10 +79,15 @@ def pass_rows(ops, r, c, lo, hi, exact_lo=False, offset=0, arm_out=None):
 
 
 def choices_at(ops, r, c, lam):
-    """Each row's choice at ``lam``, block by block (an array of the kind ``ops`` holds)."""
+    """Each row's choice at ``lam``, block by block (an array of the kind ``ops`` holds).
+
+    A score ``r - lam * c`` that overflows is +-inf, beyond every finite score as its
+    exact value is (so numpy's warning is not shown); ties among those go to the first.
+    """
     out = ops.zeros_int(r.shape[0])
-    for a, b in ops.blocks(r.shape[0]):
-        out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
+    with np.errstate(over="ignore"):
+        for a, b in ops.blocks(r.shape[0]):
+            out[a:b] = ops.choose(*ops.load(r, c, a, b), lam, values=False)[0]
     return out
 
 

@@ -128,7 +128,9 @@ def grid_of_breakpoints(cands, n_multipliers):
         return np.array([1.0, 0.0])
     top = float(cands.max())
     qs = np.quantile(cands, np.linspace(0.0, 1.0, max(n_multipliers - 2, 1)))
-    grid = np.unique(np.concatenate([[0.0, top * 1.01 + 1e-12], qs]))
+    # (capped: a grid point of inf could only be read as NaN; at the cap a tie goes to control)
+    above = min(top * 1.01 + 1e-12, np.finfo(np.float64).max)
+    grid = np.unique(np.concatenate([[0.0, above], qs]))
     return grid[::-1]
 
 
@@ -155,8 +157,10 @@ class _DRPoint:
         zero = np.zeros((r.shape[0], 1))
         self.R, self.C = np.hstack([zero, r]), np.hstack([zero, c])
         w = evaluator.weight
-        self.w_res_rev = w * (rct.revenue - evaluator.control_revenue - self.R[self.rows, rct.arm])
-        self.w_res_cost = w * (rct.cost - evaluator.control_cost - self.C[self.rows, rct.arm])
+        with np.errstate(over="ignore", invalid="ignore"):  # (see __call__)
+            self.w_res_rev = w * (rct.revenue - evaluator.control_revenue
+                                  - self.R[self.rows, rct.arm])
+            self.w_res_cost = w * (rct.cost - evaluator.control_cost - self.C[self.rows, rct.arm])
 
     def __call__(self, arms):
         match = arms == self.evaluator.rct.arm
@@ -164,8 +168,21 @@ class _DRPoint:
         if n_matched == 0:
             return np.nan, np.nan, 0
         w = self.evaluator.weight @ match
-        return (self.R[self.rows, arms].mean() + (self.w_res_rev @ match) / w,
-                self.C[self.rows, arms].mean() + (self.w_res_cost @ match) / w, n_matched)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rev = self.R[self.rows, arms].mean() + (self.w_res_rev @ match) / w
+            cost = self.C[self.rows, arms].mean() + (self.w_res_cost @ match) / w
+        if not (np.isfinite(rev) and np.isfinite(cost)):  # sums over the users overflowed
+            raise ValueError(_DR_OVERFLOW)
+        return rev, cost, n_matched
+
+
+_OVERFLOW = (
+    "The cost curve's estimates overflow float64: {} so large that their sum over the "
+    "users does not fit. Rescale revenue and cost (e.g. to thousands of currency units), "
+    "and the uplifts and the budget with them.")
+_DR_OVERFLOW = _OVERFLOW.format(
+    "the predicted uplifts (the doubly robust estimate's outcome model), or the RCT "
+    "outcomes less them weighted by 1 / propensity, are")
 
 
 def _point_function(evaluator, r, c, estimate):
@@ -186,6 +203,9 @@ def _curve(evaluator, r, c, multipliers, estimate="eom"):
 def curve_of_points(multipliers, points):
     """The :class:`CostCurve` of ``(revenue, cost, n_matched)`` rows, unmatched points dropped."""
     ok = points[:, 2] > 0
+    if not np.isfinite(points[ok, :2]).all():  # only sums over many users can overflow
+        raise ValueError(_OVERFLOW.format(
+            "the predicted uplifts or the RCT outcomes weighted by 1 / propensity are"))
     if not ok.any():
         raise ValueError(
             "No RCT user's observed arm matches the policy at any multiplier, so the "

@@ -77,8 +77,9 @@ def _curve_chunk(*blocks):
     if dr:
         zero = np.zeros((arm.shape[0], 1))
         R, C = np.hstack([zero, r]), np.hstack([zero, c])
-        res_rev = users.w_rev - users.weight * R[rows, arm]
-        res_cost = users.w_cost - users.weight * C[rows, arm]
+        with np.errstate(over="ignore", invalid="ignore"):  # named by curve_of_points
+            res_rev = users.w_rev - users.weight * R[rows, arm]
+            res_cost = users.w_cost - users.weight * C[rows, arm]
     out = []
     choices = choices_along(r, c)
     for lam in [None, *multipliers]:
@@ -86,14 +87,16 @@ def _curve_chunk(*blocks):
         sums = list(users.sums(policy))
         if dr:
             match = policy == arm
-            sums += [R[rows, policy].sum(), C[rows, policy].sum(), res_rev @ match,
-                     res_cost @ match]
+            with np.errstate(over="ignore", invalid="ignore"):  # named by curve_of_points
+                sums += [R[rows, policy].sum(), C[rows, policy].sum(), res_rev @ match,
+                         res_cost @ match]
         out.append(sums)
     return np.array(out, dtype=np.float64)
 
 
 def _reduce(parts):
-    return np.sum(np.stack(parts), axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # (DR sums: see curve_of_points)
+        return np.sum(np.stack(parts), axis=0)
 
 
 def expected_outcome_dask(assignment, treatment, revenue, cost, propensity, control_name):
@@ -129,8 +132,9 @@ def _points(rct, r, c, multipliers, estimate):
     w = sums[ok, 0]
     if dr:
         n = rct.n_samples
-        points[ok, 0] = sums[ok, 4] / n + (sums[ok, 6] - ctrl_rev * w) / w
-        points[ok, 1] = sums[ok, 5] / n + (sums[ok, 7] - ctrl_cost * w) / w
+        with np.errstate(over="ignore", invalid="ignore"):  # named by curve_of_points
+            points[ok, 0] = sums[ok, 4] / n + (sums[ok, 6] - ctrl_rev * w) / w
+            points[ok, 1] = sums[ok, 5] / n + (sums[ok, 7] - ctrl_cost * w) / w
     else:
         points[ok, 0] = sums[ok, 1] / w - ctrl_rev
         points[ok, 1] = sums[ok, 2] / w - ctrl_cost
