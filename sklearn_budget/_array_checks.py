@@ -8,6 +8,7 @@ imports its checks from one place.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from numbers import Real
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from ._labels import _plain
 
 __all__ = ["as_float_array", "check_budget", "check_dask_uplift", "check_uplift",
-           "numeric_columns"]
+           "is_dask_frame", "numeric_columns", "real_number"]
 
 
 def _torch_to_numpy(values):
@@ -137,8 +138,9 @@ def check_uplift(revenue_uplift, cost_uplift=None, *, allow_torch=False):
                 "must have the same shape (n_users, n_levels)."
             )
         if out[0].dtype != out[1].dtype:
-            if hasattr(out[0], "detach"):
-                out[1] = out[1].to(out[0].dtype)
+            if hasattr(out[0], "detach"):  # float32 and float64: both float64, as numpy
+                dt = torch.promote_types(out[0].dtype, out[1].dtype)
+                out = [o.to(dt) for o in out]
             else:
                 dt = np.result_type(out[0], out[1])
                 out = [o.astype(dt, copy=False) for o in out]
@@ -224,6 +226,12 @@ def check_dask_rows(X, n_features, owner):
     return X.rechunk({1: -1})
 
 
+def is_dask_frame(a):
+    """True for a Dask DataFrame or Series (not imported: they may not be installed)."""
+    return (type(a).__module__.startswith(("dask.dataframe", "dask_expr"))
+            and hasattr(a, "to_dask_array"))
+
+
 def check_dask_uplift(revenue_uplift, cost_uplift):
     """Validated Dask ``(r, c)``: 2-D float, one chunk across the levels, aligned rows.
 
@@ -234,11 +242,15 @@ def check_dask_uplift(revenue_uplift, cost_uplift):
 
     out = []
     for name, m in (("revenue_uplift", revenue_uplift), ("cost_uplift", cost_uplift)):
+        if is_dask_frame(m):  # e.g. predictions read with dd.read_parquet
+            from ._blockwise import frame_to_array
+
+            m = frame_to_array(m)
         m = da.asarray(m)
         if any(math.isnan(s) for s in m.shape):
             raise ValueError(
                 f"`{name}` has chunks of unknown size; call "
-                "`.compute_chunk_sizes()` on it first (the solver needs the number of users).")
+                "`.compute_chunk_sizes()` on it first (the number of users must be known).")
         if not isinstance(m._meta, np.ndarray):
             raise TypeError(
                 f"`{name}` must be a Dask array of numpy chunks; got chunks of "
@@ -256,13 +268,36 @@ def check_dask_uplift(revenue_uplift, cost_uplift):
     return r, c.rechunk(r.chunks)
 
 
+def real_number(value):
+    """``value`` as a Python float if it is one real number, else None.
+
+    Python and numpy reals, ``Decimal``, and 0-d numpy arrays and torch tensors of
+    a real dtype; not bools, complex numbers (numpy's would silently lose their
+    imaginary part), dates, durations or text.
+    """
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return None
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(value, "shape", None) == ():  # numpy scalar, 0-d array
+        kind = getattr(dtype, "kind", None)  # (or tensor)
+        real = kind in ("i", "u", "f") if kind is not None else not any(
+            w in str(dtype) for w in ("bool", "complex", "qint", "quint"))
+        return float(value) if real else None
+    if isinstance(value, (Real, Decimal)) and not isinstance(value, (np.timedelta64,
+                                                                    np.datetime64)):
+        return float(value)
+    return None
+
+
 def check_budget(budget, *, name="budget", allow_none=False):
     """Return ``budget`` as a float, checking it is finite and non-negative."""
     if budget is None and allow_none:
         return None
-    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (Real, np.number)):
-        raise TypeError(f"`{name}` must be a real number; got {type(budget).__name__}.")
-    budget = float(budget)
+    value = real_number(budget)
+    if value is None:
+        raise TypeError(f"`{name}` must be a real number; got {type(budget).__name__}"
+                        f"{f' of dtype {budget.dtype}' if hasattr(budget, 'dtype') and not isinstance(budget, np.generic) else ''}.")
+    budget = value
     if not np.isfinite(budget) or budget < 0:
         raise ValueError(
             f"`{name}` must be finite and >= 0; got {budget}. A budget is an amount of "

@@ -74,7 +74,8 @@ from ._solver_backends import _ops_for
 from ._solver_dask import allocate_at_multiplier_dask, solve_dask
 from ._solver_passes import choices_at
 from ._solver_search import _Solver
-from ._validation import check_budget, check_dask_uplift, check_uplift
+from ._validation import (check_budget, check_dask_uplift, check_uplift, is_dask_frame,
+                          real_number)
 
 __all__ = ["BudgetAllocation", "allocate_at_multiplier", "solve_budget_allocation"]
 
@@ -93,7 +94,10 @@ class BudgetAllocation:
     multiplier : float
         Lagrange multiplier ``lam*`` (price of one cost unit) of the solution.
     spend : float
-        Total cost uplift of the assignment (never above ``budget``).
+        Total cost uplift of the assignment, summed in float64 as the solver sums
+        it: never above ``budget`` (summed exactly, e.g. by ``math.fsum``, it may
+        exceed a budget that the spend meets to the last bit by a few units in
+        the last place).
     value : float
         Total revenue uplift of the assignment.
     dual_bound : float
@@ -133,7 +137,7 @@ class BudgetAllocation:
 
 
 def _is_dask(*arrays):
-    return any(array_api_compat.is_dask_array(a) for a in arrays)
+    return any(array_api_compat.is_dask_array(a) or is_dask_frame(a) for a in arrays)
 
 
 def _check_inputs(revenue_uplift, cost_uplift):
@@ -197,17 +201,13 @@ def allocate_at_multiplier(revenue_uplift, cost_uplift, multiplier):
 
 def _check_multiplier(multiplier):
     """``multiplier`` as a float >= 0 (``inf`` allowed), or a TypeError / ValueError."""
-    try:
-        if isinstance(multiplier, (str, bytes, bool, np.bool_)) or \
-                "bool" in str(getattr(multiplier, "dtype", "")):  # 0-d arrays, tensors
-            raise TypeError
-        lam = float(multiplier)
-    except (TypeError, ValueError):
+    lam = real_number(multiplier)
+    if lam is None:
         raise TypeError(
             "`multiplier` must be one real number >= 0 (the price of a cost unit in revenue "
             f"units, the same for every user); got {type(multiplier).__name__} "
             f"{multiplier!r:.80}."
-        ) from None
+        )
     if math.isnan(lam) or lam < 0:
         raise ValueError(f"`multiplier` must be >= 0; got {multiplier}.")
     return lam
@@ -241,8 +241,7 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
         (at most an eighth of each chunk's rows), and the result is the
         in-memory solve's, up to the rounding of the totals, which are
         summed per chunk (with the budget within rounding of a step of the
-        spend, the two may differ by a step, and the spend summed exactly
-        may exceed the budget by a few units in the last place). NaN or
+        spend, the two may differ by a step). NaN or
         infinite values are found as the chunks are read.
     budget : float, default=None
         Total budget in cost units. Give this or ``budget_per_user``.

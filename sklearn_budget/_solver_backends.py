@@ -48,6 +48,13 @@ class _NumpyOps:
         self._cols = np.arange(self.block_rows)
         self._base = self._cols + k * self.block_rows  # (see pass_block)
 
+    def finfo_max(self):
+        return float(np.finfo(self.dtype).max)
+
+    def widened(self, r, c):
+        """``r``, ``c`` and the ops in float64."""
+        return r.astype(np.float64), c.astype(np.float64), _NumpyOps(np.float64, self.k)
+
     # buffers and blocks
     def _buf(self, name, m, dtype):
         buf = self._buffers.get(name)
@@ -243,6 +250,14 @@ class _TorchOps:
         wdtype = torch.uint8 if k < 256 else torch.int32
         self.weights = torch.arange(k, 0, -1, device=device).to(wdtype)
         self._buffers = {}
+
+    def finfo_max(self):
+        return float(self.torch.finfo(self.dtype).max)
+
+    def widened(self, r, c):
+        """``r``, ``c`` and the ops in float64, on their device."""
+        f64 = self.torch.float64
+        return r.to(f64), c.to(f64), _TorchOps(self.torch, f64, self.k, self.device)
 
     def _buf(self, name, m, dtype):
         buf = self._buffers.get(name)

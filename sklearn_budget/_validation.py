@@ -24,7 +24,9 @@ from ._array_checks import (
     check_feature_frame,
     check_predicted_uplift,
     check_uplift,
+    is_dask_frame,
     numeric_columns,
+    real_number,
 )
 from ._labels import (
     _check_levels,
@@ -45,6 +47,8 @@ __all__ = [
     "check_rct",
     "check_both_sides",
     "numeric_columns",
+    "real_number",
+    "is_dask_frame",
     "check_uplift",
     "check_dask_uplift",
     "check_budget",
@@ -260,16 +264,14 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels, users=No
                 f"`propensity` dict has no probability for arm(s) {_plain(missing)}; give one "
                 f"per label.{hint}"
             )
-        try:
-            if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in propensity.values()):
-                raise TypeError
-            p = np.array([float(propensity[lab]) for lab in t])
-            given = [float(propensity[lab]) for lab in arms if lab in propensity]
-        except (TypeError, ValueError):
+        values = {lab: real_number(v) for lab, v in propensity.items()}
+        if any(v is None for v in values.values()):
             raise TypeError(
-                f"`propensity` dict values must be numbers (each arm's assignment "
+                f"`propensity` dict values must be real numbers (each arm's assignment "
                 f"probability); got {propensity!r:.200}."
-            ) from None
+            )
+        p = np.array([values[lab] for lab in t])
+        given = [values[lab] for lab in arms if lab in values]
         # the arms of one experiment share the users: their probabilities sum to 1 (less
         # when some arms are not in this data; more by rounding, up to 0.01 per arm)
         if np.isfinite(given).all() and sum(given) > 1 + 0.01 * len(given):

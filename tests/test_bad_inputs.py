@@ -160,7 +160,7 @@ def test_second_audit_round():
     shares = {0: 0.28, 1: 0.23, 2: 0.25, 3: 0.26}  # typed-in shares, rounded up: 1.02
     assert np.isfinite(expected_outcome(d.treatment, d.treatment, d.revenue, d.cost,
                                         propensity=shares).incremental_revenue)
-    with pytest.raises(TypeError, match="dict values must be numbers"):
+    with pytest.raises(TypeError, match="dict values must be real numbers"):
         expected_outcome(d.treatment, d.treatment, d.revenue, d.cost,
                          propensity={k: "0.25" for k in range(4)})
     truth_r = np.c_[np.full(600, -1e308), np.full((600, 3), 1e308)]  # inf uplift
@@ -228,3 +228,93 @@ def test_a_grid_whose_top_would_overflow_stays_finite():
         assert curve.multipliers[1] < lam < curve.multipliers[0]
         rct = [da.from_array(a, chunks=100) for a in (r, c, d.treatment, d.revenue, d.cost)]
         assert multiplier_at_budget(*rct, budget, n_multipliers=10) == lam
+
+
+def test_weighted_outcomes_that_overflow_are_named():
+    # sum |revenue| fits, but revenue / propensity did not: the EOM was inf / NaN with numpy
+    # warnings (in memory and on Dask); on Dask each chunk's sums may fit and their total not
+    da = pytest.importorskip("dask.array")
+    t, cost = np.array([0, 0, 0, 0, 1]), np.array([0.0, 0, 0, 0, 1])
+    rev = np.array([1.0, 1, 1, 1, 5e307])  # weight 5 on the treated user
+    t2, rev2 = np.array([1, 1, 0, 0, 0, 0]), np.array([1e308, 1e308, 1, 1, 1, 1]) / 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for run in (lambda: expected_outcome([1] * 5, t, rev, cost),
+                    lambda: expected_outcome(da.from_array(np.ones(5, int), chunks=2), t, rev,
+                                             cost),
+                    lambda: value_at_budget(np.ones((5, 1)), np.ones((5, 1)), t, rev, cost, 1.0),
+                    # weight 3 on users 0 and 1, one chunk each: 1e308 per chunk, 2e308 in all
+                    lambda: expected_outcome(da.from_array(t2, chunks=1), t2, rev2, t2 * 1.0)):
+            with pytest.raises(ValueError, match="`revenue` values weighted by 1 / propensity "
+                                                 ".* overflows float64; rescale them"):
+                run()
+
+
+@pytest.mark.parametrize("value", [np.complex128(1 + 5j), np.complex64(0.5), np.timedelta64(1, "D"),
+                                   np.datetime64("2026-01-01"), np.array(1 + 1j),
+                                   torch.tensor(0.5 + 1j), torch.tensor(True)])
+def test_budgets_and_multipliers_must_be_real_numbers(value):
+    # numpy complex values passed (their imaginary part dropped with a ComplexWarning), a
+    # timedelta64 raised a bare "float() argument must be ..."
+    from sklearn_budget import allocate_at_multiplier
+    from sklearn_budget.metrics import make_budget_scorer
+
+    with pytest.raises(TypeError, match="`budget` must be a real number"):
+        solve_budget_allocation(R, C, budget=value)
+    with pytest.raises(TypeError, match="`budget` must be a real number"):
+        make_budget_scorer(value)
+    with pytest.raises(TypeError, match="`multiplier` must be one real number"):
+        allocate_at_multiplier(R, C, value)
+    with pytest.raises(TypeError, match="`propensity` dict values must be real numbers"):
+        expected_outcome([1, 1, 1, 1], [0, 0, 1, 1], [1.0, 2, 3, 4], [0, 0, 1, 1.0],
+                         propensity={0: 0.5, 1: value})
+
+
+def test_zero_d_budgets_and_decimals_are_numbers():
+    # a budget computed from tensors or arrays (0-d) was refused, although the multiplier
+    # took them; Decimal amounts (from a database) count as numbers too
+    from decimal import Decimal
+
+    expected = solve_budget_allocation(R, C, budget=1.5).assignment
+    for budget in (torch.tensor(1.5), np.array(1.5), np.float32(1.5), Decimal("1.5")):
+        np.testing.assert_array_equal(solve_budget_allocation(R, C, budget=budget).assignment,
+                                      expected)
+    p = expected_outcome([1, 1, 1, 1], [0, 0, 1, 1], [1.0, 2, 3, 4], [0, 0, 1, 1.0],
+                         propensity={0: Decimal("0.5"), 1: torch.tensor(0.5)})
+    assert p == expected_outcome([1, 1, 1, 1], [0, 0, 1, 1], [1.0, 2, 3, 4], [0, 0, 1, 1.0],
+                                 propensity={0: 0.5, 1: 0.5})
+
+
+def test_torch_uplifts_of_mixed_precision_are_promoted_like_numpy():
+    # float32 revenue with float64 cost: torch cast the cost down to float32 (numpy and Dask
+    # promote both to float64), so 1e300 became inf and 0.1 vs 0.1 * 1.0 rounded differently
+    from sklearn_budget import allocate_at_multiplier
+
+    r, c = np.array([[0.1]], np.float32), np.array([[1.0]])
+    for lam in (0.1, np.float32(0.1)):
+        np.testing.assert_array_equal(
+            allocate_at_multiplier(torch.from_numpy(r), torch.from_numpy(c), lam).numpy(),
+            allocate_at_multiplier(r, c, lam))
+    r, c = np.array([[1.0], [2.0]], np.float32), np.array([[1e300], [1.0]])
+    sol = solve_budget_allocation(torch.from_numpy(r), torch.from_numpy(c), budget=1.0)
+    assert sol.assignment.dtype == torch.int64 or sol.assignment.dtype == torch.long
+    np.testing.assert_array_equal(sol.assignment.numpy(),
+                                  solve_budget_allocation(r, c, budget=1.0).assignment)
+
+
+def test_a_multiplier_beyond_float32_scores_float32_uplifts_in_float64():
+    # -lam became -inf in float32 and -inf * 0 NaN: every user with a free level went to
+    # control at lam = 1e39, though lam = 1e38 and lam = inf kept the free level
+    da = pytest.importorskip("dask.array")
+    from sklearn_budget import allocate_at_multiplier
+
+    r = np.array([[1.0, 2.0], [-1.0, 0.5]], np.float32)
+    c = np.array([[0.0, 1e-30], [0.0, 0.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for lam in (1e38, 1e39, 1e300, np.inf):
+            np.testing.assert_array_equal(allocate_at_multiplier(r, c, lam), [1, 2])
+            np.testing.assert_array_equal(
+                allocate_at_multiplier(torch.from_numpy(r), torch.from_numpy(c), lam), [1, 2])
+            np.testing.assert_array_equal(allocate_at_multiplier(
+                da.from_array(r, chunks=1), da.from_array(c, chunks=1), lam).compute(), [1, 2])

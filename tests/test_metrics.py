@@ -132,7 +132,7 @@ def test_expected_outcome_errors():
         expected_outcome([5, 5, 5, 5], t, r, c)
     with pytest.raises(ValueError, match="No control users"):
         expected_outcome([1, 1, 1, 1], t, r, c, control_name="ctrl")
-    with pytest.raises(TypeError, match="`propensity` dict values must be numbers"):
+    with pytest.raises(TypeError, match="`propensity` dict values must be real numbers"):
         expected_outcome([1, 1, 0, 0], t, r, c, propensity={0: "half", 1: 0.5})
 
 
@@ -319,7 +319,8 @@ def test_cost_curve_rejects_unknown_estimate(rct):
 def test_cost_curve_levels_and_input_errors(rct):
     t, r, c = rct["treatment"], rct["revenue"], rct["cost"]
     keep = t != 2  # level 2 absent from this slice
-    with pytest.raises(ValueError, match="levels="):
+    # (the message said "pass `levels=`", which only leads to the error below)
+    with pytest.raises(ValueError, match="`levels=`.*score on a sample with every arm"):
         cost_curve(rct["tau_r"][keep], rct["tau_c"][keep], t[keep], r[keep], c[keep])
     # with the fitted levels, the absent level's users could not be matched: an error,
     # not an estimate that silently leaves them out

@@ -213,6 +213,28 @@ def test_expected_outcome_names_unknown_assignment_labels(rct):
                          d.revenue, d.cost)
 
 
+def test_uplifts_as_dask_dataframes(rct):
+    # predictions stored in Parquet come back as Dask DataFrames: the metrics refused them
+    # with a fix that does not exist (`.compute_chunk_sizes()`), the solver gathered them
+    # into memory; an (n, 1) assignment was taken on Dask but refused in memory
+    dd = pytest.importorskip("dask.dataframe")
+    from sklearn_budget import allocate_at_multiplier, solve_budget_allocation
+
+    d, r, c = rct
+    rdf, cdf = (dd.from_pandas(pd.DataFrame(m), npartitions=3) for m in (r, c))
+    assert value_at_budget(rdf, cdf, d.treatment, d.revenue, d.cost, 0.5) == pytest.approx(
+        value_at_budget(r, c, d.treatment, d.revenue, d.cost, 0.5), rel=1e-12)
+    sol = solve_budget_allocation(rdf, cdf, budget=1000.0)
+    assert isinstance(sol.assignment, da.Array)
+    expected = solve_budget_allocation(r, c, budget=1000.0)
+    np.testing.assert_array_equal(sol.assignment.compute(), expected.assignment)
+    np.testing.assert_array_equal(allocate_at_multiplier(rdf, cdf, 1.0).compute(),
+                                  allocate_at_multiplier(r, c, 1.0))
+    column = expected.assignment[:, None]
+    assert expected_outcome(column, d.treatment, d.revenue, d.cost) == expected_outcome(
+        expected.assignment, d.treatment, d.revenue, d.cost)
+
+
 @pytest.fixture(scope="module")
 def fitted(rct):
     d, _, _ = rct

@@ -36,7 +36,7 @@ from ._dask_rct import (
     any_dask,
     check_rct_dask,
 )
-from ._eom import ExpectedOutcome, _MatchedSums
+from ._eom import ExpectedOutcome, _MatchedSums, check_weighted_total
 
 __all__ = ["any_dask", "cost_curve_dask", "expected_outcome_dask", "spends_dask"]
 
@@ -109,6 +109,8 @@ def expected_outcome_dask(assignment, treatment, revenue, cost, propensity, cont
     control, sums = _reduce(_over_chunks(
         _assignment_chunk, rct.columns + [policy], rct.levels, control_name,
         rct.arm_propensity))
+    for k, name in ((1, "revenue"), (2, "cost")):  # (each chunk's sums fit: see _MatchedSums)
+        check_weighted_total(name, sums[k] if np.isfinite(control[k]) else control[k])
     if sums[3] == 0:
         raise ValueError(
             "No RCT user's observed arm equals the policy's arm, so the expected "

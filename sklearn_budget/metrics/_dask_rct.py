@@ -29,6 +29,7 @@ from .._validation import (
     check_outcome_total,
     check_propensity_values,
     check_rct_columns,
+    is_dask_frame,
     labels_to_arms,
     rct_levels,
 )
@@ -42,18 +43,13 @@ _GRID_SAMPLE = 200_000
 
 def any_dask(*arrays):
     """True when any argument is a Dask array, DataFrame or Series."""
-    return any(is_dask(a) or _is_dask_series(a) for a in arrays)
-
-
-def _is_dask_series(a):
-    return (type(a).__module__.startswith(("dask.dataframe", "dask_expr"))
-            and hasattr(a, "to_dask_array"))
+    return any(is_dask(a) or is_dask_frame(a) for a in arrays)
 
 
 def _lazy_1d(values, name):
     """``values`` as a 1-D Dask array in its own chunks, or a checked 1-D numpy array
     (an (n, 1) column is flattened, as in memory)."""
-    if _is_dask_series(values):
+    if is_dask_frame(values):
         values = frame_to_array(values)
     if not is_dask(values):
         return _as_1d(values, name)

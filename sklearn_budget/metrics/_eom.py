@@ -43,6 +43,15 @@ class ExpectedOutcome:
     n_matched: int
 
 
+def check_weighted_total(name, total):
+    """Raise ValueError when ``total`` (a sum of outcomes times 1 / propensity) overflowed."""
+    if not np.isfinite(total):
+        raise ValueError(
+            f"`{name}` values weighted by 1 / propensity (the EOM's inverse-probability "
+            "weights) are so large that their sum overflows float64; rescale them (e.g. to "
+            "thousands of currency units), and the budget with them.")
+
+
 class _MatchedSums:
     """Inverse-propensity weights and weighted outcomes of RCT users (``arm`` 0..K),
     pre-computed to sum them over the users each of many policies matches."""
@@ -50,8 +59,12 @@ class _MatchedSums:
     def __init__(self, arm, propensity, revenue, cost):
         self.arm = arm
         self.weight = 1.0 / propensity
-        self.w_rev = self.weight * revenue
-        self.w_cost = self.weight * cost
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.w_rev = self.weight * revenue
+            self.w_cost = self.weight * cost
+            totals = np.abs(self.w_rev).sum(), np.abs(self.w_cost).sum()
+        for name, total in zip(("revenue", "cost"), totals):
+            check_weighted_total(name, total)  # (bounds every policy's sums)
 
     def sums(self, policy_arm):
         """Return ``(weight, weighted revenue, weighted cost, n_matched)`` sums."""
@@ -124,7 +137,10 @@ def expected_outcome(assignment, treatment, revenue, cost, propensity=None, cont
         return expected_outcome_dask(assignment, treatment, revenue, cost, propensity,
                                      control_name)
     rct = check_rct(treatment, revenue, cost, control_name=control_name, propensity=propensity)
-    assignment = np.asarray(assignment)
+    assignment = np.asarray(assignment.detach().cpu() if hasattr(assignment, "detach")
+                            else assignment)
+    if assignment.ndim == 2 and assignment.shape[1] == 1:  # a column, as the RCT's columns
+        assignment = assignment[:, 0]
     if assignment.ndim != 1 or len(assignment) != rct.n_samples:
         raise ValueError(
             f"`assignment` must have one arm label per RCT user, shape ({rct.n_samples},); "
