@@ -235,7 +235,8 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
         Uplift against control of every incentive level, control excluded (the
         layout of a causalml meta-learner's ``predict``). float32 or float64;
         torch tensors (CPU or CUDA) are processed in torch on their device.
-        Dask arrays (numpy chunks) are solved out of core: the data is read
+        Dask arrays (numpy chunks) and Dask DataFrames (one column per
+        level) are solved out of core: the data is read
         about twice, a chunk at a time (a random subsample, then one full
         pass; rarely more), memory holds only the users near the threshold
         (at most an eighth of each chunk's rows), and the result is the
