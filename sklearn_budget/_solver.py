@@ -227,7 +227,10 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
 
     Solves the multiple-choice knapsack ``max sum_i r[i, a_i]`` s.t.
     ``sum_i c[i, a_i] <= budget`` exactly in the Lagrangian sense, then spends
-    what is left greedily; see the module docstring for the method.
+    what is left greedily; see the module docstring for the method. The value
+    is never below treating nobody's (0): with negative cost uplifts (refunds),
+    an assignment that holds refunds at a loss to fund others, worth less than
+    0 in all, gives way to all-control.
 
     Parameters
     ----------
@@ -314,5 +317,9 @@ def solve_budget_allocation(revenue_uplift, cost_uplift, budget=None, *, budget_
             "The uplifts are so large that their sums overflow float64 (the total value or "
             "spend is infinite); rescale revenue_uplift and cost_uplift (e.g. to thousands "
             "of currency units) and the budget with them.")
-    return BudgetAllocation(solver.assignment if assignment is None else assignment,
-                            *numbers, budget)
+    if assignment is None:
+        assignment = solver.assignment
+    if numbers[2] < 0:  # (negative costs: refunds held at a loss) treating nobody is better
+        numbers = (numbers[0], 0.0, 0.0, numbers[3])
+        assignment = array_api_compat.array_namespace(assignment).zeros_like(assignment)
+    return BudgetAllocation(assignment, *numbers, budget)

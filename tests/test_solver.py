@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from sklearn_budget import allocate_at_multiplier, solve_budget_allocation
@@ -430,3 +431,16 @@ def test_breakpoints_beyond_the_largest_float_do_not_overspend(dtype, r, c):
         sol = solve_budget_allocation(r, c, 0.0)
     np.testing.assert_array_equal(sol.assignment, [0])
     assert sol.spend == 0.0 and sol.multiplier == np.inf
+
+
+def test_never_worse_than_treating_nobody_with_refunds():
+    # a refund (cost -3) held at a revenue loss of 4 funded a user worth 3 at cost 1 within
+    # a budget of 0: value -1.0, where treating nobody (0.0) is feasible and optimal
+    da = pytest.importorskip("dask.array")
+    r, c = np.array([[-4.0], [3.0]]), np.array([[-3.0], [1.0]])
+    for wrap in (np.asarray, torch.from_numpy, lambda a: da.from_array(a, chunks=1)):
+        sol = solve_budget_allocation(wrap(r), wrap(c), budget=0.0)
+        assert (sol.value, sol.spend) == (0.0, 0.0)
+        assert type(sol.assignment) is type(wrap(r))
+        np.testing.assert_array_equal(np.asarray(sol.assignment), [0, 0])
+        assert sol.dual_bound >= 0.0

@@ -69,6 +69,8 @@ def _tol(r, c):
 @example(inst=(np.array([[1.0, 4.0, 1.0], [1.0, 4.0, 1.0], [1.0, 1.0, 1.0]]),
                np.array([[1.0, 4.0, 1.0], [1.0, 4.0, 1.0], [1.0, 1.0, 1.0]]), 8.4375))
 @example(inst=(np.array([[-2.0, 1.5]]), np.array([[-2.0, 1.0]]), 0.0))
+# a refund held at a loss to fund another user: worth less than treating nobody
+@example(inst=(np.array([[-4.0], [3.0]]), np.array([[-3.0], [1.0]]), 0.0))
 def test_feasible_and_within_one_revenue_step_of_the_optimum(inst):
     r, c, budget = inst
     sol = solve_budget_allocation(r, c, budget)
@@ -78,6 +80,7 @@ def test_feasible_and_within_one_revenue_step_of_the_optimum(inst):
     assert sol.spend == pytest.approx(_chosen(c, sol.assignment).sum(), abs=tol)
     assert _chosen(c, sol.assignment).sum() <= budget + tol
     opt = _optimum(r, c, budget)
+    assert sol.value >= 0.0  # never below treating nobody (feasible at any budget >= 0)
     assert sol.value <= _optimum(r, c, budget + tol) + tol
     assert sol.dual_bound >= opt - tol
     # the classical bound: one user's revenue step (max revenue without negative costs)
