@@ -20,6 +20,10 @@ class CLIError(Exception):
     """A user error: printed without a traceback, exit status 2."""
 
 
+# CSV, plain or compressed as pandas infers it from the name
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz")
+
+
 def _is_parquet(path):
     return Path(path).suffix.lower() in (".parquet", ".pq")
 
@@ -102,12 +106,16 @@ def check_output(path):
     check_writable_folder(path.parent, f"the folder of --output {str(path)!r}")
     if path.exists() and not os.access(path, os.W_OK):
         raise CLIError(f"--output {str(path)!r} cannot be written (no write permission).")
+    name = path.name.lower()
     if _is_parquet(path):
         _pyarrow("Writing")
-    elif path.suffix.lower() in (".zip", ".tar") or path.name.lower().endswith(
+    elif path.suffix.lower() in (".zip", ".tar") or name.endswith(
             (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz")):
         raise CLIError(f"--output {str(path)!r}: an archive cannot be written a chunk at a "
                        "time; write .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet.")
+    elif not name.endswith(_CSV_SUFFIXES):  # (.xlsx, .json were written as CSV text)
+        raise CLIError(f"--output {str(path)!r}: the output is written as CSV or Parquet; "
+                       "name it .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet.")
 
 
 def _missing_folders(folder):

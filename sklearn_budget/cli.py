@@ -299,6 +299,11 @@ def _cmd_benchmark(args):
         else:
             raise CLIError(f"Unknown data set {spec!r}; use synthetic, synthetic-hard, "
                            "hillstrom[=PATH], hillstrom-visit[=PATH] or criteo[=PATH].")
+        names = [name for name, _ in factories]
+        if names.count(names[-1]) > 1:  # two spellings, or two files, under one name
+            raise CLIError(f"--datasets lists {names[-1]} more than once (as {spec!r}); its "
+                           "rows would be averaged as seeds. Give each once (another file: "
+                           "another run, with another --output).")
     args.methods = args.methods or ["end-to-end", "end-to-end-rw0", "T", "X", "random",
                                     "oracle"]
     return _run(args, factories, "benchmark")

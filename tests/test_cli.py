@@ -376,8 +376,18 @@ def test_comparison_inputs_are_checked():
 
 def test_repeated_values_and_a_path_for_synthetic_data_are_refused(tmp_path, capsys):
     # repeats were counted as extra seeds ("seeds 2", "+- 0.000"); the path was ignored
+    rows = ["recency,history_segment,history,mens,womens,zip_code,newbie,channel,segment,"
+            "visit,conversion,spend"] + [
+        f"{i},1) $0 - $100,{10 + i},1,0,Urban,0,Web,{arm},{i % 2},0,0"
+        for i, arm in enumerate(["No E-Mail", "Mens E-Mail", "Womens E-Mail"] * 4)]
+    for name in ("a.csv", "b.csv"):  # two (tiny) Hillstrom files
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
     for args in (["demo", "--seeds", "0", "0"], ["demo", "--methods", "random", "random"],
                  ["benchmark", "--datasets", "synthetic", "synthetic"],
+                 # one data set under two names, two files under one: they ran as seeds
+                 ["benchmark", "--datasets", "synthetic", "synthetic-default"],
+                 ["benchmark", "--datasets", f"hillstrom={tmp_path / 'a.csv'}",
+                  f"hillstrom={tmp_path / 'b.csv'}"],
                  ["benchmark", "--datasets", "synthetic=/no/such.csv"]):
         assert main([*args, "--output", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err

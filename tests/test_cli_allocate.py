@@ -253,6 +253,12 @@ def test_archives_are_refused_and_compressed_csv_works(saved, capsys):
     assert rc == 0
     np.testing.assert_array_equal(pd.read_csv(path).treatment,
                                   est.allocate(users.drop(columns="id")))
+    # other names were written as CSV text that Excel or pandas then failed to open
+    for out in ("o.xlsx", "o.json", "o.feather", "o"):
+        rc, path = _run(saved, "--chunk-rows", "100", out=out)
+        err = capsys.readouterr().err
+        assert rc == 2 and "name it .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet" in err
+        assert not path.exists()
 
 
 def test_an_output_symlink_is_written_through(saved, tmp_path):

@@ -1424,6 +1424,23 @@ def test_a_diverging_training_names_the_learning_rate(data, y):
             make_est(optimizer="sgd", lr=1e6, max_epochs=2, **params).fit(data.X, y)
 
 
+@pytest.mark.filterwarnings("ignore:Even at the largest multiplier:UserWarning")  # (lr 1e4)
+def test_training_that_diverges_after_a_finite_epoch_warns(data, y):
+    # early stopping restored the last finite epoch and the fit returned without a word,
+    # where the same in the goal phase warns and before any finite epoch raises
+    for params in ({"reg_weight": 0.0}, {"warmup_epochs": "auto", "goal_phase_lr": 1e-4}):
+        with pytest.warns(UserWarning, match=r"Training diverged at epoch 2 of 4 .*lr=10000\)"
+                                             r"; the network of epoch 1 \(restored by early "
+                                             r"stopping\) is deployed"):
+            est = make_est(optimizer="sgd", lr=1e4, max_epochs=4, hidden_layer_sizes=(8,),
+                           **params).fit(data.X, y)
+        phase1 = est.phase1_best_epoch_ if "warmup_epochs" in params else est.best_epoch_
+        assert phase1 == 1 and np.isfinite(est.predict(data.X)).all()
+    with warnings.catch_warnings():  # a fit that does not diverge does not warn
+        warnings.simplefilter("error", UserWarning)
+        make_est(reg_weight=0.0, max_epochs=2).fit(data.X, y)
+
+
 def test_softmax_goal_on_a_one_user_batch(data):
     # one user and one level: std() of a single score was NaN, and so were the weights
     d = make_marketing_rct(n_samples=600, n_treatments=1, random_state=0)
@@ -1584,6 +1601,17 @@ def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
 def test_bad_callbacks(data, y, callbacks, error, match):
     with pytest.raises((error, InvalidParameterError), match=match):
         make_est(callbacks=callbacks).fit(data.X, y)
+
+
+def test_a_users_prediction_does_not_depend_on_the_batch(fitted, data):
+    # torch's float32 kernels for 1-5 rows round differently from those for many, so a user
+    # predicted alone (a one-row Dask or CLI chunk) got other uplifts in the last bits
+    X = data.X[:48]
+    for method in (fitted.predict, fitted.predict_cost, fitted.allocate):
+        whole = method(X)
+        for size in (1, 2, 3, 5):
+            parts = [method(X[i:i + size]) for i in range(0, len(X), size)]
+            np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
 def test_a_model_pickled_on_a_gpu_loads_and_predicts_on_a_cpu_only_machine(fitted, data):

@@ -207,14 +207,26 @@ class TrainingMixin(SetupMixin):
         self.best_epoch_ = picked if kept else phase1_best
 
     def _check_converged(self, x_train, max_rows=4096):
-        """Raise when the trained network's outputs are not finite (training diverged)."""
-        if _finite(*self._forward_scaled(x_train[:max_rows])):
-            return
-        raise ValueError(
-            f"Training diverged: the network's outputs are NaN or infinite after "
-            f"{len(self.net_.history)} epoch(s) (optimizer={self.optimizer!r}, "
-            f"lr={self.lr:g}). Lower lr, or use optimizer='adam'."
-        )
+        """Raise when the trained network's outputs are not finite (training diverged);
+        warn when the losses diverged after the epoch early stopping restored."""
+        if not _finite(*self._forward_scaled(x_train[:max_rows])):
+            raise ValueError(
+                f"Training diverged: the network's outputs are NaN or infinite after "
+                f"{len(self.net_.history)} epoch(s) (optimizer={self.optimizer!r}, "
+                f"lr={self.lr:g}). Lower lr, or use optimizer='adam'."
+            )
+        history = self.net_.history
+        losses = np.array([[row.get(key, 0.0) for key in ("train_loss", "valid_loss")]
+                           for row in history], dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(losses).all(axis=1))
+        if len(bad):
+            epoch = self._restored_epoch()
+            how = ("restored by early stopping" if epoch < len(history)
+                   else "the last, whose outputs are finite")
+            warn(f"Training diverged at epoch {bad[0] + 1} of {len(history)} (the loss became "
+                 f"NaN or infinite; optimizer={self.optimizer!r}, lr={self.lr:g}); the "
+                 f"network of epoch {epoch} ({how}) is deployed. Lower lr, or use "
+                 "optimizer='adam'.", UserWarning)
 
     def _restored_epoch(self):
         """Epoch (numbered as in ``net_.history``) whose weights the network has now.
