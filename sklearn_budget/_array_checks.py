@@ -271,21 +271,32 @@ def check_dask_uplift(revenue_uplift, cost_uplift):
 def real_number(value):
     """``value`` as a Python float if it is one real number, else None.
 
-    Python and numpy reals, ``Decimal``, and 0-d numpy arrays and torch tensors of
-    a real dtype; not bools, complex numbers (numpy's would silently lose their
-    imaginary part), dates, durations or text.
+    Python and numpy reals, ``Decimal``, objects with ``__float__``, and numpy
+    arrays and torch tensors holding one value of a real dtype; not bools,
+    complex numbers (numpy's would silently lose their imaginary part), dates,
+    durations, text or a masked value.
     """
-    if isinstance(value, (bool, np.bool_, str, bytes)):
+    if isinstance(value, (bool, np.bool_, str, bytes, complex)) or np.ma.is_masked(value):
         return None
+    if isinstance(value, Decimal):
+        return math.nan if value.is_nan() else float(value)  # (float() refuses sNaN)
     dtype = getattr(value, "dtype", None)
-    if dtype is not None and getattr(value, "shape", None) == ():  # numpy scalar, 0-d array
-        kind = getattr(dtype, "kind", None)  # (or tensor)
+    if dtype is not None:  # numpy scalars, arrays and tensors (of one value)
+        if (value.numel() if hasattr(value, "numel") else getattr(value, "size", None)) != 1:
+            return None
+        kind = getattr(dtype, "kind", None)
+        if kind == "O":  # an object array: its one element decides
+            return real_number(np.asarray(value).reshape(-1)[0])
         real = kind in ("i", "u", "f") if kind is not None else not any(
             w in str(dtype) for w in ("bool", "complex", "qint", "quint"))
-        return float(value) if real else None
-    if isinstance(value, (Real, Decimal)) and not isinstance(value, (np.timedelta64,
-                                                                    np.datetime64)):
-        return float(value)
+        if not real:
+            return None
+        return float(value.item() if hasattr(value, "item") else value)
+    if isinstance(value, Real) or hasattr(value, "__float__"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
     return None
 
 

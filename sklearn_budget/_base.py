@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._blockwise import allocate_chunks, is_dask, uplift_chunks
+from ._blockwise import allocate_chunks, gathered, is_dask, uplift_chunks
 from ._calibration import CalibrationMixin
 from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
@@ -140,8 +140,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Features of the RCT users. A Dask array or DataFrame is computed
-            into memory (training data is an RCT sample); ``predict``,
-            ``allocate`` and ``score`` take Dask inputs chunk by chunk.
+            into memory (a pandas DataFrame: its column names are kept).
         y : structured ndarray, DataFrame or array-like of shape (n_samples,)
             Packed :func:`~sklearn_budget.rct_target` (treatment, revenue,
             cost) or a DataFrame with those columns, or the observed revenue
@@ -181,6 +180,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
 
     def _fit_rct(self, X, y, treatment, cost, propensity):
         self._check_fit_params()  # before any data work (a subclass's own checks)
+        X, y = gathered(X), gathered(y)  # Dask: a DataFrame keeps its column names
         check_feature_frame(X)
         X = validate_data(self, X, reset=True)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)

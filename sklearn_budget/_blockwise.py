@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._solver import solve_budget_allocation
 from ._validation import arms_to_labels, check_budget, check_dask_rows
 
-__all__ = ["allocate_chunks", "frame_to_array", "is_dask", "map_rows", "uplift_chunks"]
+__all__ = ["allocate_chunks", "check_same_rows", "frame_to_array", "gathered", "is_dask",
+           "map_rows", "uplift_chunks"]
 
 
 def _is_dask_frame(X):
@@ -31,6 +32,11 @@ def _is_dask_frame(X):
 def is_dask(X):
     """True for a Dask array or DataFrame (without importing dask)."""
     return array_api_compat.is_dask_array(X) or _is_dask_frame(X)
+
+
+def gathered(X):
+    """A Dask array or DataFrame computed into memory (numpy / pandas), else ``X`` as is."""
+    return X.compute() if is_dask(X) else X
 
 
 def _checked_rows(obj, X, n_features):
@@ -91,7 +97,20 @@ def _frame(obj, block):
 def _call(block, obj, method, empty):
     if block.shape[0] == 0:  # a chunk a filter emptied: the fitted steps refuse 0 rows
         return empty
-    return np.asarray(getattr(obj, method)(_frame(obj, block)))
+    return check_same_rows(np.asarray(getattr(obj, method)(_frame(obj, block))),
+                           block.shape[0], obj)
+
+
+def check_same_rows(out, n_rows, steps):
+    """``out``, or a ValueError when the ``steps`` (a Pipeline's transformers) changed the
+    number of rows: an allocation needs one label per user, in their order."""
+    if out.shape[0] != n_rows:
+        names = [name for name, _ in getattr(steps, "steps", [])]
+        raise ValueError(
+            f"The pipeline's transformer step(s) {names} turned {n_rows} rows into "
+            f"{out.shape[0]}; a budget pipeline needs one row per user, in the same order. "
+            "Filter or resample users before the pipeline, not in a step.")
+    return out
 
 
 def _uplift(block, est, n_users, block_info=None):

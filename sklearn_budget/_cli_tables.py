@@ -20,8 +20,8 @@ class CLIError(Exception):
     """A user error: printed without a traceback, exit status 2."""
 
 
-# CSV, plain or compressed as pandas infers it from the name
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz")
+# CSV (comma-separated text), plain or compressed as pandas infers it from the name
+_CSV_SUFFIXES = tuple(f"{ext}{z}" for ext in (".csv", ".txt") for z in ("", ".gz", ".bz2", ".xz"))
 
 
 def _is_parquet(path):
@@ -114,8 +114,9 @@ def check_output(path):
         raise CLIError(f"--output {str(path)!r}: an archive cannot be written a chunk at a "
                        "time; write .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet.")
     elif not name.endswith(_CSV_SUFFIXES):  # (.xlsx, .json were written as CSV text)
-        raise CLIError(f"--output {str(path)!r}: the output is written as CSV or Parquet; "
-                       "name it .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet.")
+        raise CLIError(f"--output {str(path)!r}: the output is written as comma-separated "
+                       "text or Parquet; name it .csv (or .txt, either with .gz, .bz2 or "
+                       ".xz) or .parquet.")
 
 
 def _missing_folders(folder):

@@ -18,7 +18,8 @@ __all__ = []
 
 
 def _equal_spend_assignment(r, c, true_r, true_c, budget, iters=60):
-    """Allocation from scores ``r - lam c`` whose TRUE spend meets ``budget``."""
+    """Allocation from scores ``r - lam c`` whose TRUE spend meets ``budget``; None when
+    none does (users predicted to cost nothing are treated at any multiplier)."""
     def spend(lam):
         a = allocate_at_multiplier(r, c, lam)
         return a, _true_cost(a, true_c)
@@ -37,7 +38,11 @@ def _equal_spend_assignment(r, c, true_r, true_c, budget, iters=60):
             lo = mid
         else:
             hi = mid
-    return spend(hi)[0]
+    for lam in (hi, np.inf):
+        a, s = spend(lam)
+        if s <= budget:
+            return a
+    return None
 
 
 def _true_cost(assignment, true_c):
@@ -84,10 +89,17 @@ def _score(method, data, r, c, assignment, budget, fit_time, oracle_value):
         tr, tc = data.true_uplift()
         deployed = true_value(assignment, data.true_revenue, data.true_cost)
         equal = _equal_spend_assignment(r, c, tr, tc, budget)
-        eq_value = true_value(equal, data.true_revenue, data.true_cost)
+        if equal is None:
+            warn(f"{method}: at every multiplier its policy's true spend exceeds the budget "
+                 f"{budget:.3g} per user (users with a predicted cost uplift <= 0 are treated "
+                 "at any multiplier), so its value at equal spend is reported as NaN",
+                 RuntimeWarning)
+            eq_revenue = float("nan")
+        else:
+            eq_revenue = true_value(equal, data.true_revenue,
+                                    data.true_cost).incremental_revenue
         if oracle_value > 0:
-            fractions = (deployed.incremental_revenue / oracle_value,
-                         eq_value.incremental_revenue / oracle_value)
+            fractions = (deployed.incremental_revenue / oracle_value, eq_revenue / oracle_value)
         else:  # a budget too small for any user: nothing to be a fraction of
             warn(f"{method}: the oracle earns {oracle_value:g} at budget {budget:.3g} per "
                  "user, so fractions of its value are undefined, reported as NaN (use a "

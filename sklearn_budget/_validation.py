@@ -264,8 +264,10 @@ def _check_propensity(propensity, t, arm, counts, control_name, levels, users=No
                 f"`propensity` dict has no probability for arm(s) {_plain(missing)}; give one "
                 f"per label.{hint}"
             )
-        values = {lab: real_number(v) for lab, v in propensity.items()}
-        if any(v is None for v in values.values()):
+        # the arms of this sample (another arm's entry is not used: it may be None)
+        values = {lab: real_number(propensity[lab]) for lab in arms if lab in propensity}
+        if any(v is None for v in values.values()) or any(
+                isinstance(v, (str, bytes, bool, np.bool_)) for v in propensity.values()):
             raise TypeError(
                 f"`propensity` dict values must be real numbers (each arm's assignment "
                 f"probability); got {propensity!r:.200}."

@@ -221,6 +221,12 @@ def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), se
     for m in methods:
         if m not in ALL_METHODS:
             raise ValueError(f"Unknown method {m!r}; choose from {', '.join(ALL_METHODS)}.")
+    seeds = list(seeds)
+    for name, values in (("methods", methods), ("budgets", budgets), ("seeds", seeds)):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:  # its rows would count twice in summarize's means (as extra seeds)
+            raise ValueError(f"`{name}` lists {', '.join(repeated)} more than once; give each "
+                             "once.")
     start = time.perf_counter()
     rows, predictions, complete = [], {}, True
     bar = tqdm(total=len(seeds) * len(budgets) * len(methods), disable=not progress,

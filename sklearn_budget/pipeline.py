@@ -14,9 +14,9 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline, _name_estimators
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._blockwise import is_dask, map_rows
+from ._blockwise import check_same_rows, gathered, is_dask, map_rows
 
 __all__ = ["BudgetPipeline", "make_budget_pipeline"]
 
@@ -85,7 +85,8 @@ class BudgetPipeline(Pipeline):
             head = self[:-1]
             return map_rows(head, X, "transform", width=self._final_estimator.n_features_in_,
                             n_features=getattr(head, "n_features_in_", None))
-        return self[:-1].transform(X)
+        head = self[:-1]
+        return check_same_rows(head.transform(X), _num_samples(X), head)
 
     @available_if(_final_step_has("predict"))
     def predict(self, X, **params):
@@ -94,7 +95,7 @@ class BudgetPipeline(Pipeline):
         As :meth:`sklearn.pipeline.Pipeline.predict`; a Dask array ``X`` goes
         through the steps chunk by chunk and the result is a lazy Dask array.
         """
-        if is_dask(X) and not params:
+        if not params:  # (the rows checked after the transformers)
             return self._final_estimator.predict(self._transformed(X))
         return super().predict(X, **params)
 
@@ -117,7 +118,8 @@ class BudgetPipeline(Pipeline):
             for key in _RCT_KEYWORDS:
                 if key in params:
                     params[f"{name}__{key}"] = params.pop(key)
-        return super().fit(X, y, **params)
+        # Dask: computed, a DataFrame into pandas (its column names reach the steps)
+        return super().fit(gathered(X), gathered(y), **params)
 
     def score(self, X, y=None, sample_weight=None, **params):
         """The last step's ``score`` on the transformed ``X``.

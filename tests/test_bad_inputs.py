@@ -318,3 +318,37 @@ def test_a_multiplier_beyond_float32_scores_float32_uplifts_in_float64():
                 allocate_at_multiplier(torch.from_numpy(r), torch.from_numpy(c), lam), [1, 2])
             np.testing.assert_array_equal(allocate_at_multiplier(
                 da.from_array(r, chunks=1), da.from_array(c, chunks=1), lam).compute(), [1, 2])
+
+
+def test_the_real_number_check_keeps_what_float_took():
+    # review of the check above: a multiplier learned in torch as a (1,) Parameter, an object
+    # array of one number, a propensity of None for an arm outside the sample were taken
+    # before and refused by the first version; Decimal('sNaN') gave a raw error
+    from decimal import Decimal
+
+    from sklearn_budget import allocate_at_multiplier
+
+    expected = allocate_at_multiplier(R, C, 0.5)
+    for lam in (torch.nn.Parameter(torch.tensor([0.5])), np.array([[0.5]]),
+                np.array(0.5, dtype=object), Decimal("0.5")):
+        np.testing.assert_array_equal(allocate_at_multiplier(R, C, lam), expected)
+    with pytest.raises(ValueError, match="`budget` must be finite and >= 0; got nan"):
+        solve_budget_allocation(R, C, budget=Decimal("sNaN"))
+    for bad in (np.ma.masked, np.array([0.5, 0.5]), torch.tensor([0.5, 0.5])):
+        with pytest.raises(TypeError, match="`budget` must be a real number"):
+            solve_budget_allocation(R, C, budget=bad)
+    t, rev, cost = np.array([0, 1, 0, 1] * 5), np.arange(20.0), np.array([0, 1.0] * 10)
+    eom = expected_outcome(np.ones(20, int), t, rev, cost, propensity={0: 0.5, 1: 0.5})
+    for design in ({0: 0.5, 1: 0.5, 2: None}, {0: torch.tensor([0.5]), 1: 0.5}):
+        assert expected_outcome(np.ones(20, int), t, rev, cost, propensity=design) == eom
+
+
+def test_an_eom_whose_policy_sums_fit_is_not_refused():
+    # the first overflow check bounded the weighted outcomes summed over all users: an RCT
+    # whose every policy's sums fit was refused in memory (not on Dask)
+    da = pytest.importorskip("dask.array")
+    t, rev, cost = np.array([0, 1, 2, 3] * 2), np.full(8, 1e307), np.zeros(8)
+    eom = expected_outcome(np.ones(8, int), t, rev, cost)
+    assert eom.revenue == 1e307 and eom.incremental_revenue == 0.0
+    lazy = [da.from_array(a, chunks=2) for a in (np.ones(8, int), t, rev, cost)]
+    assert expected_outcome(*lazy) == eom

@@ -98,6 +98,32 @@ def test_unknown_method():
         compare_allocators(_factory(), ["Z"], progress=False)
 
 
+def test_compare_refuses_repeats_as_the_command_line_does():
+    # seeds=[0, 0] ran twice and summarize counted "seeds: 2", "+- 0.000"
+    for kwargs in ({"seeds": [0, 0]}, {"budgets": [0.3, 0.3]},
+                   {"methods": ["random", "random"]}):
+        with pytest.raises(ValueError, match="more than once"):
+            compare_allocators(_factory(), **{"methods": ["random"], **kwargs},
+                               progress=False)
+
+
+def test_value_at_equal_spend_is_nan_when_no_multiplier_meets_the_budget():
+    # a model predicting a negative cost treats those users at any multiplier: its policy
+    # at "equal spend" overspent the budget 4-21 times and scored above the oracle
+    from sklearn_budget._comparison_scores import _score
+
+    data = _factory()(0)
+    tr, tc = data.true_uplift()
+    r, c = tr.copy(), np.where(np.arange(len(tc))[:, None] % 5 == 0, -1.0, tc)
+    budget = 0.01 * data.budget_scale()
+    with pytest.warns(RuntimeWarning, match="at every multiplier its policy's true spend "
+                                            "exceeds the budget"):
+        row = _score("toy", data, r, c, np.zeros(len(r), int), budget, 0.0, 1.0)
+    assert np.isnan(row["equal_spend_fraction"])
+    assert np.isfinite(_score("toy", data, tr, tc, np.zeros(len(r), int), budget, 0.0,
+                              1.0)["equal_spend_fraction"])
+
+
 def test_demo_writes_table_and_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     rc = main(["demo", "--quick", "--n-samples", "2000", "--methods", "end-to-end", "random",

@@ -254,11 +254,13 @@ def test_archives_are_refused_and_compressed_csv_works(saved, capsys):
     np.testing.assert_array_equal(pd.read_csv(path).treatment,
                                   est.allocate(users.drop(columns="id")))
     # other names were written as CSV text that Excel or pandas then failed to open
-    for out in ("o.xlsx", "o.json", "o.feather", "o"):
+    for out in ("o.xlsx", "o.json", "o.feather", "o", "o.tsv"):
         rc, path = _run(saved, "--chunk-rows", "100", out=out)
         err = capsys.readouterr().err
-        assert rc == 2 and "name it .csv (or .csv.gz, .csv.bz2, .csv.xz) or .parquet" in err
+        assert rc == 2 and "name it .csv (or .txt, either with .gz" in err
         assert not path.exists()
+    rc, path = _run(saved, "--chunk-rows", "100", out="o.txt.bz2")
+    assert rc == 0 and len(pd.read_csv(path)) == len(users)
 
 
 def test_an_output_symlink_is_written_through(saved, tmp_path):

@@ -67,6 +67,39 @@ def test_dataframe_fit_and_text_labels(data):
     assert set(np.unique(lazy.compute())) <= {"none", "5off", "10off", "20off"}
 
 
+def test_a_dask_dataframe_fit_keeps_the_column_names(data):
+    # fit computed a Dask DataFrame into a bare array: no feature_names_in_, so reordered
+    # columns were scored silently, and text / NA columns gave raw AttributeError / TypeError
+    dd = pytest.importorskip("dask.dataframe")
+    d, y = data
+    frame = pd.DataFrame(d.X, columns=[f"f{i}" for i in range(d.X.shape[1])])
+    est = _allocator().fit(dd.from_pandas(frame, npartitions=3), y)
+    assert list(est.feature_names_in_) == list(frame.columns)
+    with pytest.raises(ValueError, match="select those, in that order"):
+        est.allocate(dd.from_pandas(frame[frame.columns[::-1]], npartitions=2))
+    text = frame.assign(f3=np.where(d.X[:, 3] > 0, "a", "b"))
+    with pytest.raises(ValueError, match="column\\(s\\) that are not numbers: 'f3'"):
+        _allocator().fit(dd.from_pandas(text, npartitions=2), y)
+    missing = frame.astype({"f1": "Float64"})
+    missing.loc[5, "f1"] = pd.NA
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        _allocator().fit(dd.from_pandas(missing, npartitions=2), y)
+
+
+def test_a_pipeline_step_that_drops_rows_is_named(data):
+    # allocate returned 299 labels for 300 users; on Dask the lazy shape said 300
+    from sklearn.preprocessing import FunctionTransformer
+
+    d, y = data
+    pipe = make_budget_pipeline(FunctionTransformer(), _allocator()).fit(d.X, y)
+    pipe.steps[0] = ("drop_first", FunctionTransformer(lambda X: X[1:]).fit(d.X))
+    for method in (pipe.allocate, pipe.predict, pipe.predict_cost):
+        with pytest.raises(ValueError, match=r"turned 300 rows into 299"):
+            method(d.X[:300])
+        with pytest.raises(ValueError, match=r"turned 300 rows into 299"):
+            np.asarray(method(da.from_array(d.X[:600], chunks=(300, -1))))
+
+
 def test_budget_pipeline_on_dask(data):
     d, y = data
     pipe = make_budget_pipeline(StandardScaler(), _allocator()).fit(d.X, y)

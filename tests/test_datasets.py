@@ -320,3 +320,23 @@ def test_criteo_treatment_must_be_0_or_1(tmp_path, cell, match):
 def test_hillstrom_revenue_and_cost_must_differ(tmp_path):
     with pytest.raises(ValueError, match="must be different outcomes"):
         load_hillstrom(tmp_path, revenue="visit", cost="visit")
+
+
+def test_loader_arguments_and_blank_labels_are_named(tmp_path):
+    # a blank segment next to an unknown one crashed sorting (float NaN vs str); nrows of
+    # inf, NaN, text or a list gave raw OverflowError / int() errors
+    rows = ["recency,history_segment,history,mens,womens,zip_code,newbie,channel,segment,"
+            "visit,conversion,spend"] + [
+        f"{i},1) $0 - $100,{10 + i},1,0,Urban,0,Web,{arm},{i % 2},0,0"
+        for i, arm in enumerate(["No E-Mail", "Mens E-Mail", "Womens E-Mail", "",
+                                 "Kids E-Mail"] * 2)]
+    (tmp_path / "hillstrom.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="column 'segment' has 2 blank cell\\(s\\), the first "
+                                         "on line 5"):
+        load_hillstrom(tmp_path / "hillstrom.csv")
+    (tmp_path / "hillstrom.csv").write_text("\n".join(r for r in rows if ",," not in r) + "\n")
+    with pytest.raises(ValueError, match=r"unknown segment label\(s\) \['Kids E-Mail'\]"):
+        load_hillstrom(tmp_path / "hillstrom.csv")
+    for nrows in (float("inf"), float("nan"), "abc", [3], 2.5, True):
+        with pytest.raises(ValueError, match="`nrows` must be a positive integer or None"):
+            load_criteo_uplift(tmp_path, nrows=nrows)

@@ -7,6 +7,8 @@ be the file itself or a folder holding it; without ``path`` the folder named by
 
 from __future__ import annotations
 
+from numbers import Real
+
 import os
 from pathlib import Path
 
@@ -261,7 +263,12 @@ def load_hillstrom(path=None, *, revenue="spend", cost="contact", data_home=None
          "visit", "conversion", "spend"],
         file,
     )
-    unknown = sorted(set(frame["segment"].unique()) - set(_HILLSTROM_ARMS))
+    blank = np.flatnonzero(frame["segment"].isna().to_numpy())
+    if len(blank):
+        raise ValueError(
+            f"'{file}': column 'segment' has {len(blank)} blank cell(s), the first on line "
+            f"{blank[0] + 2} of the file. Is the file complete (not cut off) and unedited?")
+    unknown = sorted(set(frame["segment"].unique()) - set(_HILLSTROM_ARMS), key=str)
     if unknown:
         raise ValueError(f"'{file}' has unknown segment label(s) {unknown}; "
                          f"expected {list(_HILLSTROM_ARMS)}.")
@@ -345,7 +352,9 @@ def load_criteo_uplift(
     _check_choice(cost, "cost", ("visit", "exposure"))
     if revenue == cost:
         raise ValueError(f"`revenue` and `cost` must be different outcomes; both are {revenue!r}.")
-    if nrows is not None and (isinstance(nrows, bool) or int(nrows) != nrows or nrows < 1):
+    if nrows is not None and (isinstance(nrows, bool) or not isinstance(nrows, Real)
+                              or not float(nrows).is_integer() or nrows < 1):
+        # (inf, NaN, 'abc', [3] gave raw errors; 1e3 is a whole number)
         raise ValueError(f"`nrows` must be a positive integer or None; got {nrows!r}.")
     file = _find_file(path, data_home, _CRITEO_FILES, _CRITEO_HINT, "Criteo Uplift")
     frame = _read_csv(file, nrows=None if nrows is None else int(nrows))

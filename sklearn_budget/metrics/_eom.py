@@ -59,18 +59,19 @@ class _MatchedSums:
     def __init__(self, arm, propensity, revenue, cost):
         self.arm = arm
         self.weight = 1.0 / propensity
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore"):  # (an overflow is named by sums)
             self.w_rev = self.weight * revenue
             self.w_cost = self.weight * cost
-            totals = np.abs(self.w_rev).sum(), np.abs(self.w_cost).sum()
-        for name, total in zip(("revenue", "cost"), totals):
-            check_weighted_total(name, total)  # (bounds every policy's sums)
 
     def sums(self, policy_arm):
         """Return ``(weight, weighted revenue, weighted cost, n_matched)`` sums."""
         match = policy_arm == self.arm
-        return (self.weight @ match, self.w_rev @ match, self.w_cost @ match,
-                int(np.count_nonzero(match)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (self.weight @ match, self.w_rev @ match, self.w_cost @ match,
+                   int(np.count_nonzero(match)))
+        check_weighted_total("revenue", out[1])
+        check_weighted_total("cost", out[2])
+        return out
 
 
 class _EOMEvaluator(_MatchedSums):
