@@ -368,7 +368,8 @@ def _parser():
                        help="average cost per user (default: the model's budget)")
     group.add_argument("--total-budget", type=_number(float, 0, strict=False), default=None,
                        help="total cost over all users in the file")
-    alloc.add_argument("--output", required=True, help="CSV or Parquet file to write")
+    alloc.add_argument("--output", required=True,
+                       help="file to write: .csv or .txt (optionally .gz, .bz2, .xz), or .parquet")
     alloc.add_argument("--id-column", default="id",
                        help="column copied to the output and not used as a feature")
     alloc.add_argument("--with-uplift", action="store_true",
