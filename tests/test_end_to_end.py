@@ -1441,6 +1441,33 @@ def test_training_that_diverges_after_a_finite_epoch_warns(data, y):
         make_est(reg_weight=0.0, max_epochs=2).fit(data.X, y)
 
 
+def test_epochs_without_the_goal_are_judged_by_the_loss_and_a_goal_never_on_warns(data, y):
+    # review: reg_weight=0 with a fixed warm-up was early-stopped on the (noisy) validation
+    # goal, against its docs (3 epochs, epoch 1 restored, not the best loss); a fit whose
+    # early stopping ended inside the fixed warm-up never had the goal on, without a word
+    params = dict(hidden_layer_sizes=(8,), max_epochs=12, patience=2)
+    ablation = make_est(reg_weight=0.0, **{**params, "warmup_epochs": 2}).fit(data.X, y)
+    losses = ablation.net_.history[:, "valid_loss"]
+    assert len(losses) > 3 and ablation.best_epoch_ == int(np.argmin(losses)) + 1
+    with pytest.warns(UserWarning, match=r"after 3 epoch\(s\), inside the 6-epoch warm-up: "
+                                         "the goal never switched on"):
+        make_est(**{**params, "warmup_epochs": 6}).fit(data.X, y)
+
+
+def test_a_diverging_penalty_goal_phase_is_not_a_failed_fit(data, y):
+    # the "penalty" form called the solver on NaN predictions: "`revenue_uplift` contains
+    # NaN or infinite values; fix the model's output" ended the fit
+    with pytest.warns(UserWarning, match="goal phase diverged"):
+        est = make_est(warmup_epochs="auto", max_epochs=2, patience=2, optimizer="sgd",
+                       goal_form="penalty", goal_phase_lr=1e6).fit(data.X, y)
+    assert np.isfinite(est.predict(data.X)).all()
+
+
+def test_the_divergence_message_does_not_suggest_the_optimizer_in_use(data, y):
+    with pytest.raises(ValueError, match=r"\(optimizer='adam', lr=1e\+30\)\. Lower lr\.$"):
+        make_est(lr=1e30, max_epochs=2, reg_weight=0.0).fit(data.X, y)
+
+
 def test_softmax_goal_on_a_one_user_batch(data):
     # one user and one level: std() of a single score was NaN, and so were the weights
     d = make_marketing_rct(n_samples=600, n_treatments=1, random_state=0)

@@ -208,6 +208,18 @@ def test_training_history_without_goal_and_on_given_axes(e2e_data):
     assert disp.figure_._suptitle.get_text() == "ablation"
 
 
+def test_training_history_without_early_stopping_circles_nothing(e2e_data):
+    # the last epoch is deployed: "epoch restored by early stopping" was in the legend,
+    # its circle at a NaN point
+    from sklearn_budget.plotting import TrainingHistoryDisplay
+
+    est = _e2e(e2e_data, warmup_epochs=1, early_stopping=False)
+    disp = TrainingHistoryDisplay.from_estimator(est)
+    assert disp.restored_markers_ == []
+    labels = [t.get_text() for ax in disp.axes_ for t in ax.get_legend().get_texts()]
+    assert not any("restored" in label for label in labels)
+
+
 def test_training_history_errors(e2e_data):
     from sklearn.exceptions import NotFittedError
 

@@ -143,8 +143,10 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         ``warmup_epochs="auto"`` (``torch.optim.swa_utils.AveragedModel``): a
         float is the per-step decay of an exponential moving average,
         ``"uniform"`` the running mean since phase 2 began (stochastic weight
-        averaging); the average is validated, judged and deployed, training
-        goes on from the raw weights. With a fixed ``warmup_epochs`` it
+        averaging); the average is validated (``valid_goal``), judged and
+        deployed, training goes on from the raw weights (the history's
+        ``valid_loss`` is theirs: skorch records it before the epoch's end,
+        where the average is taken). With a fixed ``warmup_epochs`` it
         averages over every step with the goal on. None: no averaging. Off by
         default: on fresh seeds 0.97 did not beat it (README, "What limits the
         goal phase").
@@ -205,8 +207,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         the goal phase is kept only if it beats the prediction-only model on
         that goal. (Selecting prediction-only epochs by the noisy validation
         goal stopped training after a few epochs with cost predictions still
-        ~30% low.) With a fixed ``warmup_epochs`` every epoch is judged by the
-        validation goal. With ``calibration="holdout"`` (or ``"holdout-dr"``) the validation
+        ~30% low.) With a fixed ``warmup_epochs`` and ``reg_weight > 0`` every
+        epoch is judged by the validation goal. With ``calibration="holdout"`` (or ``"holdout-dr"``) the validation
         data is the calibration slice (both choices are made on the same
         held-out users, so no training data is lost to a second split; an
         EOM on ~1000 users is too noisy to select epochs); with

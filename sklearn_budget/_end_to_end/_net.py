@@ -135,6 +135,9 @@ class BudgetNet(NeuralNet):
     def _penalty_goal(self, r_up, c_up, batch):
         """Revenue of the allocation that meets the budget on the predicted costs,
         minus ``overspend_penalty * multiplier_`` per unit of (RCT-estimated) overspend."""
+        if not (torch.isfinite(r_up).all() and torch.isfinite(c_up).all()):
+            # diverged: a NaN goal, as the Lagrangian form gives (the epoch is not picked)
+            return (r_up.sum() + c_up.sum()) * float("nan"), float("nan")
         with torch.no_grad():
             lam = float(solve_budget_allocation(r_up.detach(), c_up.detach(),
                                                 budget_per_user=self.budget).multiplier)

@@ -107,8 +107,9 @@ class TrainingMixin(SetupMixin):
         return self._goal_of(predictions, goal_users["rct"], self.budget)
 
     def _goal_selects_epochs(self):
-        """Whether early stopping (from the first epoch) monitors the validation goal."""
-        return self.warmup_epochs != "auto"
+        """Whether early stopping (from the first epoch) monitors the validation goal: a
+        fixed warm-up with the goal (``reg_weight=0`` trains, and is judged by, the loss)."""
+        return self.warmup_epochs != "auto" and self.reg_weight > 0
 
     def _two_phase(self):
         return (self.warmup_epochs == "auto" and self.early_stopping and self.reg_weight > 0)
@@ -213,7 +214,8 @@ class TrainingMixin(SetupMixin):
             raise ValueError(
                 f"Training diverged: the network's outputs are NaN or infinite after "
                 f"{len(self.net_.history)} epoch(s) (optimizer={self.optimizer!r}, "
-                f"lr={self.lr:g}). Lower lr, or use optimizer='adam'."
+                f"lr={self.lr:g}). Lower lr" + ("" if self.optimizer == "adam" else
+                                                ", or use optimizer='adam'") + "."
             )
         history = self.net_.history
         losses = np.array([[row.get(key, 0.0) for key in ("train_loss", "valid_loss")]
@@ -225,8 +227,9 @@ class TrainingMixin(SetupMixin):
                    else "the last, whose outputs are finite")
             warn(f"Training diverged at epoch {bad[0] + 1} of {len(history)} (the loss became "
                  f"NaN or infinite; optimizer={self.optimizer!r}, lr={self.lr:g}); the "
-                 f"network of epoch {epoch} ({how}) is deployed. Lower lr, or use "
-                 "optimizer='adam'.", UserWarning)
+                 f"network of epoch {epoch} ({how}) is deployed. Lower lr"
+                 + ("" if self.optimizer == "adam" else ", or use optimizer='adam'") + ".",
+                 UserWarning)
 
     def _restored_epoch(self):
         """Epoch (numbered as in ``net_.history``) whose weights the network has now.
@@ -368,6 +371,12 @@ class TrainingMixin(SetupMixin):
             self.best_epoch_ = self._restored_epoch()
             self.goal_phase_win_rate_ = None
             self._check_converged(train_dict["x"])  # (two phases: checked after phase 1)
+            epochs, warmup = len(self.net_.history), self._fixed_warmup()
+            if self.reg_weight > 0 and epochs <= warmup < self.max_epochs:
+                warn(f"Early stopping ended training after {epochs} epoch(s), inside the "
+                     f"{warmup}-epoch warm-up: the goal never switched on, so this is the "
+                     "reg_weight=0 model. Use patience > warmup_epochs, or "
+                     "warmup_epochs='auto'.", UserWarning)
         self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
             np.zeros(self.n_levels_)
         self._strip_training_state()

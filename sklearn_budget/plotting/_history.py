@@ -244,6 +244,8 @@ class TrainingHistoryDisplay:
             # one phase (reg_weight=0) or a fixed warm-up: one restored epoch, judged by
             # the validation loss without the goal, by the validation goal with it
             restored = (best, None) if goal_on is None else (None, best)
+        if not getattr(estimator, "early_stopping", True):  # the last epoch, none restored
+            restored = (None, None)
         halves = None
         if any("valid_goal_half1" in row for row in history):
             halves = tuple(_history_column(history, f"valid_goal_half{i}") for i in (1, 2))
