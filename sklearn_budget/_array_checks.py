@@ -291,11 +291,14 @@ def real_number(value):
             w in str(dtype) for w in ("bool", "complex", "qint", "quint"))
         if not real:
             return None
-        return float(value.item() if hasattr(value, "item") else value)
+        try:  # (a missing value of a nullable dtype, a sparse matrix, a meta tensor: None)
+            return float(value.item() if hasattr(value, "item") else value)
+        except (TypeError, ValueError, OverflowError, RuntimeError, NotImplementedError):
+            return None
     if isinstance(value, Real) or hasattr(value, "__float__"):
         try:
             return float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
     return None
 

@@ -97,18 +97,21 @@ def _frame(obj, block):
 def _call(block, obj, method, empty):
     if block.shape[0] == 0:  # a chunk a filter emptied: the fitted steps refuse 0 rows
         return empty
-    return check_same_rows(np.asarray(getattr(obj, method)(_frame(obj, block))),
-                           block.shape[0], obj)
+    out = np.asarray(getattr(obj, method)(_frame(obj, block)))
+    return check_same_rows(out, block.shape[0], [name for name, _ in obj.steps[:-1]])
 
 
-def check_same_rows(out, n_rows, steps):
-    """``out``, or a ValueError when the ``steps`` (a Pipeline's transformers) changed the
-    number of rows: an allocation needs one label per user, in their order."""
-    if out.shape[0] != n_rows:
-        names = [name for name, _ in getattr(steps, "steps", [])]
+def check_same_rows(out, n_rows, names):
+    """``out``, or a ValueError when a Pipeline's transformer steps ``names`` changed the
+    number of rows (``n_rows``, None when the input does not say): an allocation needs one
+    label per user, in their order."""
+    from sklearn.utils.validation import _num_samples
+
+    n_out = _num_samples(out)
+    if n_rows is not None and n_out != n_rows:
         raise ValueError(
             f"The pipeline's transformer step(s) {names} turned {n_rows} rows into "
-            f"{out.shape[0]}; a budget pipeline needs one row per user, in the same order. "
+            f"{n_out}; a budget pipeline needs one row per user, in the same order. "
             "Filter or resample users before the pipeline, not in a step.")
     return out
 

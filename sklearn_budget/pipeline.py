@@ -14,7 +14,7 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline, _name_estimators
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._blockwise import check_same_rows, gathered, is_dask, map_rows
 
@@ -77,16 +77,26 @@ class BudgetPipeline(Pipeline):
         """The last step's ``levels_``: the incentive level of each output column."""
         return self._final_estimator.levels_
 
+    def _transform_steps(self, X):
+        """``X`` through the transformer steps (no fitted check of a sub-pipeline: scikit-learn
+        would judge ``self[:-1]`` by a stateless last transformer and call it unfitted)."""
+        for _, _, step in self._iter(with_final=False):
+            X = step.transform(X)
+        return X
+
     def _transformed(self, X):
         if len(self.steps) == 1:
             return X
         if is_dask(X):  # each chunk through the transformers, lazily
             check_is_fitted(self)
-            head = self[:-1]
-            return map_rows(head, X, "transform", width=self._final_estimator.n_features_in_,
-                            n_features=getattr(head, "n_features_in_", None))
-        head = self[:-1]
-        return check_same_rows(head.transform(X), _num_samples(X), head)
+            return map_rows(self, X, "_transform_steps",
+                            width=self._final_estimator.n_features_in_,
+                            n_features=getattr(self, "n_features_in_", None))
+        # the rows, where X says (not a generator or a dict of columns), checked after
+        shape = getattr(X, "shape", None)
+        n = shape[0] if shape else len(X) if isinstance(X, (list, tuple)) else None
+        return check_same_rows(self._transform_steps(X), n,
+                               [name for name, _ in self.steps[:-1]])
 
     @available_if(_final_step_has("predict"))
     def predict(self, X, **params):

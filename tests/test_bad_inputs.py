@@ -334,7 +334,11 @@ def test_the_real_number_check_keeps_what_float_took():
         np.testing.assert_array_equal(allocate_at_multiplier(R, C, lam), expected)
     with pytest.raises(ValueError, match="`budget` must be finite and >= 0; got nan"):
         solve_budget_allocation(R, C, budget=Decimal("sNaN"))
-    for bad in (np.ma.masked, np.array([0.5, 0.5]), torch.tensor([0.5, 0.5])):
+    import scipy.sparse
+
+    one_stored = scipy.sparse.csr_matrix(np.array([[0.5, 0.0, 0.0]]))
+    for bad in (np.ma.masked, np.array([0.5, 0.5]), torch.tensor([0.5, 0.5]),
+                pd.Series([None], dtype="Float64"), one_stored):  # (the last two: raw errors)
         with pytest.raises(TypeError, match="`budget` must be a real number"):
             solve_budget_allocation(R, C, budget=bad)
     t, rev, cost = np.array([0, 1, 0, 1] * 5), np.arange(20.0), np.array([0, 1.0] * 10)

@@ -340,3 +340,10 @@ def test_loader_arguments_and_blank_labels_are_named(tmp_path):
     for nrows in (float("inf"), float("nan"), "abc", [3], 2.5, True):
         with pytest.raises(ValueError, match="`nrows` must be a positive integer or None"):
             load_criteo_uplift(tmp_path, nrows=nrows)
+    from sklearn_budget.datasets._public import _check_nrows
+
+    # whole numbers of any type, as before the check (and beyond float64: the whole file)
+    from decimal import Decimal
+
+    assert [_check_nrows(v) for v in (10, np.int64(10), 1e1, np.array(10), Decimal(10), None,
+                                      10**400)] == [10, 10, 10, 10, 10, None, 10**400]

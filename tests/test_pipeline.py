@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -147,3 +147,52 @@ def test_fit_takes_the_rct_keywords_like_the_allocator(fitted, data):
         d.X, d.revenue, endtoendbudgetallocator__treatment=d.treatment,
         endtoendbudgetallocator__cost=d.cost)
     np.testing.assert_array_equal(prefixed.predict(d.X[:50]), fitted.predict(d.X[:50]))
+
+
+class _Clip(TransformerMixin, BaseEstimator):
+    """A stateless transformer (it learns nothing, so it has no fitted attributes)."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return np.clip(np.asarray(X, dtype=float), -3, 3)
+
+
+def test_transformers_the_pipeline_checks_rows_of_still_work(data):
+    # review of the row-count check: a stateless transformer made predict (and, before,
+    # predict_cost / allocate) raise NotFittedError; a list output, a generator X and a dict
+    # of columns X raised AttributeError / TypeError / a false "rows changed" error
+    from sklearn.preprocessing import FunctionTransformer
+
+    from sklearn_budget import TwoStageBudgetAllocator
+
+    d, y = data
+    X = d.X[:300]
+
+    def two_stage():
+        return TwoStageBudgetAllocator(budget=1.0, random_state=0)
+
+    reference = make_budget_pipeline(FunctionTransformer(), two_stage()).fit(d.X, y)
+    expected = [reference.predict(X), reference.predict_cost(X), reference.allocate(X)]
+    stateless = make_budget_pipeline(_Clip(), two_stage()).fit(d.X, y)
+    as_list = make_budget_pipeline(FunctionTransformer(lambda A: np.asarray(A).tolist()),
+                                   two_stage()).fit(d.X, y)
+    columns = {f"f{j}": X[:, j] for j in range(X.shape[1])}
+    from_dict = make_budget_pipeline(
+        FunctionTransformer(lambda A: np.column_stack(list(A.values()))
+                            if isinstance(A, dict) else A), two_stage()).fit(d.X, y)
+    from_rows = make_budget_pipeline(FunctionTransformer(lambda A: np.array(list(A))),
+                                     two_stage()).fit(d.X, y)
+    for pipe, inputs in ((stateless, lambda: np.clip(X, -3, 3)), (as_list, lambda: X),
+                         (from_dict, lambda: columns),
+                         (from_rows, lambda: (row for row in X))):
+        got = [pipe.predict(inputs()), pipe.predict_cost(inputs()), pipe.allocate(inputs())]
+        if pipe is not stateless:
+            for a, b in zip(got, expected):
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert [g.shape for g in got] == [e.shape for e in expected]
+    da = pytest.importorskip("dask.array")  # chunk by chunk too (it raised NotFittedError)
+    np.testing.assert_array_equal(stateless.allocate(da.from_array(X, chunks=(100, -1))),
+                                  stateless.allocate(X))

@@ -7,15 +7,15 @@ be the file itself or a folder holding it; without ``path`` the folder named by
 
 from __future__ import annotations
 
-from numbers import Real
-
+import math
 import os
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._validation import numeric_columns
+from .._validation import numeric_columns, real_number
 
 __all__ = ["load_hillstrom", "load_criteo_uplift"]
 
@@ -193,6 +193,19 @@ def _one_hot(frame, column, categories, file):
                           prefix_sep="=").astype(np.float64)
 
 
+def _check_nrows(nrows):
+    """``nrows`` as an int >= 1 (a whole number of any numeric type), or None."""
+    if nrows is None:
+        return None
+    if isinstance(nrows, Integral) and not isinstance(nrows, bool) and nrows >= 1:
+        return int(nrows)  # (also beyond float64: the whole file)
+    value = None if isinstance(nrows, bool) else real_number(nrows)
+    if value is None or not math.isfinite(value) or not value.is_integer() or value < 1:
+        # (inf, NaN, 'abc', [3] gave raw errors)
+        raise ValueError(f"`nrows` must be a positive integer or None; got {nrows!r}.")
+    return int(value)
+
+
 def _require_columns(frame, columns, file):
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -352,10 +365,7 @@ def load_criteo_uplift(
     _check_choice(cost, "cost", ("visit", "exposure"))
     if revenue == cost:
         raise ValueError(f"`revenue` and `cost` must be different outcomes; both are {revenue!r}.")
-    if nrows is not None and (isinstance(nrows, bool) or not isinstance(nrows, Real)
-                              or not float(nrows).is_integer() or nrows < 1):
-        # (inf, NaN, 'abc', [3] gave raw errors; 1e3 is a whole number)
-        raise ValueError(f"`nrows` must be a positive integer or None; got {nrows!r}.")
+    nrows = _check_nrows(nrows)
     file = _find_file(path, data_home, _CRITEO_FILES, _CRITEO_HINT, "Criteo Uplift")
     frame = _read_csv(file, nrows=None if nrows is None else int(nrows))
     _require_columns(frame, [*_CRITEO_FEATURES, "treatment", revenue, cost], file)
