@@ -42,14 +42,12 @@ class _NumpyOps:
 
     def __init__(self, dtype, k):
         self.dtype, self.k = np.dtype(dtype), k
+        self.max_value = float(np.finfo(self.dtype).max)  # (see choices_at)
         self.block_rows = max(256, _BLOCK_BYTES // (max(k, 1) * self.dtype.itemsize))
         self.weights = np.arange(k, 0, -1, dtype=np.min_scalar_type(max(k, 1)))[:, None]
         self._buffers = {}
         self._cols = np.arange(self.block_rows)
         self._base = self._cols + k * self.block_rows  # (see pass_block)
-
-    def finfo_max(self):
-        return float(np.finfo(self.dtype).max)
 
     def widened(self, r, c):
         """``r``, ``c`` and the ops in float64."""
@@ -241,6 +239,7 @@ class _TorchOps:
 
     def __init__(self, torch, dtype, k, device):
         self.torch, self.dtype, self.k, self.device = torch, dtype, k, device
+        self.max_value = float(torch.finfo(dtype).max)
         item = torch.empty((), dtype=dtype).element_size()
         if device.type == "cpu":
             rows = _TORCH_CPU_BLOCK_BYTES // (max(k, 1) * item)
@@ -250,9 +249,6 @@ class _TorchOps:
         wdtype = torch.uint8 if k < 256 else torch.int32
         self.weights = torch.arange(k, 0, -1, device=device).to(wdtype)
         self._buffers = {}
-
-    def finfo_max(self):
-        return float(self.torch.finfo(self.dtype).max)
 
     def widened(self, r, c):
         """``r``, ``c`` and the ops in float64, on their device."""

@@ -85,7 +85,7 @@ def choices_at(ops, r, c, lam):
     exact value is (so numpy's warning is not shown); ties among those go to the first.
     A finite ``lam`` beyond float32's range scores float32 rows in float64.
     """
-    if math.isfinite(lam) and lam > ops.finfo_max():  # -lam would be -inf, -inf * 0 NaN
+    if math.isfinite(lam) and lam > ops.max_value:  # -lam would be -inf, -inf * 0 NaN
         r, c, ops = ops.widened(r, c)
     out = ops.zeros_int(r.shape[0])
     with np.errstate(over="ignore"):
