@@ -309,8 +309,9 @@ def check_budget(budget, *, name="budget", allow_none=False):
         return None
     value = real_number(budget)
     if value is None:
+        array = hasattr(budget, "dtype") and not isinstance(budget, np.generic)
         raise TypeError(f"`{name}` must be a real number; got {type(budget).__name__}"
-                        f"{f' of dtype {budget.dtype}' if hasattr(budget, 'dtype') and not isinstance(budget, np.generic) else ''}.")
+                        + (f" of dtype {budget.dtype}." if array else "."))
     budget = value
     if not np.isfinite(budget) or budget < 0:
         raise ValueError(

@@ -15,23 +15,18 @@ import warnings
 
 import array_api_compat
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._solver import solve_budget_allocation
-from ._validation import arms_to_labels, check_budget, check_dask_rows
+from ._validation import arms_to_labels, check_budget, check_dask_rows, is_dask_frame
 
 __all__ = ["allocate_chunks", "check_same_rows", "frame_to_array", "gathered", "is_dask",
            "map_rows", "uplift_chunks"]
 
 
-def _is_dask_frame(X):
-    return (type(X).__module__.startswith(("dask.dataframe", "dask_expr"))
-            and hasattr(X, "to_dask_array"))
-
-
 def is_dask(X):
     """True for a Dask array or DataFrame (without importing dask)."""
-    return array_api_compat.is_dask_array(X) or _is_dask_frame(X)
+    return array_api_compat.is_dask_array(X) or is_dask_frame(X)
 
 
 def gathered(X):
@@ -47,7 +42,7 @@ def _checked_rows(obj, X, n_features):
     partitions' lengths are computed).
     """
     check_is_fitted(obj)
-    if _is_dask_frame(X):
+    if is_dask_frame(X):
         names = getattr(obj, "feature_names_in_", None)
         if names is not None and [str(c) for c in X.columns] != [str(n) for n in names]:
             raise ValueError(
@@ -105,8 +100,6 @@ def check_same_rows(out, n_rows, names):
     """``out``, or a ValueError when a Pipeline's transformer steps ``names`` changed the
     number of rows (``n_rows``, None when the input does not say): an allocation needs one
     label per user, in their order."""
-    from sklearn.utils.validation import _num_samples
-
     n_out = _num_samples(out)
     if n_rows is not None and n_out != n_rows:
         raise ValueError(
@@ -127,7 +120,8 @@ def _uplift(block, est, n_users, block_info=None):
 
 
 def map_rows(obj, X, method, *, width, n_features=None):
-    """``obj.method(chunk)`` on every chunk of rows of ``X``, lazily: float, ``width`` columns."""
+    """``obj.method(chunk)`` on every chunk of rows of ``X``, lazily: float, ``width`` columns
+    (``obj``: a Pipeline, ``method`` keeps the rows: checked per chunk)."""
     X = _checked_rows(obj, X, n_features)
     empty = np.empty((0, width), dtype=np.float64)
     return X.map_blocks(_call, obj, method, empty, chunks=(X.chunks[0], (width,)),

@@ -208,10 +208,11 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         that goal. (Selecting prediction-only epochs by the noisy validation
         goal stopped training after a few epochs with cost predictions still
         ~30% low.) With a fixed ``warmup_epochs`` and ``reg_weight > 0`` every
-        epoch is judged by the validation goal. With ``calibration="holdout"`` (or ``"holdout-dr"``) the validation
-        data is the calibration slice (both choices are made on the same
-        held-out users, so no training data is lost to a second split; an
-        EOM on ~1000 users is too noisy to select epochs); with
+        epoch is judged by the validation goal. With ``calibration="holdout"``
+        (or ``"holdout-dr"``) the validation data is the calibration slice
+        (both choices are made on the same held-out users, so no training data
+        is lost to a second split; an EOM on ~1000 users is too noisy to
+        select epochs); with
         ``calibration="predicted"`` it is ``validation_fraction`` of the
         training data.
     validation_fraction : float, default=0.15

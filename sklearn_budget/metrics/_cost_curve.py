@@ -240,10 +240,11 @@ def check_uplift_fits_rct(shape, n_samples, levels, counts):
     if shape[1] != len(levels):
         raise ValueError(
             f"The uplift predictions have {shape[1]} column(s) but the RCT has "
-            f"{len(levels)} incentive level(s) {_plain(levels)} (the uplifts need one column per "
-            "level: the sorted non-control labels, or those given as `levels=`). When the model knows a level "
-            "that has no users in this sample, no policy that gives it can be scored here: "
-            "score on a sample with every arm, e.g. split with `stratify=treatment`."
+            f"{len(levels)} incentive level(s) {_plain(levels)} (the uplifts need one column "
+            "per level: the sorted non-control labels, or those given as `levels=`). When "
+            "the model knows a level that has no users in this sample, no policy that gives "
+            "it can be scored here: score on a sample with every arm, e.g. split with "
+            "`stratify=treatment`."
         )
     absent = np.asarray(levels)[np.asarray(counts)[1:] == 0].tolist()
     if absent:
