@@ -93,7 +93,9 @@ def _call(block, obj, method, empty):
     if block.shape[0] == 0:  # a chunk a filter emptied: the fitted steps refuse 0 rows
         return empty
     out = np.asarray(getattr(obj, method)(_frame(obj, block)))
-    return check_same_rows(out, block.shape[0], [name for name, _ in obj.steps[:-1]])
+    steps = getattr(obj, "steps", None)  # a Pipeline: its transformers' names
+    names = [name for name, _ in steps[:-1]] if steps else [type(obj).__name__]
+    return check_same_rows(out, block.shape[0], names)
 
 
 def check_same_rows(out, n_rows, names):
@@ -121,7 +123,7 @@ def _uplift(block, est, n_users, block_info=None):
 
 def map_rows(obj, X, method, *, width, n_features=None):
     """``obj.method(chunk)`` on every chunk of rows of ``X``, lazily: float, ``width`` columns
-    (``obj``: a Pipeline, ``method`` keeps the rows: checked per chunk)."""
+    (``method`` must keep the rows: checked per chunk)."""
     X = _checked_rows(obj, X, n_features)
     empty = np.empty((0, width), dtype=np.float64)
     return X.map_blocks(_call, obj, method, empty, chunks=(X.chunks[0], (width,)),

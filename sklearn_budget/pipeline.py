@@ -92,6 +92,7 @@ class BudgetPipeline(Pipeline):
             return map_rows(self, X, "_transform_steps",
                             width=self._final_estimator.n_features_in_,
                             n_features=getattr(self, "n_features_in_", None))
+        check_is_fitted(self)  # (named as the pipeline, as Pipeline.predict names it)
         # the rows, where X says (not a generator or a dict of columns), checked after
         shape = getattr(X, "shape", None)
         n = shape[0] if shape else len(X) if isinstance(X, (list, tuple)) else None

@@ -193,6 +193,11 @@ def test_transformers_the_pipeline_checks_rows_of_still_work(data):
                 np.testing.assert_array_equal(a, b)
         else:
             assert [g.shape for g in got] == [e.shape for e in expected]
+    from sklearn.exceptions import NotFittedError
+
+    for method in ("predict", "predict_cost", "allocate"):  # unfitted: named as the pipeline
+        with pytest.raises(NotFittedError, match="This BudgetPipeline instance is not fitted"):
+            getattr(make_budget_pipeline(StandardScaler(), two_stage()), method)(X)
     da = pytest.importorskip("dask.array")  # chunk by chunk too (it raised NotFittedError)
     np.testing.assert_array_equal(stateless.allocate(da.from_array(X, chunks=(100, -1))),
                                   stateless.allocate(X))

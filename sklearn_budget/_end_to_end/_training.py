@@ -374,8 +374,9 @@ class TrainingMixin(SetupMixin):
             epochs, warmup = len(self.net_.history), self._fixed_warmup()
             if self.reg_weight > 0 and epochs <= warmup < self.max_epochs:
                 warn(f"Early stopping ended training after {epochs} epoch(s), inside the "
-                     f"{warmup}-epoch warm-up: the goal never switched on, so this is the "
-                     "reg_weight=0 model. Use patience > warmup_epochs, or "
+                     f"{warmup}-epoch warm-up: the goal never switched on, so the deployed "
+                     "network learnt the prediction loss only (its epoch picked by the "
+                     "validation goal). Use patience > warmup_epochs, or "
                      "warmup_epochs='auto'.", UserWarning)
         self.revenue_shift_ = self._revenue_shift(X, rct) if self.center_uplift else \
             np.zeros(self.n_levels_)
