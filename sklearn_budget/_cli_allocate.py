@@ -21,6 +21,7 @@ stops the run with no output written.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from contextlib import contextmanager
@@ -245,8 +246,17 @@ def cmd_allocate(args):
     model = _load_model(args.model)
     out_path = Path(args.output)
     check_output(out_path)
+    in_path = Path(args.input)
+    if out_path.resolve() == in_path.resolve() or (
+            out_path.exists() and in_path.exists() and os.path.samefile(out_path, in_path)):
+        raise CLIError(f"--output {str(out_path)!r} is the --input file; it would be replaced "
+                       "by the labels. Write to another file.")
+    explicit_id, args.id_column = args.id_column is not None, args.id_column or "id"
     chunks = iter_table(args.input, args.chunk_rows, text_columns=[args.id_column])
     first_start, first = next(chunks)
+    if explicit_id and args.id_column not in first.columns:  # (a misspelt name: no ids)
+        raise CLIError(f"--id-column {args.id_column!r}: the input has no such column; its "
+                       f"columns are {[str(c) for c in first.columns][:12]}.")
     read = _feature_reader(model, list(first.columns), args.id_column, args.chunk_rows)
     read(first, first_start)  # a bad cell in the first chunk fails before any work
     has_id = args.id_column in first.columns

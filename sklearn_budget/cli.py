@@ -370,8 +370,9 @@ def _parser():
                        help="total cost over all users in the file")
     alloc.add_argument("--output", required=True,
                        help="file to write: .csv or .txt (optionally .gz, .bz2, .xz), or .parquet")
-    alloc.add_argument("--id-column", default="id",
-                       help="column copied to the output and not used as a feature")
+    alloc.add_argument("--id-column", default=None,
+                       help="column copied to the output and not used as a feature (default: "
+                            "'id', if the input has one)")
     alloc.add_argument("--with-uplift", action="store_true",
                        help="also write predicted revenue and cost uplift per level")
     alloc.add_argument("--chunk-rows", type=_number(int, 1, strict=False), default=200_000,

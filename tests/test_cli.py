@@ -351,6 +351,25 @@ def test_allocate_says_when_there_is_no_id_column(saved_model, tmp_path, capsys)
                  "--output", str(tmp_path / "o.csv")]) == 0
     assert "no 'id' column in the input" in capsys.readouterr().err
     assert list(pd.read_csv(tmp_path / "o.csv").columns) == ["treatment"]
+    # a name given and missing (misspelt) is an error, not a note: the ids were lost
+    assert main(["allocate", "--model", model, "--input", str(tmp_path / "no_id.csv"),
+                 "--output", str(tmp_path / "o2.csv"), "--id-column", "userid"]) == 2
+    assert "--id-column 'userid': the input has no such column" in capsys.readouterr().err
+    assert not (tmp_path / "o2.csv").exists()
+
+
+def test_allocate_refuses_to_write_over_its_input(saved_model, tmp_path, capsys):
+    # the input was replaced by a column of labels, exit 0
+    est, folder, users = saved_model
+    model = str(folder / "model.joblib")
+    users.to_csv(tmp_path / "in.csv", index=False)
+    before = (tmp_path / "in.csv").read_bytes()
+    (tmp_path / "link.csv").symlink_to(tmp_path / "in.csv")
+    for out in ("in.csv", "link.csv", "./in.csv"):
+        assert main(["allocate", "--model", model, "--input", str(tmp_path / "in.csv"),
+                     "--output", str(tmp_path / out)]) == 2
+        assert "is the --input file" in capsys.readouterr().err
+    assert (tmp_path / "in.csv").read_bytes() == before
 
 
 def test_python_dash_m_help():
