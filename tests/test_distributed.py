@@ -30,7 +30,7 @@ from sklearn_budget.metrics import cost_curve, expected_outcome  # noqa: E402
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as client:
         yield client
 
