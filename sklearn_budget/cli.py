@@ -178,9 +178,10 @@ def _check_methods(methods):
 
 def _check_repeats(args):
     """A value given twice (``--seeds 0 0``) would be counted twice in the means."""
+    from .comparison import repeated_values
+
     for option in ("methods", "seeds", "budgets", "datasets"):
-        values = getattr(args, option, None) or []
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        repeated = repeated_values(getattr(args, option, None) or [])
         if repeated:
             raise CLIError(f"--{option} lists {', '.join(repeated)} more than once; give each "
                            "once.")

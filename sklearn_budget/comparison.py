@@ -171,6 +171,13 @@ def make_allocator(method, budget, *, random_state=0, device="auto", fast=False,
     raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
 
 
+def repeated_values(values):
+    """The values listed more than once (as text, sorted): a repeated seed, budget or method
+    would be counted twice in :func:`summarize`'s means, as if it were another seed."""
+    values = list(values)
+    return sorted({str(v) for v in values if values.count(v) > 1})
+
+
 def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), seeds=(0,), *,
                        device="auto", fast=False, time_limit=None, progress=True,
                        n_jobs=1, keep_predictions=False):
@@ -223,8 +230,8 @@ def compare_allocators(data_factory, methods=DEFAULT_METHODS, budgets=(0.4,), se
             raise ValueError(f"Unknown method {m!r}; choose from {', '.join(ALL_METHODS)}.")
     seeds = list(seeds)
     for name, values in (("methods", methods), ("budgets", budgets), ("seeds", seeds)):
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
-        if repeated:  # its rows would count twice in summarize's means (as extra seeds)
+        repeated = repeated_values(values)
+        if repeated:
             raise ValueError(f"`{name}` lists {', '.join(repeated)} more than once; give each "
                              "once.")
     start = time.perf_counter()

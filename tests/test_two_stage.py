@@ -411,7 +411,7 @@ def test_holdout_dr_calibration_meets_budget_in_truth(data, y):
 def test_a_users_prediction_does_not_depend_on_the_batch(lgbm_t, data, y):
     # as for the end-to-end network: a user alone (a one-row chunk) gets the whole file's
     # uplifts and label with a boosted-tree learner (a linear learner's float64 BLAS
-    # products differ in the last bit for batches of 1-3 rows: not the package's to fix)
+    # products can differ in the last bit with the batch: not the package's to fix)
     est = TwoStageBudgetAllocator(lgbm_t, budget=1.0, random_state=0).fit(data.X, y)
     X = data.X[:42]
     for method in (est.predict, est.predict_cost, est.allocate):

@@ -19,9 +19,9 @@ from ..metrics._eom import _EOMEvaluator
 __all__ = ["ScaledNetworkMixin"]
 
 # Rows below which a prediction batch is padded with zeros: torch's CPU float32 kernels
-# for a few rows round differently from its kernels for many (measured: 1-5 rows differ
-# in the last bits, 8 or more agree), so a user's uplift would depend on the chunking
-# (a Dask chunk or CLI chunk of one row, predict on a single user).
+# for a few rows round differently from its kernels for many (measured: batches of 1, 2, 3
+# and 5 rows differ in the last bits, 8 or more agree), so a user's uplift would depend on
+# the chunking (a Dask chunk or CLI chunk of one row, predict on a single user).
 _MIN_ROWS = 16
 
 
