@@ -35,16 +35,9 @@ from ._blockwise import allocate_chunks, gathered, is_dask, uplift_chunks
 from ._calibration import CalibrationMixin
 from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
-from ._validation import (
-    arms_to_labels,
-    check_budget,
-    check_control_name,
-    check_feature_frame,
-    check_number_params,
-    check_predicted_uplift,
-    check_rct,
-    unpack_target,
-)
+from ._validation import (arms_to_labels, check_budget, check_control_name, check_feature_frame,
+                          check_number_params, check_predicted_uplift, check_rct,
+                          target_propensity, unpack_target)
 from .metrics import value_at_budget
 
 __all__ = ["BaseBudgetAllocator"]
@@ -82,7 +75,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         users' predicted uplifts (trusts the predicted costs).
     calibration_size : float or int
         Fraction (float in (0, 1)) or number (int) of RCT users held out for
-        ``calibration="holdout"``; ignored otherwise.
+        ``calibration="holdout"`` or ``"holdout-dr"``; ignored with
+        ``"predicted"``.
     random_state : int, RandomState instance or None
         Seed of the calibration split (and of the subclass's models).
 
@@ -145,14 +139,13 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             Packed :func:`~sklearn_budget.rct_target` (treatment, revenue,
             cost) or a DataFrame with those columns, or the observed revenue
             with ``treatment`` and ``cost`` as keywords.
-        treatment : array-like of shape (n_samples,), default=None
-            Observed arm labels, when ``y`` is the plain revenue.
-        cost : array-like of shape (n_samples,), default=None
-            Observed cost (>= 0), when ``y`` is the plain revenue.
+        treatment, cost : array-like of shape (n_samples,), default=None
+            Observed arm labels and cost (>= 0), when ``y`` is the plain revenue.
         propensity : None, dict or array-like of shape (n_samples,), default=None
             Known assignment probabilities: a dict ``{label: probability}``
-            or each user's probability of the observed arm. None uses the
-            arm frequencies.
+            or each user's probability of the observed arm (or packed in
+            ``y``: ``rct_target(..., propensity=...)``). None uses the arm
+            frequencies.
 
         Returns
         -------
@@ -183,6 +176,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         X, y = gathered(X), gathered(y)  # Dask: a DataFrame keeps its column names
         check_feature_frame(X)
         X = validate_data(self, X, reset=True)
+        propensity = target_propensity(y, propensity)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         rct = check_rct(treatment, revenue, cost, control_name=self.control_name,
                         propensity=propensity, min_arm_samples=2)
@@ -361,9 +355,8 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         propensity : None, dict or array-like of shape (n_samples,), default=None
             Assignment probabilities (see :meth:`fit`).
         sample_weight : None
-            Not supported; must stay None. It is in the signature only because
-            ``Pipeline.score`` forwards ``sample_weight=None`` when metadata
-            routing is enabled.
+            Not supported; must stay None (in the signature because
+            ``Pipeline.score`` forwards it under metadata routing).
 
         Returns
         -------
@@ -387,6 +380,7 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
             r, c = uplift_chunks(self, X)
         else:
             r, c = self._validated_uplift(X)
+        propensity = target_propensity(y, propensity)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         return value_at_budget(
             r, c, treatment, revenue, cost, self.budget, propensity=propensity,

@@ -13,12 +13,12 @@ import numpy as np
 from ._array_checks import _as_1d, _as_finite_float, _check_lengths
 from ._labels import _check_treatment_labels, _plain
 
-__all__ = ["RCT_FIELDS", "is_rct_target", "rct_target", "unpack_target"]
+__all__ = ["RCT_FIELDS", "is_rct_target", "rct_target", "target_propensity", "unpack_target"]
 
 RCT_FIELDS = ("treatment", "revenue", "cost")
 
 
-def rct_target(treatment, revenue, cost):
+def rct_target(treatment, revenue, cost, propensity=None):
     """Pack RCT outcomes into one ``y`` that scikit-learn can slice.
 
     Cross-validation splits ``X`` and ``y`` together, but not extra keyword
@@ -33,12 +33,21 @@ def rct_target(treatment, revenue, cost):
     revenue : array-like of shape (n_samples,)
         Observed revenue outcome.
     cost : array-like of shape (n_samples,)
-        Observed cost outcome (non-negative).
+        Observed cost outcome (non-negative; checked where the target is used,
+        as by ``fit``, not here).
+    propensity : array-like of shape (n_samples,), default=None
+        Each user's probability of the observed arm, for RCTs whose
+        assignment probabilities vary by user (stratified designs). Packed as
+        a fourth field, it is sliced with the rest and used by ``fit``,
+        ``score`` and the budget scorer as their ``propensity=`` (which must
+        then be omitted). A per-arm dict needs no slicing: pass it as
+        ``propensity=`` instead.
 
     Returns
     -------
     y : ndarray of shape (n_samples,)
-        Structured array with fields ``"treatment"``, ``"revenue"`` and ``"cost"``.
+        Structured array with fields ``"treatment"``, ``"revenue"`` and ``"cost"``
+        (and ``"propensity"`` when given).
 
     Examples
     --------
@@ -52,13 +61,20 @@ def rct_target(treatment, revenue, cost):
     t = _as_1d(treatment, "treatment")
     r = _as_finite_float(revenue, "revenue")
     c = _as_finite_float(cost, "cost")
-    _check_lengths(t=t, r=r, c=c)
+    fields = {"revenue": r, "cost": c}
+    if propensity is not None:
+        if isinstance(propensity, dict):
+            raise TypeError(
+                "rct_target packs per-user propensities (an array); a dict {label: "
+                "probability} needs no slicing: pass it as `propensity=` to fit / score.")
+        fields["propensity"] = _as_finite_float(propensity, "propensity")
+    _check_lengths(t=t, **fields)
     _check_treatment_labels(t)
     t_dtype = t.dtype if t.dtype.kind in "biuf" else object
-    y = np.empty(len(t), dtype=[("treatment", t_dtype), ("revenue", "f8"), ("cost", "f8")])
+    y = np.empty(len(t), dtype=[("treatment", t_dtype)] + [(f, "f8") for f in fields])
     y["treatment"] = t
-    y["revenue"] = r
-    y["cost"] = c
+    for name, values in fields.items():
+        y[name] = values
     return y
 
 
@@ -69,6 +85,27 @@ def is_rct_target(y):
     if names is None and hasattr(y, "columns"):
         names = list(y.columns)
     return names is not None and all(f in names for f in RCT_FIELDS)
+
+
+def target_propensity(y, propensity=None):
+    """The per-user ``propensity`` packed in ``y`` (a field or column), else ``propensity``.
+
+    Both at once is an error: the packed one is sliced with ``y`` and the
+    keyword would not be.
+    """
+    if not is_rct_target(y):
+        return propensity
+    names = getattr(getattr(y, "dtype", None), "names", None) or list(getattr(y, "columns", ()))
+    if "propensity" not in names:
+        return propensity
+    if propensity is not None:
+        raise ValueError(
+            "`y` carries a 'propensity' field; do not pass `propensity=` as well.")
+    packed = y["propensity"]
+    if hasattr(packed, "to_numpy") and not type(packed).__module__.startswith(
+            ("dask.dataframe", "dask_expr")):
+        return packed.to_numpy()  # a pandas column: its index dropped, as unpack_target does
+    return packed
 
 
 def unpack_target(y, treatment=None, cost=None):
@@ -109,11 +146,16 @@ def unpack_target(y, treatment=None, cost=None):
                 "revenue, cost), rename the columns, or give y=revenue with treatment=... and "
                 "cost=....")
     if y is None or treatment is None or cost is None:
+        from sklearn import get_config
+
         missing = [n for n, v in (("y", y), ("treatment", treatment), ("cost", cost)) if v is None]
+        route = ("request them for scoring: set_score_request(treatment=True, cost=True) on "
+                 "the estimator or the budget scorer" if get_config().get(
+                     "enable_metadata_routing") else
+                 "they reach score only with sklearn.set_config(enable_metadata_routing=True)")
         raise ValueError(
             f"Missing RCT input(s): {', '.join(missing)}. Give y=revenue with treatment=... "
-            "and cost=... (fit, score; inside GridSearchCV or cross_validate they reach score "
-            "only with sklearn.set_config(enable_metadata_routing=True)), or pack them: "
-            "y=rct_target(treatment, revenue, cost)."
+            f"and cost=... (fit, score; inside GridSearchCV or cross_validate {route}), or "
+            "pack them: y=rct_target(treatment, revenue, cost)."
         )
     return treatment, y, cost

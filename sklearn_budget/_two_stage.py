@@ -76,7 +76,8 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
         uplifts.
     calibration_size : float or int, default=0.3
         Fraction or number of RCT users held out (stratified by arm) for
-        ``calibration="holdout"``.
+        ``calibration="holdout"`` or ``"holdout-dr"``; ignored with
+        ``"predicted"``.
     random_state : int, RandomState instance or None, default=None
         Seed of the calibration split, of the default learner, and of a
         causalml learner's cross-fitting folds when the learner has no seed of

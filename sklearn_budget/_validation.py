@@ -10,6 +10,7 @@ The array checks live in :mod:`._array_checks`, the treatment labels' in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 
@@ -37,13 +38,14 @@ from ._labels import (
     labels_to_arms,
 )
 from ._param_checks import check_number_params
-from ._target import is_rct_target, rct_target, unpack_target
+from ._target import is_rct_target, rct_target, target_propensity, unpack_target
 
 __all__ = [
     "RCTData",
     "rct_target",
     "is_rct_target",
     "unpack_target",
+    "target_propensity",
     "check_rct",
     "check_both_sides",
     "numeric_columns",
@@ -60,6 +62,9 @@ __all__ = [
     "check_dask_rows",
     "check_feature_frame",
     "check_predicted_uplift",
+    "check_n_multipliers",
+    "check_multipliers",
+    "check_estimate",
 ]
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def check_rct(treatment, revenue, cost, *, control_name=0, propensity=None, min_
     arm = labels_to_arms(t, levels, control_name)
     counts = np.bincount(arm, minlength=len(levels) + 1)
     if min_arm_samples > 1 and counts.min() < min_arm_samples:
-        names = [control_name, *levels]
+        names = _plain([control_name, *levels])
         small = {names[k]: int(n) for k, n in enumerate(counts) if n < min_arm_samples}
         raise ValueError(
             f"Arm(s) with too few users: {small} (need at least {min_arm_samples} each). "
@@ -325,3 +330,38 @@ def check_both_sides(rct, **parts):
                 f"arm(s) {_plain([names[k] for k in empty])} with "
                 f"{_plain(total[empty])} user(s) in all got none in the {part} part"
             )
+
+
+# parameters of a cost curve's sweep
+def check_n_multipliers(n_multipliers):
+    """``n_multipliers`` as an int in [3, 100000], or a TypeError / ValueError saying so."""
+    if isinstance(n_multipliers, (bool, np.bool_)) or \
+            not isinstance(n_multipliers, (Integral, np.integer)):
+        raise TypeError(f"`n_multipliers` must be an integer >= 3; got {n_multipliers!r}.")
+    if not 3 <= int(n_multipliers) <= 100_000:
+        raise ValueError(
+            f"`n_multipliers` must be between 3 and 100,000; got {n_multipliers} (each point "
+            "evaluates the policy on every user; a few hundred resolve the curve).")
+    return int(n_multipliers)
+
+
+def check_multipliers(multipliers):
+    """Given multipliers as a decreasing float64 array, or a TypeError / ValueError."""
+    try:
+        if np.iscomplexobj(multipliers):
+            raise TypeError
+        multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`multipliers` must be real numbers >= 0; got {multipliers!r:.80}.") from None
+    if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
+            (multipliers < 0).any():
+        raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")
+    return np.sort(multipliers)[::-1]
+
+
+def check_estimate(estimate):
+    """``estimate`` of a cost curve: 'eom' or 'dr', or a ValueError."""
+    if estimate not in ("eom", "dr"):
+        raise ValueError(f"`estimate` must be 'eom' or 'dr'; got {estimate!r}.")
+    return estimate

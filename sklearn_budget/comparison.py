@@ -98,7 +98,26 @@ class ComparisonData:
     @classmethod
     def from_arrays(cls, name, X, treatment, revenue, cost, *, true_revenue=None,
                     true_cost=None, test_size=0.5, random_state=0):
-        """Split arrays (integer arms 0..K, 0 = control) stratified by arm."""
+        """Split arrays (integer arms 0..K, 0 = control) stratified by arm.
+
+        Parameters
+        ----------
+        name : str
+            Data set name (the ``dataset`` column of the results).
+        X : array-like of shape (n_samples, n_features)
+        treatment : array-like of int of shape (n_samples,)
+            Arm of each user (0 = control).
+        revenue, cost : array-like of shape (n_samples,)
+            Observed outcomes.
+        true_revenue, true_cost : array-like of shape (n_samples, K + 1), default=None
+            Expected outcomes of every arm (synthetic data); both or neither.
+        test_size, random_state : float or int, int, default=0.5, 0
+            Size and seed of the split (:func:`~sklearn.model_selection.train_test_split`).
+
+        Returns
+        -------
+        data : ComparisonData
+        """
         from sklearn.model_selection import train_test_split
 
         X = np.asarray(X, dtype=np.float64)
@@ -117,6 +136,7 @@ class ComparisonData:
         return cls(name, X[tr], t[tr], r[tr], c[tr], X[te], t[te], r[te], c[te], **truth)
 
     def true_uplift(self):
+        """True (n_test, K) revenue and cost uplifts of the levels over control."""
         r = self.true_revenue[:, 1:] - self.true_revenue[:, :1]
         c = self.true_cost[:, 1:] - self.true_cost[:, :1]
         return r, c
@@ -136,8 +156,23 @@ def make_allocator(method, budget, *, random_state=0, device="auto", fast=False,
                    n_jobs=1):
     """An unfitted allocator for a method name of :data:`ALL_METHODS`.
 
-    ``fast`` shrinks the models (for demos and tests). Returns None for
-    ``"random"`` and ``"oracle"``, which need no fitting.
+    Parameters
+    ----------
+    method : str
+        A name of :data:`ALL_METHODS`.
+    budget : float
+        Average incremental cost per user.
+    random_state : int, default=0
+        Seed of the allocator and its learners.
+    device, fast : str, bool, default="auto", False
+        torch device of the end-to-end methods; smaller models (demos, tests).
+    n_jobs : int, default=1
+        Threads of the LightGBM learners of the two-stage methods.
+
+    Returns
+    -------
+    allocator : estimator or None
+        None for ``"random"`` and ``"oracle"``, which need no fitting.
     """
     if method in END_TO_END:
         from ._end_to_end import EndToEndBudgetAllocator
@@ -325,6 +360,17 @@ def summarize(result, columns=_SUMMARY_COLUMNS):
     seed), ordered like the methods in ``result``. Where a value is undefined
     (NaN) for some seeds, the mean is over the others and says how many:
     ``"0.900 (1 of 3)"``; ``"nan"`` when it is undefined for all.
+
+    Parameters
+    ----------
+    result : DataFrame
+        Per-seed rows of :func:`compare_allocators`.
+    columns : sequence of str, default=_SUMMARY_COLUMNS
+        Columns to summarise (those absent from ``result`` are skipped).
+
+    Returns
+    -------
+    summary : DataFrame
     """
     import pandas as pd
 

@@ -105,6 +105,18 @@ class BudgetPipeline(Pipeline):
 
         As :meth:`sklearn.pipeline.Pipeline.predict`; a Dask array ``X`` goes
         through the steps chunk by chunk and the result is a lazy Dask array.
+
+        Parameters
+        ----------
+        X : array-like or Dask array of shape (n_samples, n_features)
+            Features, as the first step takes them.
+        **params
+            Passed on as by :meth:`sklearn.pipeline.Pipeline.predict`.
+
+        Returns
+        -------
+        uplift : ndarray (or Dask array) of shape (n_samples, n_levels)
+            Revenue uplift of each level over control, columns ``levels_``.
         """
         if not params:  # (the rows checked after the transformers)
             return self._final_estimator.predict(self._transformed(X))
@@ -112,7 +124,18 @@ class BudgetPipeline(Pipeline):
 
     @available_if(_final_step_has("predict_cost"))
     def predict_cost(self, X):
-        """Cost uplift (n, K) of the last step on the transformed ``X``."""
+        """Cost uplift of the last step on the transformed ``X``.
+
+        Parameters
+        ----------
+        X : array-like or Dask array of shape (n_samples, n_features)
+            Features, as the first step takes them.
+
+        Returns
+        -------
+        cost_uplift : ndarray (or Dask array) of shape (n_samples, n_levels)
+            Cost uplift of each level over control, columns ``levels_``.
+        """
         return self._final_estimator.predict_cost(self._transformed(X))
 
     def fit(self, X, y=None, **params):
@@ -122,7 +145,23 @@ class BudgetPipeline(Pipeline):
         metadata routing the RCT keywords (``treatment``, ``cost``,
         ``propensity``) may be given bare, as to the allocator itself: they
         go to the last step (``Pipeline`` wants them as
-        ``<last step>__treatment``).
+        ``<last step>__treatment``). A Dask ``X`` or ``y`` is computed into
+        memory first (a DataFrame into pandas, keeping its column names).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the RCT users.
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target`, or the observed revenue
+            with ``treatment`` and ``cost`` in ``params``.
+        **params
+            Fit parameters, as for :meth:`sklearn.pipeline.Pipeline.fit`, plus
+            the bare RCT keywords described above.
+
+        Returns
+        -------
+        self : BudgetPipeline
         """
         if not _routing_enabled():
             name = self.steps[-1][0]
@@ -142,6 +181,24 @@ class BudgetPipeline(Pipeline):
         ``treatment`` / ``cost`` ended in "Missing RCT input(s)"). A Dask
         ``X`` goes through the steps chunk by chunk, and the last step scores
         it chunk by chunk (metadata routing aside).
+
+        Parameters
+        ----------
+        X : array-like or Dask array of shape (n_samples, n_features)
+            Features of the RCT users.
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+            Packed :func:`~sklearn_budget.rct_target`, or the observed revenue
+            with ``treatment`` and ``cost`` in ``params``.
+        sample_weight : None
+            As for the last step's ``score`` (allocators take only None).
+        **params
+            The RCT keywords, passed on to the last step's ``score``.
+
+        Returns
+        -------
+        score : float
+            The last step's score (EOM incremental revenue per user at its
+            budget, for the allocators).
         """
         if _routing_enabled() or not (params or is_dask(X)):
             return super().score(X, y, sample_weight=sample_weight, **params)
@@ -160,7 +217,18 @@ class BudgetPipeline(Pipeline):
     def allocate(self, X, **params):
         """Treatment label per user from the last step's ``allocate``.
 
-        ``params`` (``budget``, ``total_budget``) are passed on.
+        Parameters
+        ----------
+        X : array-like or Dask array of shape (n_samples, n_features)
+            Features, as the first step takes them.
+        **params
+            Passed on to the last step's ``allocate`` (``budget``,
+            ``total_budget``).
+
+        Returns
+        -------
+        labels : ndarray (or Dask array) of shape (n_samples,)
+            The treatment label of each user (``control_name`` or a level).
         """
         return self._final_estimator.allocate(self._transformed(X), **params)
 

@@ -462,3 +462,76 @@ def test_a_dataframe_target_with_the_rct_columns(data, y):
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     with pytest.raises(ValueError, match="already a packed rct_target"):
         RidgeTAllocator(budget=1.0).fit(data.X, frame, treatment=data.treatment)
+
+
+def _stratified_rct(n=6000, seed=0):
+    """A stratified RCT (P(arm 1) = 0.5 or 0.1 by stratum) and each user's propensity."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    p1 = np.where(X[:, 1] > 0, 0.1, 0.5)
+    t = (rng.uniform(size=n) < p1).astype(int)
+    revenue = (1.0 + X[:, 0] + 3.0 * (X[:, 1] > 0)) * t + rng.normal(size=n)
+    return X, t, revenue, 1.0 * t, np.where(t == 1, p1, 1 - p1)
+
+
+def test_propensity_packed_in_the_target_is_used_as_the_keyword():
+    # a per-user propensity travels in y (sliced with it by CV); before, a 'propensity'
+    # column of a DataFrame y was ignored without a word (unweighted scores)
+    import pandas as pd
+
+    X, t, revenue, cost, p = _stratified_rct()
+    packed = rct_target(t, revenue, cost, propensity=p)
+    assert packed.dtype.names == ("treatment", "revenue", "cost", "propensity")
+    plain = rct_target(t, revenue, cost)
+    by_keyword = RidgeTAllocator(random_state=0).fit(X, plain, propensity=p)
+    est = RidgeTAllocator(random_state=0).fit(X, packed)
+    np.testing.assert_array_equal(est.treatment_probabilities_,
+                                  by_keyword.treatment_probabilities_)
+    assert est.multiplier_ == by_keyword.multiplier_
+    weighted = by_keyword.score(X, plain, propensity=p)
+    assert weighted != pytest.approx(by_keyword.score(X, plain))  # the weights matter here
+    frame = pd.DataFrame({"treatment": t, "revenue": revenue, "cost": cost, "propensity": p},
+                         index=np.arange(len(t)) + 7)
+    for target in (packed, frame):
+        assert by_keyword.score(X, target) == weighted
+        assert make_budget_scorer(1.0)(by_keyword, X, target) == weighted
+    sliced = packed[::2]  # sliced like the rest of y
+    assert by_keyword.score(X[::2], sliced) == by_keyword.score(X[::2], plain[::2],
+                                                                propensity=p[::2])
+    with pytest.raises(ValueError, match="carries a 'propensity' field; do not pass"):
+        RidgeTAllocator().fit(X, packed, propensity=p)
+    with pytest.raises(TypeError, match="pass it as `propensity=` to fit / score"):
+        rct_target(t, revenue, cost, propensity={0: 0.5, 1: 0.5})
+    with pytest.raises(ValueError, match="propensity=3"):
+        rct_target(t, revenue, cost, propensity=p[:3])
+
+
+def test_an_unrequested_routed_scorer_refuses_the_metadata(data, routing):
+    # with routing on, metadata passed to a search whose budget scorer has no request was
+    # NaN for every candidate (the search 'succeeded'), as scikit-learn's scorers refuse it
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    est = RidgeTAllocator(random_state=0).set_fit_request(treatment=True, cost=True)
+    kw = {"treatment": data.treatment, "cost": data.cost}
+    search = GridSearchCV(est, {"alpha": [0.1, 10.0]}, cv=2, scoring=make_budget_scorer(1.0))
+    with pytest.raises(UnsetMetadataPassedError, match="treatment, cost"):
+        search.fit(data.X, data.revenue, **kw)
+    scorer = make_budget_scorer(1.0).set_score_request(treatment=True, cost=True)
+    search = GridSearchCV(est, {"alpha": [0.1, 10.0]}, cv=2, scoring=scorer)
+    assert np.isfinite(search.fit(data.X, data.revenue, **kw).cv_results_[
+        "mean_test_score"]).all()
+    # the message of a missing input names the request, not the routing already on
+    with pytest.raises(ValueError, match=r"set_score_request\(treatment=True, cost=True\)"):
+        search.best_estimator_.score(data.X, data.revenue)
+
+
+def test_budget_scorer_on_a_plain_pipeline_names_the_budget_pipeline(fitted, data, y):
+    pipe = make_pipeline(StandardScaler(), RidgeTAllocator(random_state=0)).fit(data.X, y)
+    with pytest.raises(TypeError, match="make_budget_pipeline"):
+        make_budget_scorer(1.0)(pipe, data.X, y)
+
+
+def test_too_few_users_names_numpy_labels_plainly(data):
+    t = np.array([0, 0, 0, 1, 1, 1, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"too few users: \{2: 1\}"):
+        RidgeTAllocator().fit(np.zeros((7, 2)), rct_target(t, np.ones(7), 1.0 * (t > 0)))

@@ -167,6 +167,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         per batch size); a larger batch costs little time (fits about 10%
         longer at 70,000 users).
     hidden_layer_sizes : tuple of int, default=(64, 64)
+        Widths of the shared trunk's hidden layers (ReLU); the per-arm revenue
+        and cost heads sit on the last one.
     monotone_cost : "auto", "nonnegative" or bool, default="auto"
         Cost uplift non-negative and non-decreasing along the levels by
         construction. The order (``cost_order_``): numeric levels in their
@@ -194,10 +196,19 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         better in cross-validation on the training data (0.381 vs 0.308 $
         per user); compare both with ``GridSearchCV`` when costs are fixed.
     lr : float, default=1e-3
+        Learning rate of the optimizer (phase 2 of ``warmup_epochs="auto"``
+        runs at ``goal_phase_lr``).
     batch_size : int, default=512
+        Training users per step of the prediction loss (the goal has its own
+        ``goal_batch_size``).
     max_epochs : int, default=30
+        Most epochs of training (with ``warmup_epochs="auto"``, of each
+        phase); early stopping usually ends it sooner.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        torch optimizer: ``torch.optim.Adam``, ``AdamW`` or ``SGD``, with
+        torch's other defaults (``SGD`` without momentum).
     weight_decay : float, default=1e-4
+        L2 penalty of the optimizer (decoupled with ``"adamw"``).
     early_stopping : bool, default=True
         Stop after ``patience`` epochs without improvement on held-out RCT
         data and keep the best epoch. Epochs that train the prediction loss
@@ -218,6 +229,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
     validation_fraction : float, default=0.15
         Used only with ``calibration="predicted"`` (see ``early_stopping``).
     patience : int, default=8
+        Epochs without improvement on the validation data before early
+        stopping ends training (with ``warmup_epochs="auto"``, each phase).
     callbacks : list, tuple or None, default=None
         More skorch callbacks for the net, as instances or ``(name,
         callback)`` pairs, e.g. an LR schedule

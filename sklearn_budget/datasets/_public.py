@@ -321,7 +321,9 @@ def load_criteo_uplift(
     ----------
     path : str or path-like, default=None
         The CSV file (plain or ``.gz``) or a folder holding
-        ``criteo-research-uplift-v2.1.csv.gz``. If None, ``data_home`` or the
+        ``criteo-research-uplift-v2.1.csv.gz`` (or ``.csv``, or
+        ``criteo_uplift.csv``; other ``criteo*.csv*`` files there, such as a
+        sample, are named in the error). If None, ``data_home`` or the
         ``SKLEARN_BUDGET_DATA`` environment variable names the folder.
     revenue : {"conversion", "visit"}, default="conversion"
         Outcome used as revenue.

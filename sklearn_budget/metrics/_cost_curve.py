@@ -9,13 +9,13 @@ that uses the predictions as outcome model (for calibration).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
 from .._solver import choices_along
 from .._labels import _plain
-from .._validation import check_budget, check_rct, check_uplift
+from .._validation import (check_budget, check_estimate, check_multipliers, check_n_multipliers,
+                           check_rct, check_uplift)
 from ._eom import _EOMEvaluator
 
 __all__ = ["CostCurve", "cost_curve"]
@@ -65,6 +65,16 @@ class CostCurve:
         budget; the value at maximal spend when the budget exceeds it. A
         budget of 0 follows the same rule: 0 unless some policy costs nothing
         (levels with zero cost uplift), whose revenue it then reads.
+
+        Parameters
+        ----------
+        budget : float
+            Incremental cost per user (>= 0).
+
+        Returns
+        -------
+        value : float
+            EOM incremental revenue per user at ``budget``.
         """
         budget = check_budget(budget)
         j, t = self._locate(budget)
@@ -83,6 +93,16 @@ class CostCurve:
         The curve alone cannot see a jump of the policy between two points
         (tied predictions); :func:`multiplier_at_budget` and the estimators'
         calibration re-evaluate the policy there (:func:`settle_multiplier`).
+
+        Parameters
+        ----------
+        budget : float
+            Incremental cost per user (>= 0).
+
+        Returns
+        -------
+        multiplier : float
+            The multiplier (price of a unit of cost) read at ``budget``.
         """
         budget = check_budget(budget)
         j, t = self._locate(budget)
@@ -353,39 +373,6 @@ def cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, *, propens
     rct, r, c = _prepare(revenue_uplift, cost_uplift, treatment, revenue, cost, propensity,
                          control_name, levels)
     return _sweep(rct, r, c, multipliers, n_multipliers, estimate)
-
-
-def check_n_multipliers(n_multipliers):
-    """``n_multipliers`` as an int in [3, 100000], or a TypeError / ValueError saying so."""
-    if isinstance(n_multipliers, (bool, np.bool_)) or \
-            not isinstance(n_multipliers, (Integral, np.integer)):
-        raise TypeError(f"`n_multipliers` must be an integer >= 3; got {n_multipliers!r}.")
-    if not 3 <= int(n_multipliers) <= 100_000:
-        raise ValueError(
-            f"`n_multipliers` must be between 3 and 100,000; got {n_multipliers} (each point "
-            "evaluates the policy on every user; a few hundred resolve the curve).")
-    return int(n_multipliers)
-
-
-def check_multipliers(multipliers):
-    """Given multipliers as a decreasing float64 array, or a TypeError / ValueError."""
-    try:
-        if np.iscomplexobj(multipliers):
-            raise TypeError
-        multipliers = np.asarray(multipliers, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"`multipliers` must be real numbers >= 0; got {multipliers!r:.80}.") from None
-    if len(multipliers) == 0 or not np.all(np.isfinite(multipliers)) or \
-            (multipliers < 0).any():
-        raise ValueError("`multipliers` must be a non-empty array of finite values >= 0.")
-    return np.sort(multipliers)[::-1]
-
-
-def check_estimate(estimate):
-    if estimate not in ("eom", "dr"):
-        raise ValueError(f"`estimate` must be 'eom' or 'dr'; got {estimate!r}.")
-    return estimate
 
 
 def _sweep(rct, r, c, multipliers=None, n_multipliers=100, estimate="eom"):

@@ -20,14 +20,9 @@ import numpy as np
 
 from .._solver import choices_along
 from .._solver_dask import _check_finite
-from .._validation import _as_finite_float, check_dask_uplift, labels_to_arms
-from ._cost_curve import (
-    check_estimate,
-    check_multipliers,
-    check_n_multipliers,
-    check_uplift_fits_rct,
-    curve_of_points,
-)
+from .._validation import (_as_finite_float, check_dask_uplift, check_estimate, check_multipliers,
+                           check_n_multipliers, labels_to_arms)
+from ._cost_curve import check_uplift_fits_rct, curve_of_points
 from ._dask_rct import (
     _in_rows,
     _lazy_1d,

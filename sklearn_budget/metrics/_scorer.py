@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from .._validation import check_budget, unpack_target
+from .._validation import check_budget, check_n_multipliers, target_propensity, unpack_target
 from ._at_budget import value_at_budget
-from ._cost_curve import check_n_multipliers
 
 __all__ = ["BudgetScorer", "make_budget_scorer"]
 
@@ -54,12 +53,16 @@ class BudgetScorer:
         score : float
             EOM incremental revenue per user at ``self.budget`` (higher is better).
         """
+        propensity = target_propensity(y, propensity)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         if not hasattr(estimator, "predict_cost"):
+            fix = (" A scikit-learn Pipeline does not expose it: build the pipeline with "
+                   "sklearn_budget.pipeline.make_budget_pipeline (or BudgetPipeline)."
+                   if hasattr(estimator, "steps") else "")
             raise TypeError(
                 f"{type(estimator).__name__} has no `predict_cost`; the budget scorer needs "
                 "an allocator predicting revenue uplift (`predict`) and cost uplift "
-                "(`predict_cost`)."
+                f"(`predict_cost`).{fix}"
             )
         r_hat = estimator.predict(X)
         c_hat = estimator.predict_cost(X)
@@ -103,10 +106,16 @@ class BudgetScorer:
         return self
 
     def get_metadata_routing(self):
-        """Metadata this scorer requests (see :meth:`set_score_request`)."""
+        """Metadata this scorer requests (see :meth:`set_score_request`).
+
+        A parameter not set there is left unrequested (``None``), as in
+        scikit-learn's scorers: passing it to a search is then an
+        ``UnsetMetadataPassedError`` instead of NaN scores.
+        """
         request = MetadataRequest(owner=self)
-        for param, alias in getattr(self, "_score_requests", {}).items():
-            request.score.add_request(param=param, alias=alias)
+        requests = getattr(self, "_score_requests", {})
+        for param in _ROUTABLE:
+            request.score.add_request(param=param, alias=requests.get(param))
         return request
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import unpack_target
+from .._validation import target_propensity, unpack_target
 from ..metrics._cost_curve import CostCurve, cost_curve
 from ._common import _import_pyplot, _series
 
@@ -200,17 +200,23 @@ class CostCurveDisplay:
             ``predict_cost`` (cost uplift), both (n, K).
         X : array-like of shape (n_samples, n_features)
             Features of the RCT users.
-        y : structured ndarray, DataFrame or array-like of shape (n_samples,)
+        y : structured ndarray, DataFrame or array-like of shape (n_samples,), \
+                default=None
             Packed :func:`~sklearn_budget.rct_target` (or a DataFrame with its
-            columns), or the revenue with ``treatment`` and ``cost`` as keywords.
+            columns), or the revenue with ``treatment`` and ``cost`` as keywords
+            (required; None is refused with the fix).
         treatment, cost : array-like of shape (n_samples,), default=None
             Observed arm and cost when ``y`` is the plain revenue.
+        propensity : None, dict or array-like, default=None
+            See :meth:`from_predictions`.
         control_name : hashable, default=None
             None uses ``estimator.control_name`` (or 0).
-        propensity, n_multipliers, oracle, budget, ax, random_reference, **kwargs
+        n_multipliers, oracle, budget
             See :meth:`from_predictions`.
         name : str, default=None
             Legend label; None uses the estimator's class name.
+        ax, random_reference, **kwargs
+            See :meth:`from_predictions`.
 
         Returns
         -------
@@ -222,6 +228,7 @@ class CostCurveDisplay:
                 f"`predict_cost` (revenue and cost uplift per level); got "
                 f"{type(estimator).__name__}. For other predictions use "
                 "CostCurveDisplay.from_predictions.")
+        propensity = target_propensity(y, propensity)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         if control_name is None:
             control_name = getattr(estimator, "control_name", 0)
