@@ -31,6 +31,35 @@ _FULL_GREEDY_SIZE = 20_000
 _GREEDY_BAND = 2.0**-10
 
 
+def _best_upgrade_ratio(ops, r, c, arm):
+    """Largest revenue per extra cost of an upgrade from ``arm`` (0 = control) of the rows
+    ``r``, ``c`` (few: the active users), in float64; -inf when none gains revenue."""
+    r, c, arm = (ops.to_numpy(x) for x in (r, c, arm))
+    zero = np.zeros((r.shape[0], 1))
+    R, C = np.concatenate([zero, r], axis=1), np.concatenate([zero, c], axis=1)
+    cur = arm.astype(np.intp)[:, None]
+    dr = R - np.take_along_axis(R, cur, axis=1)
+    dc = C - np.take_along_axis(C, cur, axis=1)
+    up = (dr > 0) & (dc > 0)
+    with np.errstate(over="ignore"):
+        return float((dr[up] / dc[up]).max()) if up.any() else -math.inf
+
+
+def _with_gaps(points, lo):
+    """``points`` (increasing, above ``lo``) with the midpoint of each gap between two
+    (and above ``lo``) inserted: where users tie at a point, its choices (the first
+    maximising level) may be those of either side, so the policy between two points is
+    not always that of an end, and the spend is still non-increasing along the list."""
+    out, prev = [], lo
+    for p in points:
+        mid = 0.5 * (prev + p)
+        if prev < mid < p and math.isfinite(mid):
+            out.append(mid)
+        out.append(p)
+        prev = p
+    return out
+
+
 class _Solver(_SubsampleBracket):
     """State of one solve: the bracket, the settled users and the active ones.
 
@@ -169,6 +198,8 @@ class _Solver(_SubsampleBracket):
         r, c, m = self.ra, self.ca, self.act.shape[0]
         lam_star = self.hi
         self.active_dual = 0.0
+        self.lam_below = self.lo  # the largest revenue per extra cost of any upgrade at lam*
+        self.below_dual = None
         if m:
             xp = array_api_compat.array_namespace(r)
             zcol = xp.zeros((m, 1), dtype=r.dtype, device=array_api_compat.device(r))
@@ -190,6 +221,7 @@ class _Solver(_SubsampleBracket):
                 grid.append(2 * grid[-1] + 1)
             else:
                 grid.append(math.inf)
+            grid = _with_gaps(grid, self.lo)
             # smallest grid point whose spend fits (the last one always does)
             lo_i, hi_i = -1, len(grid) - 1
             choice = {hi_i: None}
@@ -206,9 +238,15 @@ class _Solver(_SubsampleBracket):
                 got = _scan(ops, r, c, lam_star)
             arm, rr, cc = got
             self.assignment[self.act] = arm
+            # settled users' upgrades earn at most lo (their choices hold on (lo, hi]), and
+            # some user's earns at least lo (the spend at lo exceeds the budget)
+            self.lam_below = max(_best_upgrade_ratio(ops, r, c, arm), self.lo)
             if not math.isinf(lam_star):
                 s = r - lam_star * c
                 self.active_dual = ops.to_float(ops.sum64(xp.clip(xp.max(s, axis=1), 0, None)))
+            if self.lam_below < lam_star:  # the dual there too (settled choices hold at lo)
+                s = r - self.lam_below * c
+                self.below_dual = ops.to_float(ops.sum64(xp.clip(xp.max(s, axis=1), 0, None)))
             self.value = self.settled_value + ops.to_float(ops.sum64(rr))
             self.spend = self.settled_spend + ops.to_float(ops.sum64(cc))
         else:
@@ -238,6 +276,8 @@ class _Solver(_SubsampleBracket):
         if left <= 0:
             return
         lam_ref = 0.0 if self.n <= _FULL_GREEDY_SIZE else lam_star * (1 - _GREEDY_BAND)
+        if self.lam_below < lam_ref:  # no upgrade earns within the band (a gap between tied
+            lam_ref = self.lam_below * (1 - _GREEDY_BAND)  # groups): it starts at the best one
         # the narrowest bracket whose active users include every candidate's
         near = [x for x in self.near if x[0] <= lam_ref]
         parts = []
@@ -274,11 +314,14 @@ class _Solver(_SubsampleBracket):
         return user, level, gain, extra
 
     def dual_bound(self, lam):
-        """Lagrangian dual at ``lam``: settled users' choices are optimal there."""
-        if math.isinf(lam):
-            return math.inf
-        return (lam * self.budget + self.settled_value - lam * self.settled_spend
-                + self.active_dual)
+        """Lagrangian dual at ``lam`` (settled users' choices are optimal there), or at the
+        best upgrade's ratio below it when lower (where ``lam`` lies in a gap)."""
+        bounds = [(lam, self.active_dual)]
+        if getattr(self, "below_dual", None) is not None:
+            bounds.append((self.lam_below, self.below_dual))
+        return min(math.inf if math.isinf(x) else
+                   x * self.budget + self.settled_value - x * self.settled_spend + active
+                   for x, active in bounds)
 
     # -- driver ----------------------------------------------------------------------
     def solve(self, greedy=True):

@@ -8,6 +8,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -53,3 +54,13 @@ def saved_t_learner(folder, random_state):
         random_state=0).fit(X, rct_target(d.treatment, d.revenue, d.cost))
     joblib.dump(est, folder / "model.joblib")
     return est, X
+
+
+def few_distinct_users(copies=6000, distinct=20, k=4, seed=3):
+    """Tied predictions (a tree model, coarse features): few distinct users, many copies."""
+    rng = np.random.default_rng(seed)
+    base = np.abs(rng.normal(size=(distinct, 1))) + 0.1
+    C = base * np.arange(1, k + 1) * 0.5 + rng.uniform(0, 0.1, (distinct, k))
+    R = (np.sqrt(np.arange(1, k + 1)) * (1 + rng.normal(size=(distinct, 1))) * base
+         + rng.normal(0, 0.2, (distinct, k)))
+    return np.repeat(R, copies, axis=0), np.repeat(C, copies, axis=0)
