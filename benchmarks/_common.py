@@ -1,9 +1,57 @@
-"""Helpers shared by the benchmark scripts (hardware line, Markdown tables, synthetic cases)."""
+"""Helpers shared by the benchmark scripts (hardware line, Markdown tables, synthetic cases,
+command-line checks)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+
+SETTINGS = ("default", "hard")  # the settings of make_marketing_rct
+
+
+def _int_at_least(text, low):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}; got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """argparse ``type=``: an integer >= 1 (sizes, counts, repetitions)."""
+    return _int_at_least(text, 1)
+
+
+def nonnegative_int(text):
+    """argparse ``type=``: an integer >= 0 (where 0 means "none")."""
+    return _int_at_least(text, 0)
+
+
+def positive_float(text):
+    """argparse ``type=``: a finite number > 0 (a budget: the scores are relative to it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
+    return value
+
+
+def refuse_repeats(parser, args, *options):
+    """``parser.error`` if an option lists a value more than once (``--seeds 0 0``): it
+    would be fitted twice and counted twice in the means, as if it were another seed.
+    ``options`` are argparse destinations (``"seeds"``, ``"n_samples"``...)."""
+    from sklearn_budget.comparison import repeated_values
+
+    for option in options:
+        repeated = repeated_values(getattr(args, option, None) or [])
+        if repeated:
+            parser.error(f"--{option.replace('_', '-')} lists {', '.join(repeated)} more than "
+                         "once; give each once.")
 
 
 def hardware():

@@ -11,12 +11,13 @@ The ``perfect model`` rows are the noise floor of each calibration: the true
 expected uplifts stand in for a model's predictions, calibrated on the same
 held-out slice as the fitted models and on ``--perfect-slices - 1`` further
 random slices of the same size per seed. Their spend error comes only from
-the outcome noise of ~6,000 held-out RCT users (and, for ``"predicted"``,
-from the training users differing from the test users).
+the outcome noise of the held-out RCT users (3,000 at the default
+``--n-samples 20000``: 30% of the 10,000-user training half; and, for
+``"predicted"``, from the training users differing from the test users).
 
 Usage (repository root)::
 
-    python benchmarks/bench_calibration.py      # 6 seeds, default + hard, ~10 min on 2 cores
+    python benchmarks/bench_calibration.py      # 6 seeds, default + hard, ~11 min on 2 cores
     python benchmarks/bench_calibration.py --quick          # 2 seeds, default only
     python benchmarks/bench_calibration.py --methods T --seeds 0 1 --output DIR
 
@@ -27,22 +28,28 @@ Writes ``calibration.md`` and ``calibration.csv`` (default
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from _common import hardware, markdown_table
+from _common import (hardware, markdown_table, nonnegative_int, positive_float, positive_int,
+                     refuse_repeats)
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._solver import allocate_at_multiplier
 from sklearn_budget._validation import check_rct, labels_to_arms
-from sklearn_budget.comparison import ComparisonData, make_allocator
+from sklearn_budget.comparison import END_TO_END, TWO_STAGE, ComparisonData, make_allocator
 from sklearn_budget.datasets import make_marketing_rct
 from sklearn_budget.metrics import oracle_allocation, true_value
 
 CALIBRATIONS = ("holdout", "holdout-dr", "predicted")
+# the methods with a fitted model to calibrate (make_allocator returns None for
+# "random" and "oracle", which need no fitting)
+METHODS = (*END_TO_END, *TWO_STAGE)
 
 
 def _uplift(revenue, cost):
@@ -142,15 +149,24 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--settings", nargs="+", default=None, choices=["default", "hard"])
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
-    parser.add_argument("--methods", nargs="+", default=["end-to-end", "end-to-end-rw0", "T"])
-    parser.add_argument("--n-samples", type=int, default=20000)
-    parser.add_argument("--budget", type=float, default=0.4,
-                        help="budget as a fraction of the oracle's full spend")
-    parser.add_argument("--perfect-slices", type=int, default=10,
+    parser.add_argument("--methods", nargs="+", default=["end-to-end", "end-to-end-rw0", "T"],
+                        help="fitted methods: " + ", ".join(METHODS))
+    parser.add_argument("--n-samples", type=positive_int, default=20000)
+    parser.add_argument("--budget", type=positive_float, default=0.4,
+                        help="budget as a fraction of the oracle's full spend (> 0)")
+    parser.add_argument("--perfect-slices", type=nonnegative_int, default=10,
                         help="calibration slices per seed for the perfect-model rows "
                              "(0: no such rows)")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    for method in args.methods:
+        if method in ("random", "oracle"):
+            parser.error(f"--methods {method}: it fits no model, so it has no calibration to "
+                         f"measure; choose from {', '.join(METHODS)}")
+        if method not in METHODS:
+            parser.error(f"--methods: unknown method {method!r}; choose from "
+                         f"{', '.join(METHODS)}")
+    refuse_repeats(parser, args, "settings", "seeds", "methods")
     settings = args.settings or (["default"] if args.quick else ["default", "hard"])
     seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else list(range(6)))
     hw = hardware()
@@ -162,7 +178,8 @@ def main(argv=None):
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "calibration.csv", index=False)
-    cmd = "python benchmarks/bench_calibration.py" + (" --quick" if args.quick else "")
+    cmd = " ".join(["python benchmarks/bench_calibration.py",
+                    shlex.join(sys.argv[1:] if argv is None else argv)]).rstrip()
     text = "\n\n".join([
         f"# Calibration benchmark\n\nCommand: `{cmd}`; hardware: {hw}; seeds {seeds}, "
         f"n = {args.n_samples} (half for training, 30% of that held out for calibration), "

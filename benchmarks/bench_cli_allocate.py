@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _common import positive_int  # noqa: E402
 from bench_solver import hardware_lines, md_table  # noqa: E402
 
 COLS = [("mode", "mode"), ("chunks", "chunk rows"), ("time_s", "time (s)"),
@@ -92,21 +93,31 @@ def _run(folder, mode, value, chunk_rows, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200,000 users")
-    parser.add_argument("--n", type=int, default=None, help="users (default 2,000,000)")
+    parser.add_argument("--n", type=positive_int, default=None,
+                        help="users (default 2,000,000)")
     parser.add_argument("--output", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
-    n = args.n or (200_000 if args.quick else 2_000_000)
+    n = args.n if args.n is not None else (200_000 if args.quick else 2_000_000)
     import pandas as pd
+
+    start = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
+        log(f"fitting the model and writing a CSV of {n:,} users ...")
         size, est = _write_inputs(folder, n)
+        log(f"inputs written: a {size / 2**20:,.0f} MiB CSV")
         total = 0.5 * n  # half the model's budget per user, over everyone
         for mode, value in (("budget", 1.0), ("total-budget", total)):
             ref = None
-            for chunks in (n, min(200_000, n // 8)):
+            for chunks in (n, max(1, min(200_000, n // 8))):
                 out = os.path.join(folder, f"out_{mode}_{chunks}.csv")
+                log(f"sklearn-budget allocate --{mode} {value:g} --chunk-rows {chunks:,} ...")
                 t, peak = _run(folder, mode, value, chunks, out)
+                log(f"  {t:.1f} s, peak RSS {peak:.2f} GB")
                 labels = pd.read_csv(out, usecols=["treatment"]).treatment.to_numpy()
                 if ref is None:
                     ref, t_ref = labels, t

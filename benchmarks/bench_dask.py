@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dask  # noqa: E402
 import dask.array as da  # noqa: E402
+from _common import nonnegative_int, positive_int  # noqa: E402
 from bench_solver import hardware_lines, make_instance, md_table, peak_memory  # noqa: E402
 
 from sklearn_budget import solve_budget_allocation  # noqa: E402
@@ -61,7 +62,12 @@ _READS = {}  # chunk index -> times the chunk was handed to a computation
 
 
 def _counted(block, block_info=None):
-    key = block_info[0]["chunk-location"][0] if block_info else None
+    if not block_info or 0 not in block_info:
+        # dask's metadata inference calls the function once on a dummy block without
+        # block_info (when ``map_blocks`` is called, e.g. inside _reads_per_chunk): not a
+        # read of a chunk, and counting it (as key None) made one chunk too many
+        return block
+    key = block_info[0]["chunk-location"][0]
     _READS[key] = _READS.get(key, 0) + 1  # (a dict update is atomic under the GIL)
     return block
 
@@ -70,7 +76,8 @@ def _reads_per_chunk(fn):
     """``fn()`` and how often it read each chunk of r and c (the mean over chunks)."""
     _READS.clear()
     out = fn()
-    return out, sum(_READS.values()) / max(len(_READS), 1) / 2
+    reads = {key: v for key, v in _READS.items() if key is not None}
+    return out, sum(reads.values()) / max(len(reads), 1) / 2
 
 
 def _best(fn, repeat):
@@ -111,16 +118,17 @@ def _on_cluster(args, paths, bpu, base, ref):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000,000 users")
-    parser.add_argument("--n", type=int, default=None, help="users (default 5,000,000)")
-    parser.add_argument("--k", type=int, default=8, help="levels (default 8)")
-    parser.add_argument("--chunk-rows", type=int, default=500_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+    parser.add_argument("--n", type=positive_int, default=None,
+                        help="users (default 5,000,000)")
+    parser.add_argument("--k", type=positive_int, default=8, help="levels (default 8)")
+    parser.add_argument("--chunk-rows", type=positive_int, default=500_000)
+    parser.add_argument("--repeat", type=positive_int, default=3)
+    parser.add_argument("--cluster", type=nonnegative_int, default=0, metavar="N",
                         help="also solve out of core on a distributed.LocalCluster of N "
                              "worker processes (needs distributed)")
     parser.add_argument("--output", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
-    n = args.n or (1_000_000 if args.quick else 5_000_000)
+    n = args.n if args.n is not None else (1_000_000 if args.quick else 5_000_000)
     r, c, bpu = make_instance(n, args.k, seed=0)
     in_bytes = r.nbytes + c.nbytes
     rows = []
@@ -142,7 +150,7 @@ def main(argv=None):
     counted = [x.map_blocks(_counted, dtype=x.dtype) for x in (rd, cd)]
     (sol, _), reads = _reads_per_chunk(lambda: run_dask(*counted))
     rows.append(dict(way="dask (from_array)", chunks=args.chunk_rows, solve_s=t, ratio=t / base,
-                     passes=f"{reads:g}",
+                     passes=f"{reads:.3g}",
                      peak_x_input=peak_memory(lambda: run_dask(rd, cd)) / in_bytes,
                      same=bool((arm == ref.assignment).all())))
     print(f"dask: {t:.3f}s", file=sys.stderr)
@@ -152,7 +160,7 @@ def main(argv=None):
         for path, x in zip(paths, (r, c)):
             np.save(path, x)
         out_path = os.path.join(tmp, "assignment.npy")
-        for chunk_rows in (args.chunk_rows, args.chunk_rows // 4):
+        for chunk_rows in (args.chunk_rows, max(1, args.chunk_rows // 4)):
             def run_ooc(count=False):
                 rm, cm = (da.from_array(RowsOnDisk.npy(p), chunks=(chunk_rows, args.k))
                           for p in paths)
@@ -169,7 +177,7 @@ def main(argv=None):
             same = bool((np.load(out_path, mmap_mode="r") == ref.assignment).all())
             rows.append(dict(way="dask, out of core (.npy in, .npy out)",
                              chunks=chunk_rows, solve_s=t, ratio=t / base,
-                             passes=f"{reads:g}",
+                             passes=f"{reads:.3g}",
                              peak_x_input=peak_memory(run_ooc) / in_bytes, same=same))
             print(f"out of core {chunk_rows}: {t:.3f}s", file=sys.stderr)
         if args.cluster:

@@ -19,9 +19,13 @@ Variants:
   predictions for every arm, plus matched users' residuals);
 * ``penalty``: revenue of the allocation that meets the budget on the
   *predicted* costs, minus 2 x lam per unit of RCT-estimated overspend;
+* ``split validation (previous default)``: phase 2's best epoch picked on one
+  half of the validation users and judged by the gate on the other
+  (``goal_phase_validation="split"``);
 * ``shared validation``: phase 2's best epoch picked and judged by the gate on
-  the same validation users (``goal_phase_validation="shared"``; the default
-  picks on one half and judges on the other);
+  the same validation users (``goal_phase_validation="shared"``; the default,
+  ``"crossfit"``, picks on all of them and the gate judges each half's pick on
+  the other half);
 * ``heads only``: the goal phase fine-tunes only the output layers
   (``goal_phase_params="heads"``);
 * ``Huber costs``: costs fitted with the Huber loss like the revenue (the
@@ -59,10 +63,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import equal_spend_fraction, hardware, markdown_table, synthetic_cases
+from _common import (SETTINGS, equal_spend_fraction, hardware, markdown_table, positive_int,
+                     refuse_repeats, synthetic_cases)
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._validation import labels_to_arms
+from sklearn_budget.comparison import repeated_values
 from sklearn_budget.metrics import true_value
 
 VARIANTS = {
@@ -157,27 +163,61 @@ def summarise(frame):
     return pd.DataFrame(out)
 
 
+def _json_dict(parser, what, text):
+    """``text`` parsed as a JSON object of estimator parameters, else a parser error."""
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"{what}: not valid JSON ({exc}): {text!r}")
+    if not isinstance(params, dict):
+        parser.error(f"{what}: expected a JSON object of parameters; got {text!r}")
+    return params
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["default", "hard"])
+    parser.add_argument("--settings", nargs="+", default=["default", "hard"], choices=SETTINGS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[20, 21, 22, 23, 24])
     parser.add_argument("--budget", type=float, default=0.4,
                         help="budget as a fraction of the oracle's full spend")
-    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--n-samples", type=positive_int, default=20000)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
                         choices=list(VARIANTS))
     parser.add_argument("--custom", nargs="+", default=[], metavar="NAME=JSON",
                         help="extra variants: a name and a JSON dict of parameters")
     parser.add_argument("--set", default="{}", metavar="JSON",
-                        help="parameters applied to every variant, e.g. '{\"loss\": \"mse\"}'")
+                        help="parameters applied to every variant, e.g. '{\"loss\": \"mse\"}' "
+                             "(not the ones a variant sets itself)")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "settings", "seeds")
+    custom = {}
     for item in args.custom:
-        name, _, params = item.partition("=")
-        VARIANTS[name] = json.loads(params)
+        name, sep, params = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--custom takes NAME=JSON; got {item!r}")
+        if name in VARIANTS:
+            parser.error(f"--custom {name!r}: a built-in variant has that name; choose another")
+        custom[name] = _json_dict(parser, f"--custom {name!r}", params)
     variants = args.variants + [item.partition("=")[0] for item in args.custom]
+    repeated = repeated_values(variants)
+    if repeated:
+        parser.error(f"--variants / --custom list {', '.join(repeated)} more than once; give "
+                     "each once.")
+    common = _json_dict(parser, "--set", args.set)
+    VARIANTS.update(custom)
+    # --set must not redefine a variant: {**VARIANTS[name], **common} would let it
+    # override the parameters the variant is about (e.g. the ablation's reg_weight=0)
+    conflicts = {name: sorted(k for k in VARIANTS[name]
+                              if k in common and common[k] != VARIANTS[name][k])
+                 for name in variants}
+    conflicts = {name: keys for name, keys in conflicts.items() if keys}
+    if conflicts:
+        parser.error("--set would override parameters that define a variant: " + "; ".join(
+            f"{name!r} sets {', '.join(keys)}" for name, keys in conflicts.items())
+            + ". Leave them out of --set, or add a variant with --custom NAME=JSON.")
     frame = run(args.settings, args.seeds, args.budget, args.n_samples, variants,
-                common=json.loads(args.set))
+                common=common)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "goal.csv", index=False)

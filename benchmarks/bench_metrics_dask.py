@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dask.array as da  # noqa: E402
+from _common import positive_int  # noqa: E402
 from bench_dask import _READS, _best, _counted, write_report  # noqa: E402
 from bench_solver import md_table, peak_memory  # noqa: E402
 
@@ -75,18 +76,20 @@ def make_rct(n, seed=0):
 def _reads(fn):
     _READS.clear()
     fn()
-    return sum(_READS.values()) / max(len(_READS), 1)
+    reads = {key: v for key, v in _READS.items() if key is not None}
+    return sum(reads.values()) / max(len(reads), 1)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000,000 users")
-    parser.add_argument("--n", type=int, default=None, help="users (default 5,000,000)")
-    parser.add_argument("--chunk-rows", type=int, default=500_000)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--n", type=positive_int, default=None,
+                        help="users (default 5,000,000)")
+    parser.add_argument("--chunk-rows", type=positive_int, default=500_000)
+    parser.add_argument("--repeat", type=positive_int, default=2)
     parser.add_argument("--output", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
-    n = args.n or (1_000_000 if args.quick else 5_000_000)
+    n = args.n if args.n is not None else (1_000_000 if args.quick else 5_000_000)
     rct, rc = make_rct(n)
     in_bytes = rct.nbytes + rc.nbytes
     policy = np.random.default_rng(1).integers(0, K + 1, n)
@@ -118,7 +121,7 @@ def main(argv=None):
             t, got = _best(fn, args.repeat)
             reads = _reads(metrics(*counted, pd_)[name])
             rows.append(dict(way=way, chunks=chunks, metric=name, s=t, ratio=t / base[name],
-                             peak_x_input=peak_memory(fn) / in_bytes, reads=f"{reads:g}",
+                             peak_x_input=peak_memory(fn) / in_bytes, reads=f"{reads:.3g}",
                              diff=f"{abs(got - ref[name]) / abs(ref[name]):.1e} (relative)"))
             print(f"{way} {name}: {t:.3f}s", file=sys.stderr)
         curve = cost_curve(cd[:, :K], cd[:, K:], rd[:, 0].astype(np.int64), rd[:, 1], rd[:, 2],

@@ -85,7 +85,7 @@ def solve_row(r, c, bpu, repeat):
     for _ in range(repeat):
         t_solve.append(_timed(solve)[0])
         t_argmax.append(_timed(lambda: np.argmax(scores, axis=1))[0])
-    del scores
+    scores = None  # free it (not `del`: the lambda above closes over it)
     n = r.shape[0]
     return {
         "n": n, "K": r.shape[1], "dtype": str(r.dtype),
@@ -142,7 +142,7 @@ def section_throughput(sizes, repeat, log):
             rows.append({"section": "throughput", "call": name, "n": n, "K": k,
                          "seconds": best, "rows_per_s": n / best, "us_per_row": 1e6 * best / n})
             log(f"throughput {name} n={n}: {best:.4f}s ({n / best:,.0f} rows/s)")
-        del X
+        X = None  # free it (not `del`: the lambdas above close over it)
         gc.collect()
     return rows, fit_s
 

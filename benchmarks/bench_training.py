@@ -21,7 +21,9 @@ Two parts, on ``make_marketing_rct`` (ground truth known):
    a fixed batch, so the same is also measured where the noise that matters
    lives: the gradient with respect to the network's weights on a new random
    batch each draw, against the gradient of the goal on the whole training
-   set (fd on all users).
+   set (fd on all users). Batches of 4,096 users, or half the training users
+   when that is fewer (``--quick``: 2,000 of 4,000), so that a random batch
+   is never the whole training set; the report gives the size used.
 
 3. **Epoch time against n.** One training epoch with and without the goal
    at n = 1e4, 1e5, 1e6 users (1e7 is left out: ~3 minutes per epoch on 2
@@ -29,16 +31,21 @@ Two parts, on ``make_marketing_rct`` (ground truth known):
 
 Usage (repository root)::
 
-    python benchmarks/bench_training.py                 # 3 seeds, n = 20000, ~10 min on 2 cores
+    python benchmarks/bench_training.py                 # 3 seeds, n = 20000: 12 fits, ~40 s CPU each
     python benchmarks/bench_training.py --quick         # 1 seed, n = 8000
+    python benchmarks/bench_training.py --epoch-sizes none   # without the epoch-time part
     python benchmarks/bench_training.py --output DIR    # default benchmarks/results
 
-Writes ``training.md`` and ``training.csv``.
+Writes ``training.md``, ``training.csv``, ``training_estimators.csv`` and (with the
+epoch-time part) ``training_epoch_scaling.csv``; the report records the command's
+arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -46,7 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import hardware, markdown_table
+from _common import hardware, markdown_table, positive_float, positive_int, refuse_repeats
 
 from sklearn_budget import EndToEndBudgetAllocator, rct_target
 from sklearn_budget._comparison_scores import _equal_spend_assignment
@@ -223,19 +230,30 @@ def noise_part(fitted, repeats, batch_size, seed=0):
     return pd.DataFrame(rows)
 
 
+def _epoch_size(text):
+    """An ``--epoch-sizes`` value: a number of users, or ``none`` (skip the part)."""
+    return None if text.lower() == "none" else positive_int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
-    parser.add_argument("--n-samples", type=int, default=None)
-    parser.add_argument("--budget", type=float, default=0.4,
+    parser.add_argument("--n-samples", type=positive_int, default=None)
+    parser.add_argument("--budget", type=positive_float, default=0.4,
                         help="budget as a fraction of the oracle's full spend")
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--epoch-sizes", nargs="*", type=int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=20)
+    parser.add_argument("--epoch-sizes", nargs="*", type=_epoch_size, default=None,
                         help="n for the epoch-time scaling part (default 1e4 1e5 1e6; "
-                             "--quick: 1e4 1e5; none to skip)")
+                             "--quick: 1e4 1e5); 'none', or the option with no value, "
+                             "skips it")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "seeds", "epoch_sizes")
+    if args.epoch_sizes is not None and None in args.epoch_sizes:
+        if len(args.epoch_sizes) > 1:
+            parser.error("--epoch-sizes: 'none' skips the part; give it alone")
+        args.epoch_sizes = []
     sizes = args.epoch_sizes if args.epoch_sizes is not None else (
         [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -245,7 +263,13 @@ def main(argv=None):
     print(f"Hardware: {hw}")
     t0 = time.perf_counter()
     fits, fitted = fit_part(seeds, n, args.budget)
-    noise = noise_part(fitted, args.repeats, batch_size=4096)
+    # at most half the training users: a random batch of all of them (n_train <= 4096,
+    # e.g. --quick's 4,000) would have no batch-to-batch noise by construction
+    n_train = len(fitted["data"].X_train)
+    batch_size = max(1, min(4096, n_train // 2))
+    print(f"estimator noise: batches of {batch_size:,} of the {n_train:,} training users",
+          flush=True)
+    noise = noise_part(fitted, args.repeats, batch_size=batch_size)
     scaling = epoch_scaling_part(sizes) if sizes else None
     summary = fits.groupby("method", sort=False).agg(
         epoch_ratio=("epoch_ratio", "mean"),
@@ -267,7 +291,8 @@ def main(argv=None):
     noise.to_csv(out / "training_estimators.csv", index=False)
     if scaling is not None:
         scaling.to_csv(out / "training_epoch_scaling.csv", index=False)
-    cmd = "python benchmarks/bench_training.py" + (" --quick" if args.quick else "")
+    cmd = " ".join(["python benchmarks/bench_training.py",
+                    shlex.join(sys.argv[1:] if argv is None else argv)]).rstrip()
     text = "\n\n".join([
         f"# End-to-end training benchmark\n\nCommand: `{cmd}`; hardware: {hw}; "
         f"{len(seeds)} seed(s), n = {n} (half for training), budget = {args.budget:g} x "
@@ -275,6 +300,8 @@ def main(argv=None):
         "## Fits (mean over seeds; ratios vs reg_weight=0 on the same seed)",
         markdown_table(summary),
         "## Gradient estimators on one goal batch of the reg_weight=0 model",
+        f"Batches of {batch_size:,} of the {n_train:,} training users (the fixed batch, and "
+        "each random batch of the weight-gradient columns).",
         markdown_table(noise),
         *([] if scaling is None else [
             "## Epoch time against n (one epoch, goal on from the start)",

@@ -26,7 +26,11 @@ import time
 
 import numpy as np
 
+from _common import SETTINGS, positive_int, refuse_repeats
+
 from sklearn_budget.datasets import make_marketing_rct
+
+LEARNERS = ("T", "X")  # the causalml meta-learners _fit_uplift fits
 
 
 def _allocate(r, c, lam):
@@ -74,6 +78,8 @@ def _fit_uplift(kind, X_tr, t_tr, y_tr, X_te, probs, seed):
         model = BaseTRegressor(learner=learner, control_name=0)
         model.fit(X=X_tr, treatment=t_tr, y=y_tr)
         return model.predict(X=X_te)
+    if kind != "X":
+        raise ValueError(f"Unknown learner {kind!r}; choose from {', '.join(LEARNERS)}.")
     model = BaseXRegressor(learner=learner, control_name=0)
     k_levels = len(probs) - 1
 
@@ -126,12 +132,14 @@ def run(setting, seed, n_samples, budget_frac, learners):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["default", "hard"])
+    parser.add_argument("--settings", nargs="+", default=["default", "hard"], choices=SETTINGS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--n-samples", type=positive_int, default=20000)
     parser.add_argument("--budget-frac", type=float, default=0.4)
-    parser.add_argument("--learners", nargs="+", default=["T", "X"])
+    parser.add_argument("--learners", nargs="+", default=["T", "X"], choices=LEARNERS,
+                        help="causalml meta-learners (LightGBM): T, X")
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "settings", "seeds", "learners")
     for setting in args.settings:
         results = {k: [] for k in ["random", *args.learners]}
         t0 = time.perf_counter()

@@ -61,8 +61,8 @@ import pandas as pd
 import torch
 from skorch.callbacks import Callback
 
-from _common import (equal_spend_fraction, hardware, markdown_table, synthetic_case,
-                     synthetic_cases)
+from _common import (SETTINGS, equal_spend_fraction, hardware, markdown_table, positive_float,
+                     positive_int, refuse_repeats, synthetic_case, synthetic_cases)
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._end_to_end._net import BudgetNet
@@ -233,11 +233,11 @@ def summarise(frame):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["default", "hard"])
+    parser.add_argument("--settings", nargs="+", default=["default", "hard"], choices=SETTINGS)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10, 18)))
-    parser.add_argument("--budget", type=float, default=0.4,
+    parser.add_argument("--budget", type=positive_float, default=0.4,
                         help="budget as a fraction of the oracle's full spend")
-    parser.add_argument("--n-samples", type=int, default=20000)
+    parser.add_argument("--n-samples", type=positive_int, default=20000)
     parser.add_argument("--goals", nargs="+", default=["rct goal", "true goal"],
                         choices=["rct goal", "true goal"])
     parser.add_argument("--set", default="{}",
@@ -247,13 +247,25 @@ def main(argv=None):
                              "gain of the noise-free goal's model, e.g. default:13 hard:15")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    refuse_repeats(parser, args, "settings", "seeds", "goals", "gate_power")
+    try:
+        params = json.loads(args.set)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--set: not valid JSON ({exc}): {args.set!r}")
+    if not isinstance(params, dict):
+        parser.error(f"--set: expected a JSON object of parameters; got {args.set!r}")
+    cases = []
+    for item in args.gate_power or []:
+        setting, sep, seed = item.partition(":")
+        if not sep or setting not in SETTINGS or not seed.lstrip("-").isdigit():
+            parser.error(f"--gate-power takes SETTING:SEED with SETTING one of "
+                         f"{', '.join(SETTINGS)} and an integer SEED; got {item!r}")
+        cases.append((setting, int(seed)))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.gate_power:
         rows = []
-        for item in args.gate_power:
-            setting, seed = item.split(":")
-            rows.append(gate_power(setting, int(seed), args.budget, args.n_samples,
-                                   json.loads(args.set)))
+        for setting, seed in cases:
+            rows.append(gate_power(setting, seed, args.budget, args.n_samples, params))
             print(rows[-1], flush=True)
         text = markdown_table(pd.DataFrame(rows))
         out = Path(args.output)
@@ -261,8 +273,7 @@ def main(argv=None):
         (out / "gate_power.md").write_text(f"# Gate power\n\n{hardware()}\n\n{text}\n")
         print(text)
         return
-    frame = run(args.settings, args.seeds, args.budget, args.n_samples, args.goals,
-                json.loads(args.set))
+    frame = run(args.settings, args.seeds, args.budget, args.n_samples, args.goals, params)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "goal_ceiling.csv", index=False)

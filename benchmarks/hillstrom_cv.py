@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
+
+from _common import positive_float, refuse_repeats
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._validation import labels_to_arms
@@ -44,19 +47,22 @@ def _data(path, seed, budget_fraction, cost="contact"):
     return data, budget_fraction * data.budget_scale()
 
 
-def cross_validate(path, params, seeds, budget_fraction, cost="contact"):
+def cross_validate(path, params, seeds, budget_fraction, cost="contact", label=""):
     scores = []
     for seed in seeds:
         data, budget = _data(path, seed, budget_fraction, cost)
         X, t = data.X_train, data.treatment_train
         r, c = data.revenue_train, data.cost_train
         folds = StratifiedKFold(3, shuffle=True, random_state=seed).split(X, t)
-        for fit_idx, val_idx in folds:
+        for fold, (fit_idx, val_idx) in enumerate(folds, 1):
+            t0 = time.perf_counter()
             est = EndToEndBudgetAllocator(budget=budget, random_state=seed, device="cpu",
                                           **params)
             est.fit(X[fit_idx], r[fit_idx], treatment=t[fit_idx], cost=c[fit_idx])
             scores.append(est.score(X[val_idx], r[val_idx], treatment=t[val_idx],
                                     cost=c[val_idx]))
+            print(f"  {label} seed {seed} fold {fold}/3: EOM $/user {scores[-1]:.3f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return np.asarray(scores).reshape(len(seeds), 3).mean(axis=1)
 
 
@@ -72,11 +78,28 @@ def inspect(path, params, budget_fraction, cost="contact"):
           f"{np.round(est.predict(data.X_test).mean(axis=0), 3)}")
 
 
+def _params(parser, text):
+    """A config: a JSON object of valid ``EndToEndBudgetAllocator`` parameters (else a
+    parser error, before any fit)."""
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"config {text!r}: not valid JSON ({exc})")
+    if not isinstance(params, dict):
+        parser.error(f"config {text!r}: expected a JSON object of parameters")
+    try:  # unknown names, names the script sets itself, invalid values
+        EndToEndBudgetAllocator(budget=1.0, random_state=0, device="cpu",
+                                **params)._validate_params()
+    except (TypeError, ValueError) as exc:
+        parser.error(f"config {text!r}: {exc}")
+    return params
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", help="JSON dicts of estimator parameters")
     parser.add_argument("--hillstrom", default=str(HERE.parent.parent / "shared" / "data"))
-    parser.add_argument("--budget", type=float, default=0.5,
+    parser.add_argument("--budget", type=positive_float, default=0.5,
                         help="budget as a fraction of the dearest e-mail's mean incremental "
                              "cost (contact cost: the fraction of users e-mailed)")
     parser.add_argument("--cost", choices=["contact", "visit"], default="contact",
@@ -84,9 +107,12 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--inspect", action="store_true")
     args = parser.parse_args(argv)
-    for text in args.configs:
-        params = json.loads(text)
-        per_seed = cross_validate(args.hillstrom, params, args.seeds, args.budget, args.cost)
+    refuse_repeats(parser, args, "seeds")
+    # every config checked before the first fit (a config's CV takes minutes)
+    configs = [(text, _params(parser, text)) for text in args.configs]
+    for text, params in configs:
+        per_seed = cross_validate(args.hillstrom, params, args.seeds, args.budget, args.cost,
+                                  label=text)
         print(f"{text}: CV EOM $/user per seed {np.round(per_seed, 3)}, "
               f"mean {per_seed.mean():.3f}", flush=True)
         if args.inspect:
