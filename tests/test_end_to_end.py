@@ -1677,3 +1677,42 @@ def test_numbers_that_sklearn_constraints_let_through(data, y, params, error, ma
     # n_threads=100000), or was taken as a number (max_epochs=True: 1 epoch)
     with pytest.raises(error, match=match):
         make_est(**params).fit(data.X[:300], y[:300])
+
+
+def test_fit_under_the_callers_torch_settings(data, y, fitted):
+    # float64 as torch's default dtype built a float64 network for float32 inputs
+    # ('mat1 and mat2 must have the same dtype' from torch); inference_mode refused the
+    # backward pass; both settings are the caller's again afterwards
+    reference = fitted.predict(data.X[:50])
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        est = make_est().fit(data.X, y)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    np.testing.assert_array_equal(est.predict(data.X[:50]), reference)
+    with torch.inference_mode():
+        est = make_est().fit(data.X, y)
+        assert torch.is_inference_mode_enabled()
+    np.testing.assert_array_equal(est.predict(data.X[:50]), reference)
+
+
+@pytest.mark.filterwarnings("ignore:The cost heads make the cost uplift rise")
+def test_too_few_users_of_an_arm_for_the_gate_fail_before_training(data):
+    # three users of an arm: the halves of the goal-phase gate were drawn after phase 1
+    # had trained to early stopping (a minute wasted before the same error)
+    class CountEpochs(Callback):
+        epochs = []  # class-level: each fit uses a clone
+
+        def on_epoch_end(self, net, **kwargs):
+            CountEpochs.epochs.append(len(net.history))
+
+    t = data.treatment.copy()
+    t[np.flatnonzero(t == 3)[3:]] = 2
+    for mode in ("crossfit", "split"):
+        est = EndToEndBudgetAllocator(max_epochs=3, random_state=0, goal_phase_validation=mode,
+                                      callbacks=[CountEpochs()])
+        with pytest.raises(ValueError, match=f"goal_phase_validation='{mode}' needs every arm"):
+            est.fit(data.X, rct_target(t, data.revenue, data.cost))
+    assert CountEpochs.epochs == []  # no epoch was trained

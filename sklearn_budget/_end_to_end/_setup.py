@@ -88,16 +88,21 @@ TORCH_GLOBAL_STATE = threading.RLock()
 
 @contextmanager
 def torch_threads(n_threads):
-    """Run a block with ``n_threads`` torch CPU threads (None: unchanged)."""
-    if n_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n_threads))
+    """Run a block (a fit) with ``n_threads`` torch CPU threads (None: unchanged), in
+    float32 by default and with gradients on, whatever the caller's torch settings
+    (``torch.set_default_dtype(torch.float64)`` built a float64 network for float32
+    inputs; ``torch.inference_mode()`` refused the backward pass), restored after."""
+    previous, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    if n_threads is not None:
+        torch.set_num_threads(int(n_threads))
+    torch.set_default_dtype(torch.float32)
     try:
-        yield
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
     finally:
-        torch.set_num_threads(previous)
+        torch.set_default_dtype(dtype)
+        if n_threads is not None:
+            torch.set_num_threads(previous)
 
 
 def resolve_monotone_cost(setting, rct):

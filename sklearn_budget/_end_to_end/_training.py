@@ -307,6 +307,8 @@ class TrainingMixin(SetupMixin):
             train_split = predefined_split(Dataset(valid_dict))
             # the users the validation goal is measured on (phase 2 may narrow them)
             goal_users = {"x": valid_dict["x"], "rct": valid_rct}
+            if self._two_phase() and self.goal_phase_validation != "shared":
+                _halves(valid_rct, 0, self.goal_phase_validation)  # fails now, not after phase 1
             callbacks.append(("valid_goal", EpochScoring(
                 lambda net, X_, y_: self._validation_goal(goal_users),
                 lower_is_better=False, name="valid_goal", use_caching=False)))
