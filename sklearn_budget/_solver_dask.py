@@ -123,9 +123,14 @@ def _chunk_upgrades(r, c, ids, arms, start, lam, left, lam_ref):
 # the columns, like every input): contracting it would make dask concatenate, i.e.
 # copy, each chunk.
 def _one_result(func, r, c, ids, arms, start, *args):
-    """``func``'s result for one chunk, as a (1, 1) object array."""
+    """``func``'s result for one chunk, as a (1, 1) object array; a ValueError (a bad value)
+    is returned, not raised, so that the first chunk's in row order is the one reported,
+    whatever the scheduler ran first."""
     out = np.empty((1, 1), dtype=object)
-    out[0, 0] = func(r, c, ids[:, 0], arms[:, 0], int(start[0, 0]), *args)
+    try:
+        out[0, 0] = func(r, c, ids[:, 0], arms[:, 0], int(start[0, 0]), *args)
+    except ValueError as exc:
+        out[0, 0] = exc
     return out
 
 
@@ -211,7 +216,11 @@ class _DaskSolver(_Solver):
             _one_result, "ij", *scalars[:2], self.r, "ij", self.c, "ij", ids, "ij", arms, "ij",
             self._starts, "ij", *scalars[2:], align_arrays=False, adjust_chunks={"i": 1, "j": 1},
             dtype=object, meta=np.empty((0, 0), dtype=object))
-        return list(out.compute()[:, 0])
+        results = list(out.compute()[:, 0])
+        for result in results:
+            if isinstance(result, ValueError):
+                raise result
+        return results
 
     def _no_rows(self):
         z = np.zeros((0, self.k), dtype=self.ops.dtype)
@@ -307,4 +316,7 @@ def allocate_at_multiplier_dask(revenue_uplift, cost_uplift, multiplier):
 
 def _map_choices(r, c, lam, block_info=None):
     start = block_info[0]["array-location"][0][0] if block_info else 0
-    return _chunk_choices(r, c, slice(0, 0), 0, start, lam)
+    try:
+        return _chunk_choices(r, c, slice(0, 0), 0, start, lam)
+    except ValueError as exc:  # lazily, chunk by chunk: the first of this chunk
+        raise ValueError(str(exc).replace("(first at row", "(at row")) from None

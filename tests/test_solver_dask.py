@@ -230,6 +230,22 @@ def test_nan_in_a_later_chunk_is_named(where):
         allocate_at_multiplier(rd, cd, 1.0).compute()
 
 
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_the_first_bad_row_is_named_whatever_chunk_runs_first(scheduler):
+    # NaN in two chunks: the solver named the later one (row 199,990 of 200,000 for NaN
+    # at 150,000 too), as the scheduler happened to run it first
+    import dask
+
+    r, c = _instance(14, 20_000, 2)
+    r[15_000, 1], r[19_990, 0] = np.nan, np.inf
+    rd, cd = da.from_array(r, chunks=1_000), da.from_array(c, chunks=1_000)
+    with dask.config.set(scheduler=scheduler):
+        with pytest.raises(ValueError, match=r"first at row 15000\)"):
+            solve_budget_allocation(rd, cd, 100.0)
+        with pytest.raises(ValueError, match=r"contains NaN or infinite values \(at row"):
+            allocate_at_multiplier(rd, cd, 1.0).compute()
+
+
 def test_bad_dask_inputs_are_named():
     r, c = _instance(13, 1_000, 2)
     rd = da.from_array(r, chunks=100)
