@@ -347,7 +347,7 @@ def _parser():
     demo = sub.add_parser("demo", help="compare allocators on built-in synthetic data")
     _add_comparison_args(demo, default_output="sklearn_budget_demo")
     demo.add_argument("--quick", action="store_true",
-                      help="smaller data and models (about 10 s on 2 cores)")
+                      help="smaller data and models (about 15 s on 2 cores)")
     demo.add_argument("--setting", choices=["default", "hard"], default="default",
                       help="synthetic setting: default, or hard (a small uplift over a "
                            "large baseline, heavy-tailed baskets)")
