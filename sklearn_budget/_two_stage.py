@@ -11,8 +11,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 
 from ._base import BaseBudgetAllocator
+from ._labels import _plain
 
 __all__ = ["TwoStageBudgetAllocator"]
+
+# an arm this small is named when a learner fails (cross-fitting folds without its users)
+_FEW_USERS = 10
 
 
 def _names(method, name):
@@ -220,7 +224,19 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
                 kwargs["p"] = p
             if seed is not None and _names(learner.fit, "seed"):
                 kwargs["seed"] = seed  # DR-learner's cross-fitting folds
-            learner.fit(**kwargs)
+            try:
+                learner.fit(**kwargs)
+            except ValueError as exc:  # e.g. a cross-fitting fold without an arm's users
+                counts = np.bincount(rct.arm, minlength=self.n_levels_ + 1)
+                fewest = int(np.argmin(counts))
+                if counts[fewest] >= _FEW_USERS:
+                    raise
+                label = self.control_name if fewest == 0 else self.levels_[fewest - 1]
+                raise ValueError(
+                    f"{type(learner).__name__}.fit failed on {X.shape[0]} fitting users "
+                    f"(fewest in arm {_plain([label])[0]!r}: {int(counts[fewest])}): {exc} "
+                    "Collect more users of that arm, merge or drop it, or use a learner "
+                    "without cross-fitting (S, T, X).") from exc
         self.revenue_learner_ = revenue_learner
         self.cost_learner_ = cost_learner
 

@@ -1590,6 +1590,14 @@ def test_other_accelerators_are_checked_too(data, y, device):
         make_est(device=device).fit(data.X, y)
 
 
+@pytest.mark.parametrize("device", ["xla", "hpu", "lazy"])
+def test_device_types_this_torch_cannot_use_are_named_before_any_work(data, y, device):
+    # no availability check of their own: torch's raw RuntimeError / ModuleNotFoundError /
+    # NotImplementedError came from the network's initialisation, after the data work
+    with pytest.raises(ValueError, match=f"device='{device}' cannot hold tensors here"):
+        make_est(device=device).fit(data.X, y)
+
+
 def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
     # the issue asks for skorch's callbacks for LR schedules and checkpointing too;
     # there was no way to pass one

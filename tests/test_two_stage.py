@@ -419,3 +419,16 @@ def test_a_users_prediction_does_not_depend_on_the_batch(lgbm_t, data, y):
         for size in (1, 2, 5):
             parts = [method(X[i:i + size]) for i in range(0, len(X), size)]
             np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_a_learner_failing_on_a_tiny_arm_names_the_arm(meta, data):
+    # causalml's DR-learner cross-fits; an arm of 3 users left a fold without them and the
+    # fit died inside causalml ('Found array with 0 sample(s) ... required by Ridge')
+    from sklearn_budget.baselines import make_meta_learner
+
+    t = data.treatment.copy()
+    t[np.flatnonzero(t == 3)[3:]] = 2
+    est = TwoStageBudgetAllocator(make_meta_learner("DR", Ridge()), random_state=0)
+    with pytest.raises(ValueError, match=r"fewest in arm 3: 2\).*0 sample\(s\).*without "
+                                         r"cross-fitting"):
+        est.fit(data.X, rct_target(t, data.revenue, data.cost))

@@ -245,6 +245,14 @@ def check_device(device):
                 f"device={device!r} but {'CUDA' if dev.type == 'cuda' else dev.type} is "
                 "not available here; use device='auto' (CUDA when available, else CPU) "
                 "or 'cpu'.")
+        try:  # a type without such a check (xla, hpu, ...), or a cuda:N beyond the GPUs
+            if available is None or dev.index is not None:
+                torch.empty(0, device=dev)
+        except Exception as exc:  # torch raises RuntimeError, ModuleNotFoundError, ...
+            raise ValueError(
+                f"device={device!r} cannot hold tensors here ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); use device='auto' (CUDA "
+                "when available, else CPU) or 'cpu'.") from None
     return resolved
 
 
