@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._array_checks import _as_1d, _as_finite_float, _check_lengths
+from ._array_checks import _as_1d, _as_finite_float, _check_lengths, is_dask_frame
 from ._labels import _check_treatment_labels, _plain
 
 __all__ = ["RCT_FIELDS", "is_rct_target", "rct_target", "target_propensity", "unpack_target"]
@@ -102,8 +102,7 @@ def target_propensity(y, propensity=None):
         raise ValueError(
             "`y` carries a 'propensity' field; do not pass `propensity=` as well.")
     packed = y["propensity"]
-    if hasattr(packed, "to_numpy") and not type(packed).__module__.startswith(
-            ("dask.dataframe", "dask_expr")):
+    if hasattr(packed, "to_numpy") and not is_dask_frame(packed):
         return packed.to_numpy()  # a pandas column: its index dropped, as unpack_target does
     return packed
 
@@ -129,7 +128,7 @@ def unpack_target(y, treatment=None, cost=None):
                 "`y` is already a packed rct_target (it carries treatment and cost); "
                 "do not pass `treatment=` or `cost=` as well."
             )
-        if type(y).__module__.startswith(("dask.dataframe", "dask_expr")):  # lazy columns
+        if is_dask_frame(y):  # lazy columns
             return tuple(y[f] for f in ("treatment", "revenue", "cost"))
         if hasattr(y, "columns"):  # a DataFrame: plain arrays, its index dropped
             return tuple(y[f].to_numpy() for f in ("treatment", "revenue", "cost"))

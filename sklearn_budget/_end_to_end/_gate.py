@@ -13,7 +13,7 @@ import copy
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-__all__ = ["CrossFit", "halves", "paired_bootstrap_differences"]
+__all__ = ["CrossFit", "check_halves", "halves", "paired_bootstrap_differences"]
 
 
 def paired_bootstrap_differences(goal_of, folds, n_resamples, seed):
@@ -57,6 +57,12 @@ def halves(rct, seed, mode="split"):
             f"{rct.n_samples} validation users ({exc}); use more data, a larger "
             "calibration_size / validation_fraction, or goal_phase_validation='shared'."
         ) from None
+
+
+def check_halves(rct, mode):
+    """The ValueError :func:`halves` would raise for these validation users, before any
+    training (phase 2 draws the halves after phase 1)."""
+    halves(rct, 0, mode)
 
 
 class CrossFit:

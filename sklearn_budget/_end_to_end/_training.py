@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 
 from .._validation import check_both_sides
 from .._warnings import warn
-from ._gate import CrossFit, halves as _halves, paired_bootstrap_differences
+from ._gate import CrossFit, check_halves, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
 from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
 from ._scaling import _finite
@@ -308,7 +308,7 @@ class TrainingMixin(SetupMixin):
             # the users the validation goal is measured on (phase 2 may narrow them)
             goal_users = {"x": valid_dict["x"], "rct": valid_rct}
             if self._two_phase() and self.goal_phase_validation != "shared":
-                _halves(valid_rct, 0, self.goal_phase_validation)  # fails now, not after phase 1
+                check_halves(valid_rct, self.goal_phase_validation)  # now, not after phase 1
             callbacks.append(("valid_goal", EpochScoring(
                 lambda net, X_, y_: self._validation_goal(goal_users),
                 lower_is_better=False, name="valid_goal", use_caching=False)))
