@@ -41,6 +41,19 @@ def positive_float(text):
     return value
 
 
+def json_params(parser, what, text):
+    """``text`` parsed as a JSON object of estimator parameters, else a parser error."""
+    import json
+
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"{what}: not valid JSON ({exc}): {text!r}")
+    if not isinstance(params, dict):
+        parser.error(f"{what}: expected a JSON object of parameters; got {text!r}")
+    return params
+
+
 def refuse_repeats(parser, args, *options):
     """``parser.error`` if an option lists a value more than once (``--seeds 0 0``): it
     would be fitted twice and counted twice in the means, as if it were another seed.

@@ -56,15 +56,14 @@ Writes ``goal.md`` and ``goal.csv`` to ``benchmarks/results`` (or ``--output``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from _common import (SETTINGS, equal_spend_fraction, hardware, markdown_table, positive_int,
-                     refuse_repeats, synthetic_cases)
+from _common import (SETTINGS, equal_spend_fraction, hardware, json_params, markdown_table,
+                     positive_int, refuse_repeats, synthetic_cases)
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._validation import labels_to_arms
@@ -163,17 +162,6 @@ def summarise(frame):
     return pd.DataFrame(out)
 
 
-def _json_dict(parser, what, text):
-    """``text`` parsed as a JSON object of estimator parameters, else a parser error."""
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        parser.error(f"{what}: not valid JSON ({exc}): {text!r}")
-    if not isinstance(params, dict):
-        parser.error(f"{what}: expected a JSON object of parameters; got {text!r}")
-    return params
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=["default", "hard"], choices=SETTINGS)
@@ -198,13 +186,13 @@ def main(argv=None):
             parser.error(f"--custom takes NAME=JSON; got {item!r}")
         if name in VARIANTS:
             parser.error(f"--custom {name!r}: a built-in variant has that name; choose another")
-        custom[name] = _json_dict(parser, f"--custom {name!r}", params)
+        custom[name] = json_params(parser, f"--custom {name!r}", params)
     variants = args.variants + [item.partition("=")[0] for item in args.custom]
     repeated = repeated_values(variants)
     if repeated:
         parser.error(f"--variants / --custom list {', '.join(repeated)} more than once; give "
                      "each once.")
-    common = _json_dict(parser, "--set", args.set)
+    common = json_params(parser, "--set", args.set)
     VARIANTS.update(custom)
     # --set must not redefine a variant: {**VARIANTS[name], **common} would let it
     # override the parameters the variant is about (e.g. the ablation's reg_weight=0)

@@ -52,7 +52,6 @@ Writes ``goal_ceiling.md`` and ``goal_ceiling.csv`` (or ``gate_power.md``) to
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -61,8 +60,9 @@ import pandas as pd
 import torch
 from skorch.callbacks import Callback
 
-from _common import (SETTINGS, equal_spend_fraction, hardware, markdown_table, positive_float,
-                     positive_int, refuse_repeats, synthetic_case, synthetic_cases)
+from _common import (SETTINGS, equal_spend_fraction, hardware, json_params, markdown_table,
+                     positive_float, positive_int, refuse_repeats, synthetic_case,
+                     synthetic_cases)
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._end_to_end._net import BudgetNet
@@ -248,12 +248,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     refuse_repeats(parser, args, "settings", "seeds", "goals", "gate_power")
-    try:
-        params = json.loads(args.set)
-    except json.JSONDecodeError as exc:
-        parser.error(f"--set: not valid JSON ({exc}): {args.set!r}")
-    if not isinstance(params, dict):
-        parser.error(f"--set: expected a JSON object of parameters; got {args.set!r}")
+    params = json_params(parser, "--set", args.set)
     cases = []
     for item in args.gate_power or []:
         setting, sep, seed = item.partition(":")

@@ -22,14 +22,13 @@ Usage (repository root)::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from _common import positive_float, refuse_repeats
+from _common import json_params, positive_float, refuse_repeats
 
 from sklearn_budget import EndToEndBudgetAllocator
 from sklearn_budget._validation import labels_to_arms
@@ -81,12 +80,7 @@ def inspect(path, params, budget_fraction, cost="contact"):
 def _params(parser, text):
     """A config: a JSON object of valid ``EndToEndBudgetAllocator`` parameters (else a
     parser error, before any fit)."""
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        parser.error(f"config {text!r}: not valid JSON ({exc})")
-    if not isinstance(params, dict):
-        parser.error(f"config {text!r}: expected a JSON object of parameters")
+    params = json_params(parser, "config", text)
     try:  # unknown names, names the script sets itself, invalid values
         EndToEndBudgetAllocator(budget=1.0, random_state=0, device="cpu",
                                 **params)._validate_params()
