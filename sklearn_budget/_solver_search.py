@@ -31,35 +31,6 @@ _FULL_GREEDY_SIZE = 20_000
 _GREEDY_BAND = 2.0**-10
 
 
-def _best_upgrade_ratio(ops, r, c, arm):
-    """Largest revenue per extra cost of an upgrade from ``arm`` (0 = control) of the rows
-    ``r``, ``c`` (few: the active users), in float64; -inf when none gains revenue."""
-    r, c, arm = (ops.to_numpy(x) for x in (r, c, arm))
-    zero = np.zeros((r.shape[0], 1))
-    R, C = np.concatenate([zero, r], axis=1), np.concatenate([zero, c], axis=1)
-    cur = arm.astype(np.intp)[:, None]
-    dr = R - np.take_along_axis(R, cur, axis=1)
-    dc = C - np.take_along_axis(C, cur, axis=1)
-    up = (dr > 0) & (dc > 0)
-    with np.errstate(over="ignore"):
-        return float((dr[up] / dc[up]).max()) if up.any() else -math.inf
-
-
-def _with_gaps(points, lo):
-    """``points`` (increasing, above ``lo``) with the midpoint of each gap between two
-    (and above ``lo``) inserted: where users tie at a point, its choices (the first
-    maximising level) may be those of either side, so the policy between two points is
-    not always that of an end, and the spend is still non-increasing along the list."""
-    out, prev = [], lo
-    for p in points:
-        mid = 0.5 * (prev + p)
-        if prev < mid < p and math.isfinite(mid):
-            out.append(mid)
-        out.append(p)
-        prev = p
-    return out
-
-
 class _Solver(_SubsampleBracket):
     """State of one solve: the bracket, the settled users and the active ones.
 
@@ -198,7 +169,8 @@ class _Solver(_SubsampleBracket):
         r, c, m = self.ra, self.ca, self.act.shape[0]
         lam_star = self.hi
         self.active_dual = 0.0
-        self.lam_below = self.lo  # the largest revenue per extra cost of any upgrade at lam*
+        self.lam_below = self.lo  # the LP's multiplier (no active users: the policy holds
+        # on (lo, hi], so it is at most lo)
         self.below_dual = None
         if m:
             xp = array_api_compat.array_namespace(r)
@@ -221,7 +193,6 @@ class _Solver(_SubsampleBracket):
                 grid.append(2 * grid[-1] + 1)
             else:
                 grid.append(math.inf)
-            grid = _with_gaps(grid, self.lo)
             # smallest grid point whose spend fits (the last one always does)
             lo_i, hi_i = -1, len(grid) - 1
             choice = {hi_i: None}
@@ -238,9 +209,18 @@ class _Solver(_SubsampleBracket):
                 got = _scan(ops, r, c, lam_star)
             arm, rr, cc = got
             self.assignment[self.act] = arm
-            # settled users' upgrades earn at most lo (their choices hold on (lo, hi]), and
-            # some user's earns at least lo (the spend at lo exceeds the budget)
-            self.lam_below = max(_best_upgrade_ratio(ops, r, c, arm), self.lo)
+            # lam* is the LP's multiplier unless the policy between it and the breakpoint
+            # below (lo for the first) fits too: at a tie the first maximising level may be
+            # the costlier side's, so that breakpoint did not fit, and the LP's multiplier
+            # is it (tied groups with no breakpoint between them); the completion's
+            # candidates must then reach down to it
+            below = grid[hi_i - 1] if hi_i > 0 else self.lo
+            gap = 0.5 * (below + lam_star)
+            self.lam_below = lam_star
+            if below < gap < lam_star and math.isfinite(gap):
+                if self.settled_spend + ops.to_float(ops.sum64(_scan(ops, r, c, gap)[2])) \
+                        <= self.budget:
+                    self.lam_below = below
             if not math.isinf(lam_star):
                 s = r - lam_star * c
                 self.active_dual = ops.to_float(ops.sum64(xp.clip(xp.max(s, axis=1), 0, None)))

@@ -88,23 +88,31 @@ def is_rct_target(y):
 
 
 def target_propensity(y, propensity=None):
-    """The per-user ``propensity`` packed in ``y`` (a field or column), else ``propensity``.
+    """The per-user ``propensity`` packed in ``y`` by :func:`rct_target`, else ``propensity``.
 
     Both at once is an error: the packed one is sliced with ``y`` and the
-    keyword would not be.
+    keyword would not be. A DataFrame's ``propensity`` column is not read: it
+    often holds P(treated | x) (causalml's ``p``), not each user's probability
+    of the observed arm; a warning says so when no ``propensity=`` is given.
     """
     if not is_rct_target(y):
         return propensity
-    names = getattr(getattr(y, "dtype", None), "names", None) or list(getattr(y, "columns", ()))
+    names = getattr(getattr(y, "dtype", None), "names", None)
+    if names is None:
+        if propensity is None and "propensity" in list(getattr(y, "columns", ())):
+            from ._warnings import warn
+
+            warn("The 'propensity' column of the DataFrame `y` is not used: it may hold "
+                 "P(treated | x) rather than each user's probability of the observed arm. "
+                 "Pass those as `propensity=` (or pack them with rct_target(..., "
+                 "propensity=...)); a per-arm dict {label: probability} works too.")
+        return propensity
     if "propensity" not in names:
         return propensity
     if propensity is not None:
         raise ValueError(
             "`y` carries a 'propensity' field; do not pass `propensity=` as well.")
-    packed = y["propensity"]
-    if hasattr(packed, "to_numpy") and not is_dask_frame(packed):
-        return packed.to_numpy()  # a pandas column: its index dropped, as unpack_target does
-    return packed
+    return y["propensity"]
 
 
 def unpack_target(y, treatment=None, cost=None):

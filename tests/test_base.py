@@ -475,8 +475,9 @@ def _stratified_rct(n=6000, seed=0):
 
 
 def test_propensity_packed_in_the_target_is_used_as_the_keyword():
-    # a per-user propensity travels in y (sliced with it by CV); before, a 'propensity'
-    # column of a DataFrame y was ignored without a word (unweighted scores)
+    # a per-user propensity travels in y (sliced with it by CV); a 'propensity' column of
+    # a DataFrame y is not read (it often holds P(treated | x)), and was ignored without a
+    # word: it warns
     import pandas as pd
 
     X, t, revenue, cost, p = _stratified_rct()
@@ -492,9 +493,13 @@ def test_propensity_packed_in_the_target_is_used_as_the_keyword():
     assert weighted != pytest.approx(by_keyword.score(X, plain))  # the weights matter here
     frame = pd.DataFrame({"treatment": t, "revenue": revenue, "cost": cost, "propensity": p},
                          index=np.arange(len(t)) + 7)
-    for target in (packed, frame):
-        assert by_keyword.score(X, target) == weighted
-        assert make_budget_scorer(1.0)(by_keyword, X, target) == weighted
+    assert by_keyword.score(X, packed) == weighted
+    assert make_budget_scorer(1.0)(by_keyword, X, packed) == weighted
+    with pytest.warns(UserWarning, match="'propensity' column of the DataFrame `y` is not"):
+        assert by_keyword.score(X, frame) == by_keyword.score(X, plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given as the keyword: no warning
+        assert by_keyword.score(X, frame, propensity=p) == weighted
     sliced = packed[::2]  # sliced like the rest of y
     assert by_keyword.score(X[::2], sliced) == by_keyword.score(X[::2], plain[::2],
                                                                 propensity=p[::2])
@@ -519,6 +524,13 @@ def test_an_unrequested_routed_scorer_refuses_the_metadata(data, routing):
     scorer = make_budget_scorer(1.0).set_score_request(treatment=True, cost=True)
     search = GridSearchCV(est, {"alpha": [0.1, 10.0]}, cv=2, scoring=scorer)
     assert np.isfinite(search.fit(data.X, data.revenue, **kw).cv_results_[
+        "mean_test_score"]).all()
+    # a propensity routed to fit alone still works with an unrequested scorer (declined)
+    est_p = RidgeTAllocator(random_state=0).set_fit_request(treatment=True, cost=True,
+                                                            propensity=True)
+    search = GridSearchCV(est_p, {"alpha": [0.1, 10.0]}, cv=2, scoring=scorer)
+    p = np.full(len(data.treatment), 0.25)
+    assert np.isfinite(search.fit(data.X, data.revenue, propensity=p, **kw).cv_results_[
         "mean_test_score"]).all()
     # the message of a missing input names the request, not the routing already on
     with pytest.raises(ValueError, match=r"set_score_request\(treatment=True, cost=True\)"):

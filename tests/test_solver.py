@@ -452,7 +452,7 @@ def test_tied_groups_with_no_breakpoint_between_them_fill_the_budget():
     # choices are those above it, and the completion looked for upgrades only within
     # 2**-10 of it, so the next tied group's upgrades (3.31, against 3.58) were never
     # candidates: 2,930 of a 23,986 budget unspent, value 92,859 against a dual bound
-    # of 103,349 (now 102,549 and 102,949: within one group's step of the LP)
+    # of 103,349 (now 102,549.5 and 102,549.8)
     r, c = few_distinct_users()
     budget = 0.1 * float(c.max(axis=1).sum())
     sol = solve_budget_allocation(r, c, budget)
@@ -460,8 +460,4 @@ def test_tied_groups_with_no_breakpoint_between_them_fill_the_budget():
     assert budget - sol.spend < c.max()  # less than one user's upgrade left
     assert sol.dual_bound - sol.value <= r.max() - r.min()  # the MCKP bound
     assert sol.value > 102_500
-    # the multiplier's policy is the solution's before the completion: not the tie at
-    # the top (14,439 spent there, 21,056 just below it)
-    spent = np.take_along_axis(c, np.maximum(np.asarray(
-        allocate_at_multiplier(r, c, sol.multiplier)) - 1, 0)[:, None], 1)[:, 0]
-    assert spent[np.asarray(allocate_at_multiplier(r, c, sol.multiplier)) > 0].sum() > 21_000
+    assert sol.dual_bound - sol.value < 1.0  # the dual read at the LP's multiplier too

@@ -91,7 +91,8 @@ def torch_threads(n_threads):
     """Run a block (a fit) with ``n_threads`` torch CPU threads (None: unchanged), in
     float32 by default and with gradients on, whatever the caller's torch settings
     (``torch.set_default_dtype(torch.float64)`` built a float64 network for float32
-    inputs; ``torch.inference_mode()`` refused the backward pass), restored after."""
+    inputs; ``torch.inference_mode()`` refused the backward pass), restored after. The
+    default dtype is process-wide: other threads see float32 while a fit runs."""
     previous, dtype = torch.get_num_threads(), torch.get_default_dtype()
     if n_threads is not None:
         torch.set_num_threads(int(n_threads))

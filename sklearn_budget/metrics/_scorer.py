@@ -108,14 +108,18 @@ class BudgetScorer:
     def get_metadata_routing(self):
         """Metadata this scorer requests (see :meth:`set_score_request`).
 
-        A parameter not set there is left unrequested (``None``), as in
-        scikit-learn's scorers: passing it to a search is then an
-        ``UnsetMetadataPassedError`` instead of NaN scores.
+        ``treatment`` and ``cost`` not set there are left unrequested (``None``),
+        as in scikit-learn's scorers: passing them to a search is then an
+        ``UnsetMetadataPassedError`` instead of NaN scores (the scorer cannot work
+        without them). ``propensity`` not set there is declined (``False``): a
+        search may route it to ``fit`` alone, and the scorer then uses the arm
+        frequencies.
         """
         request = MetadataRequest(owner=self)
         requests = getattr(self, "_score_requests", {})
         for param in _ROUTABLE:
-            request.score.add_request(param=param, alias=requests.get(param))
+            default = False if param == "propensity" else None
+            request.score.add_request(param=param, alias=requests.get(param, default))
         return request
 
 
