@@ -256,8 +256,8 @@ class _Solver(_SubsampleBracket):
         if left <= 0:
             return
         lam_ref = 0.0 if self.n <= _FULL_GREEDY_SIZE else lam_star * (1 - _GREEDY_BAND)
-        if self.lam_below < lam_ref:  # no upgrade earns within the band (a gap between tied
-            lam_ref = self.lam_below * (1 - _GREEDY_BAND)  # groups): it starts at the best one
+        if self.lam_below < lam_ref:  # the LP's multiplier is below the band (a gap between
+            lam_ref = self.lam_below * (1 - _GREEDY_BAND)  # tied groups): it starts there
         # the narrowest bracket whose active users include every candidate's
         near = [x for x in self.near if x[0] <= lam_ref]
         parts = []
@@ -295,7 +295,7 @@ class _Solver(_SubsampleBracket):
 
     def dual_bound(self, lam):
         """Lagrangian dual at ``lam`` (settled users' choices are optimal there), or at the
-        best upgrade's ratio below it when lower (where ``lam`` lies in a gap)."""
+        LP's multiplier below it (``lam_below``, see :meth:`finish`) when that is lower."""
         bounds = [(lam, self.active_dual)]
         if getattr(self, "below_dual", None) is not None:
             bounds.append((self.lam_below, self.below_dual))
