@@ -141,18 +141,25 @@ def epoch_scaling_part(sizes, budget=2.0):
         X = base.X[idx] + 0.01 * rng.standard_normal((n, base.X.shape[1]))
         y = rct_target(base.treatment[idx], base.revenue[idx], base.cost[idx])
         durs = {}
-        for name, rw in (("reg_weight=0", 0.0), ("fd", 1.0)):
+        # the default goal batch ("auto": a quarter of the users, 4,096 to 32,768) and 4,096
+        for name, rw, goal_batch in (("reg_weight=0", 0.0, "auto"), ("fd", 1.0, "auto"),
+                                     ("fd_4096", 1.0, 4096)):
             est = EndToEndBudgetAllocator(budget=budget, reg_weight=rw, warmup_epochs=0,
                                           max_epochs=1, early_stopping=False,
-                                          calibration="predicted", random_state=0)
+                                          calibration="predicted", random_state=0,
+                                          goal_batch_size=goal_batch)
             est.fit(X, y)
             durs[name] = float(est.net_.history[-1, "dur"])
         rows.append(dict(n_users=n, epoch_s_reg_weight_0=durs["reg_weight=0"],
                          epoch_s_with_goal_fd=durs["fd"],
                          ratio=durs["fd"] / durs["reg_weight=0"],
+                         epoch_s_with_goal_fd_4096=durs["fd_4096"],
+                         ratio_4096=durs["fd_4096"] / durs["reg_weight=0"],
                          users_per_s_with_goal=n / durs["fd"]))
         print(f"n {n:>9,d}  epoch {durs['reg_weight=0']:.2f} s (reg_weight=0), "
-              f"{durs['fd']:.2f} s (with goal, fd): ratio {rows[-1]['ratio']:.2f}", flush=True)
+              f"{durs['fd']:.2f} s (with goal, fd): ratio {rows[-1]['ratio']:.2f}; "
+              f"goal batch 4096: {durs['fd_4096']:.2f} s, ratio {rows[-1]['ratio_4096']:.2f}",
+              flush=True)
     return pd.DataFrame(rows)
 
 
