@@ -240,12 +240,12 @@ def check_dask_uplift(revenue_uplift, cost_uplift):
     """
     import dask.array as da
 
+    from ._dask_frames import frames_as_arrays
+
+    # frames, e.g. predictions read with dd.read_parquet: converted together
+    revenue_uplift, cost_uplift = frames_as_arrays(revenue_uplift, cost_uplift)
     out = []
     for name, m in (("revenue_uplift", revenue_uplift), ("cost_uplift", cost_uplift)):
-        if is_dask_frame(m):  # e.g. predictions read with dd.read_parquet
-            from ._blockwise import frame_to_array
-
-            m = frame_to_array(m)
         m = da.asarray(m)
         if any(math.isnan(s) for s in m.shape):
             raise ValueError(

@@ -31,8 +31,9 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._blockwise import allocate_chunks, gathered, is_dask, uplift_chunks
+from ._blockwise import allocate_chunks, check_frame_columns, gathered, is_dask, uplift_chunks
 from ._calibration import CalibrationMixin
+from ._dask_frames import frames_as_arrays
 from ._labels import _plain
 from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import (arms_to_labels, check_budget, check_control_name, check_feature_frame,
@@ -375,13 +376,17 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
                 "score() does not support sample_weight: the EOM weights users by their "
                 "inverse assignment probability; pass `propensity=` to change those weights."
             )
-        if is_dask(X):  # both uplifts from one model call per chunk and pass
+        if is_dask(X):
             self._check_fitted()
+            X = check_frame_columns(self, X)
+        propensity = target_propensity(y, propensity)
+        treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
+        if is_dask(X):  # frames converted together; both uplifts from one call per chunk
+            X, treatment, revenue, cost, propensity = frames_as_arrays(
+                X, treatment, revenue, cost, propensity)
             r, c = uplift_chunks(self, X)
         else:
             r, c = self._validated_uplift(X)
-        propensity = target_propensity(y, propensity)
-        treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         return value_at_budget(
             r, c, treatment, revenue, cost, self.budget, propensity=propensity,
             control_name=self.control_name, levels=self.levels_,

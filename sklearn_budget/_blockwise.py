@@ -11,16 +11,15 @@ of no rows (a filter emptied it) gives an empty part of the result.
 
 from __future__ import annotations
 
-import warnings
-
 import array_api_compat
 import numpy as np
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from ._dask_frames import frame_to_array
 from ._solver import solve_budget_allocation
 from ._validation import arms_to_labels, check_budget, check_dask_rows, is_dask_frame
 
-__all__ = ["allocate_chunks", "check_same_rows", "frame_to_array", "gathered", "is_dask",
+__all__ = ["allocate_chunks", "check_frame_columns", "check_same_rows", "gathered", "is_dask",
            "map_rows", "uplift_chunks"]
 
 
@@ -34,49 +33,27 @@ def gathered(X):
     return X.compute() if is_dask(X) else X
 
 
-def _checked_rows(obj, X, n_features):
-    """``X`` in chunks of whole rows, checked against the fitted ``obj`` now.
-
-    A Dask DataFrame must have the columns ``obj`` was fitted on, in that
-    order (as scikit-learn asks of a pandas one); it becomes an array (its
-    partitions' lengths are computed).
-    """
+def check_frame_columns(obj, X):
+    """``X``, checked: a Dask DataFrame must have the columns the fitted ``obj`` was
+    fitted on, in that order (as scikit-learn asks of a pandas one)."""
     check_is_fitted(obj)
+    names = getattr(obj, "feature_names_in_", None)
+    if is_dask_frame(X) and names is not None and (
+            [str(c) for c in X.columns] != [str(n) for n in names]):
+        raise ValueError(
+            f"X has the columns {[str(c) for c in X.columns][:10]}, but "
+            f"{type(obj).__name__} was fitted on {[str(n) for n in names][:10]}: select "
+            "those, in that order (X[list(model.feature_names_in_)]).")
+    return X
+
+
+def _checked_rows(obj, X, n_features):
+    """``X`` in chunks of whole rows, checked against the fitted ``obj`` now (a Dask
+    DataFrame becomes an array: its partitions' lengths are computed)."""
+    X = check_frame_columns(obj, X)
     if is_dask_frame(X):
-        names = getattr(obj, "feature_names_in_", None)
-        if names is not None and [str(c) for c in X.columns] != [str(n) for n in names]:
-            raise ValueError(
-                f"X has the columns {[str(c) for c in X.columns][:10]}, but "
-                f"{type(obj).__name__} was fitted on {[str(n) for n in names][:10]}: select "
-                "those, in that order (X[list(model.feature_names_in_)]).")
         X = frame_to_array(X)
     return check_dask_rows(X, n_features, type(obj).__name__)
-
-
-def frame_to_array(frame):
-    """A Dask DataFrame or Series as a Dask array with known chunk sizes (one pass).
-
-    The sizes are those of the array's own chunks: ``to_dask_array(lengths=True)``
-    counts the partitions of the frame as the query optimiser plans them, which can
-    differ (a column selection of a Parquet file read by row groups: 3 != 6).
-    Text columns become object arrays (dask's warning about that is the point here);
-    pandas' nullable numbers become float64, a missing value NaN (as in memory, where
-    the checks then name it), not an object array.
-    """
-    import pandas as pd
-
-    def nullable_number(dt):
-        return isinstance(dt, pd.api.extensions.ExtensionDtype) and dt.kind in "biuf"
-
-    if frame.ndim == 2:
-        cast = {col: "float64" for col, dt in frame.dtypes.items() if nullable_number(dt)}
-        frame = frame.astype(cast) if cast else frame
-    elif nullable_number(frame.dtype):
-        frame = frame.astype("float64")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*converting pandas extension dtypes",
-                                category=UserWarning)
-        return frame.to_dask_array().compute_chunk_sizes()
 
 
 def _frame(obj, block):

@@ -366,3 +366,91 @@ def test_nullable_pandas_columns_in_dask_frames(rct, fitted):
     features = pd.DataFrame(d.X).astype({0: "Float64"})
     np.testing.assert_allclose(est.predict(dd.from_pandas(features, npartitions=3)).compute(),
                                est.predict(d.X), rtol=1e-9, atol=1e-12)
+
+
+def test_columns_of_one_dask_dataframe_are_built_once_per_pass(rct, fitted):
+    """A frame's columns given separately (uplifts, RCT columns, features beside the target)
+    are converted together: its partitions are built once to count rows and once per pass,
+    as a Dask array's chunks are (before: once per column and pass, e.g. 13 builds of each
+    partition for a cost curve, 12 for ``score``)."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+    from sklearn_budget import solve_budget_allocation
+
+    d, r, c = rct
+    est, _, y = fitted
+    frame = pd.DataFrame(np.hstack([d.X, r, c]), columns=[f"x{j}" for j in range(d.X.shape[1])]
+                         + ["r0", "r1", "r2", "c0", "c1", "c2"]).assign(
+        treatment=d.treatment, revenue=d.revenue, cost=d.cost)
+    builds = []
+
+    def source():  # e.g. a CSV parsed or features computed, partition by partition
+        base = dd.from_pandas(frame, npartitions=4)
+        return base.map_partitions(lambda part: builds.append(1) or part, meta=base._meta)
+
+    rc, cc, xc = ["r0", "r1", "r2"], ["c0", "c1", "c2"], list(frame.columns[:d.X.shape[1]])
+    lazy = source()
+    _same_curve(cost_curve(lazy[rc], lazy[cc], lazy["treatment"], lazy["revenue"],
+                           lazy["cost"]),
+                cost_curve(r, c, d.treatment, d.revenue, d.cost))
+    assert len(builds) == 3 * 4  # rows counted, pass 1 (checks, grid sample), pass 2 (sums)
+    builds.clear()
+    got = expected_outcome(lazy["treatment"], lazy["treatment"], lazy["revenue"], lazy["cost"])
+    assert got.incremental_revenue == pytest.approx(expected_outcome(
+        d.treatment, d.treatment, d.revenue, d.cost).incremental_revenue, rel=1e-12)
+    assert len(builds) == 3 * 4
+    builds.clear()
+    np.testing.assert_array_equal(
+        solve_budget_allocation(lazy[rc], lazy[cc], budget=1000.0).assignment.compute(),
+        solve_budget_allocation(r, c, budget=1000.0).assignment)
+    assert len(builds) <= 4 * 4  # rows counted, sample, full pass(es), labels
+    builds.clear()
+    est.feature_names_in_ = np.array(xc, dtype=object)  # (fitted on an array)
+    try:
+        got = est.score(lazy[xc], lazy[["treatment", "revenue", "cost"]])
+    finally:
+        del est.feature_names_in_
+    assert got == pytest.approx(est.score(d.X, y), rel=1e-12)
+    assert len(builds) == 3 * 4
+
+
+def test_dask_dataframes_that_cannot_be_converted_together_are_converted_one_by_one(
+        monkeypatch):
+    """Partitions of different lengths, other partitions, text, and integers float64 cannot
+    keep: each frame alone. Either way rows pair by position and dtypes are kept."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+    from sklearn_budget import _dask_frames
+    from sklearn_budget._dask_frames import frames_as_arrays
+
+    n = 1_000
+    a = pd.DataFrame({"t": np.arange(n) % 3, "big": 2 ** 60 + np.arange(n),
+                      "f32": np.arange(n, dtype=np.float32) / 7, "flag": np.arange(n) % 2 == 0,
+                      "text": np.array(["a", "b"] * (n // 2), dtype=object)})
+    together = []
+    convert = _dask_frames._converted_together
+    monkeypatch.setattr(_dask_frames, "_converted_together",
+                        lambda *args: together.append(convert(*args) is not None) or convert(*args))
+    four = dd.from_pandas(a, npartitions=4)
+    cases = {  # name: (first, second, converted together without / with "big")
+        "same partitions": (four, four, [True, False]),
+        "other lengths": (four.clear_divisions(),
+                          dd.concat([dd.from_pandas(a.iloc[:100], npartitions=1),
+                                     dd.from_pandas(a.iloc[100:], npartitions=3)]
+                                    ).clear_divisions(), [False, False]),
+        "other counts": (four, dd.from_pandas(a, npartitions=3), []),
+    }
+    for name, (first, second, expected_together) in cases.items():
+        together.clear()
+        for big in (False, True):
+            out = frames_as_arrays(first["t"], second["f32"], first["flag"],
+                                   second[["t", "f32"]], *([first["big"]] if big else []),
+                                   np.arange(3))
+            np.testing.assert_array_equal(out[-1], np.arange(3))
+            for got, column in zip(out[:-1], ("t", "f32", "flag", ["t", "f32"], "big")):
+                expected = a[column].to_numpy()
+                assert got.dtype == expected.dtype, name
+                np.testing.assert_array_equal(got.compute(), expected, err_msg=name)
+        assert together == expected_together, name
+    t, text = frames_as_arrays(four["t"], four["text"])
+    assert text.dtype == object and list(text.compute()[:2]) == ["a", "b"]
+    with pytest.raises(TypeError, match="`revenue` must be numeric"):
+        expected_outcome(four["t"], four["t"], four["text"], four["t"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dask_frames import frames_as_arrays
 from .._solver import choices_along
 from .._solver_dask import _check_finite
 from .._validation import (_as_finite_float, check_dask_uplift, check_estimate, check_multipliers,
@@ -96,6 +97,8 @@ def _reduce(parts):
 
 def expected_outcome_dask(assignment, treatment, revenue, cost, propensity, control_name):
     """:func:`~sklearn_budget.metrics.expected_outcome` of Dask inputs (two passes)."""
+    assignment, treatment, revenue, cost, propensity = frames_as_arrays(
+        assignment, treatment, revenue, cost, propensity)
     policy = _lazy_1d(assignment, "assignment")
     rct, chunks, _ = check_rct_dask(treatment, revenue, cost, control_name=control_name,
                                     propensity=propensity,
@@ -146,6 +149,8 @@ def prepare_dask(revenue_uplift, cost_uplift, treatment, revenue, cost, propensi
         multipliers = check_multipliers(multipliers)
     else:
         n_multipliers = check_n_multipliers(n_multipliers)
+    revenue_uplift, cost_uplift, treatment, revenue, cost, propensity = frames_as_arrays(
+        revenue_uplift, cost_uplift, treatment, revenue, cost, propensity)
     native = any_dask(revenue_uplift, cost_uplift)
     r, c = check_dask_uplift(revenue_uplift, cost_uplift)
     rct, chunks, grid = check_rct_dask(

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._blockwise import frame_to_array, is_dask
+from .._blockwise import is_dask
+from .._dask_frames import frame_to_array
 from .._solver_dask import _check_finite
 from .._validation import (
     _as_1d,
