@@ -98,6 +98,37 @@ def test_unknown_method():
         compare_allocators(_factory(), ["Z"], progress=False)
 
 
+def test_compare_refuses_one_value_for_a_sequence():
+    # methods="random" ran as the methods 'r', 'a', ...; budgets=0.3 / seeds=0 raised
+    # "'float' object is not iterable"
+    for name, value in (("methods", "random"), ("budgets", 0.3), ("seeds", 0)):
+        with pytest.raises(TypeError, match=f"`{name}` must be a sequence.*{name}=\\("):
+            compare_allocators(_factory(), **{"methods": ["random"], name: value},
+                               progress=False)
+
+
+def test_comparison_data_checks_the_truth_against_the_users():
+    # a truth of other users (more rows) was cut to the split's rows without a word; fewer
+    # rows raised a raw IndexError
+    d = make_marketing_rct(n_samples=200, random_state=0)
+    for rows, cols in ((300, 4), (150, 4), (200, 3)):
+        truth = np.ones((rows, cols))
+        with pytest.raises(ValueError, match=r"shape \(200, 4\) here; got"):
+            ComparisonData.from_arrays("x", d.X, d.treatment, d.revenue, d.cost,
+                                       true_revenue=truth, true_cost=truth)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ComparisonData.from_arrays("x", d.X, d.treatment, d.revenue, d.cost,
+                                   true_revenue=np.full((200, 4), np.nan),
+                                   true_cost=np.ones((200, 4)))
+
+
+def test_kept_predictions_are_keyed_by_the_budget_fraction():
+    res = compare_allocators(_factory(), ["random"], budgets=(0.3,), progress=False,
+                             keep_predictions=True)
+    assert list(res.attrs["predictions"]) == [(0, 0.3, "random")]
+    assert res["budget_fraction"].tolist() == [0.3]
+
+
 def test_compare_refuses_repeats_as_the_command_line_does():
     # seeds=[0, 0] ran twice and summarize counted "seeds: 2", "+- 0.000"
     for kwargs in ({"seeds": [0, 0]}, {"budgets": [0.3, 0.3]},

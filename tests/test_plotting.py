@@ -118,6 +118,24 @@ def test_bad_oracle_raises(data):
             CostCurveDisplay(cost, revenue, budget=1.0)
 
 
+def test_budget_of_a_cost_curve_display_is_checked(data, monkeypatch):
+    # a one-element array (accepted by the metrics) failed on the legend label after the
+    # sweep; a bad budget is refused before it
+    d = data
+    disp = CostCurveDisplay.from_predictions(d["gain"], d["cost_up"], d["t"], d["revenue"],
+                                             d["cost"], budget=np.array([0.3]))
+    assert disp.budget == 0.3 and disp.budget_marker_.get_label() == "budget 0.3"
+    from sklearn_budget.plotting import _cost_curve
+
+    monkeypatch.setattr(_cost_curve, "cost_curve", None)  # no sweep may run
+    for bad, error in ((-1.0, ValueError), ("0.3", TypeError)):
+        with pytest.raises(error, match="`budget`"):
+            CostCurveDisplay.from_predictions(d["gain"], d["cost_up"], d["t"], d["revenue"],
+                                              d["cost"], budget=bad)
+        with pytest.raises(error, match="`budget`"):
+            CostCurveDisplay([0.0, 1.0], [0.0, 1.0], budget=bad)
+
+
 def test_missing_matplotlib_names_the_extra(monkeypatch):
     from sklearn_budget import plotting
 
@@ -190,7 +208,13 @@ def test_training_history_title_and_restored_epochs(kept, text):
     assert [(m.get_xdata()[0], m.get_ydata()[0]) for m in given.restored_markers_] == [(5, 3)]
     assert given.restored_markers_[0].axes is given.axes_[1]
     with pytest.raises(ValueError, match="restored epoch 7 is not among the plotted epochs"):
-        TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=(7, None)).plot()
+        TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=(7, None))
+    # refused when given, not half-way through plot with a raw IndexError / TypeError
+    for bad in ((1, 4, 5), 3, "12", (1.5, None), (True, None)):
+        with pytest.raises(TypeError, match="`restored_epochs`"):
+            TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=bad)
+    given = TrainingHistoryDisplay(*curves, goal_on=3, restored_epochs=[np.int64(2), 5]).plot()
+    assert [m.get_xdata()[0] for m in given.restored_markers_] == [2, 5]
     assert "picking half" in disp.axes_[1].texts[0].get_text()
     # no validation data: no validation curves and no circles
     bare = TrainingHistoryDisplay([1, 2], [1, 0.5], [nan, nan], [nan, nan]).plot()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import target_propensity, unpack_target
+from .._validation import check_budget, target_propensity, unpack_target
 from ..metrics._cost_curve import CostCurve, cost_curve
 from ._common import _import_pyplot, _series
 
@@ -82,7 +82,7 @@ class CostCurveDisplay:
         self.name = name
         self.oracle_cost = oracle_cost
         self.oracle_revenue = oracle_revenue
-        self.budget = budget
+        self.budget = check_budget(budget, allow_none=True)
 
     def plot(self, ax=None, *, name=None, random_reference=True, **kwargs):
         """Draw the curve (and references) on ``ax``.
@@ -170,6 +170,7 @@ class CostCurveDisplay:
         -------
         display : CostCurveDisplay
         """
+        check_budget(budget, allow_none=True)  # before the sweep
         common = dict(propensity=propensity, control_name=control_name, levels=levels,
                       n_multipliers=n_multipliers)
         curve = cost_curve(revenue_uplift, cost_uplift, treatment, revenue, cost, **common)

@@ -14,6 +14,28 @@ def _history_column(history, key):
     return np.array([row.get(key, np.nan) for row in history], dtype=np.float64)
 
 
+def _check_restored(restored_epochs, epochs):
+    """``restored_epochs``: None, or two epoch numbers of ``epochs`` (or None each)."""
+    if restored_epochs is None:
+        return None
+    if isinstance(restored_epochs, (str, bytes)) or not hasattr(restored_epochs, "__len__") or (
+            len(restored_epochs) != 2):
+        raise TypeError("`restored_epochs` must be None or two epoch numbers (phase 1, goal "
+                        f"phase), each None for no circle; got {restored_epochs!r:.80}.")
+    for epoch in restored_epochs:
+        if epoch is None:
+            continue
+        if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, (int, np.integer)):
+            raise TypeError(f"`restored_epochs` holds {epoch!r:.80}; give epoch numbers "
+                            "(integers) or None.")
+        if epoch not in set(int(e) for e in epochs):
+            raise ValueError(
+                f"restored epoch {epoch} is not among the plotted epochs "
+                f"({int(epochs[0])}..{int(epochs[-1])}); pass epoch numbers "
+                "from `epochs`, or None for no circle.")
+    return tuple(restored_epochs)
+
+
 class TrainingHistoryDisplay:
     """Training curves of a fitted end-to-end allocator, phase by phase.
 
@@ -100,7 +122,7 @@ class TrainingHistoryDisplay:
         self.goal_phase_kept = goal_phase_kept
         self.split_validation = split_validation
         self.name = name
-        self.restored_epochs = restored_epochs
+        self.restored_epochs = _check_restored(restored_epochs, self.epochs)
         if half_goals is not None:  # checked here: a bad one failed half-way through plot
             if len(half_goals) != 2:
                 raise ValueError("`half_goals` must be two series (the validation goal on "
@@ -122,17 +144,8 @@ class TrainingHistoryDisplay:
                 out.append((on + int(np.nanargmax(self.valid_goal[on:])), 1))
             return out
         index = {int(e): i for i, e in enumerate(self.epochs)}
-        out = []
-        for panel, epoch in enumerate(self.restored_epochs):
-            if epoch is None or (panel == 1 and not goal_seen):
-                continue
-            if int(epoch) not in index:
-                raise ValueError(
-                    f"restored epoch {epoch} is not among the plotted epochs "
-                    f"({int(self.epochs[0])}..{int(self.epochs[-1])}); pass epoch numbers "
-                    "from `epochs`, or None for no circle.")
-            out.append((index[int(epoch)], panel))
-        return out
+        return [(index[int(epoch)], panel) for panel, epoch in enumerate(self.restored_epochs)
+                if epoch is not None and (panel == 0 or goal_seen)]
 
     def plot(self, axes=None):
         """Draw both panels.
