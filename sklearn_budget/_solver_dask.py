@@ -200,6 +200,7 @@ class _DaskSolver(_Solver):
         self.ops = _NumpyOps(r.dtype, self.k)
         self.random_state = random_state
         self.assignment = _Choices([], [])
+        self.below_dual = None
         self._settle_at = math.inf
         self._bounds = np.cumsum((0,) + tuple(r.chunks[0])).tolist()
         starts = np.asarray(self._bounds[:-1], dtype=np.int64)[:, None]

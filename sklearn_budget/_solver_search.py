@@ -46,6 +46,7 @@ class _Solver(_SubsampleBracket):
         self.ops = _ops_for(r) if ops is None else ops
         self.random_state = random_state
         self.assignment = self.ops.zeros_int(self.n)
+        self.below_dual = None  # the dual at the LP's multiplier below lam* (see finish)
 
     # -- full pass -------------------------------------------------------------------
     def full_pass(self, lo, hi, exact_lo=False):
@@ -297,7 +298,7 @@ class _Solver(_SubsampleBracket):
         """Lagrangian dual at ``lam`` (settled users' choices are optimal there), or at the
         LP's multiplier below it (``lam_below``, see :meth:`finish`) when that is lower."""
         bounds = [(lam, self.active_dual)]
-        if getattr(self, "below_dual", None) is not None:
+        if self.below_dual is not None:
             bounds.append((self.lam_below, self.below_dual))
         return min(math.inf if math.isinf(x) else
                    x * self.budget + self.settled_value - x * self.settled_spend + active
