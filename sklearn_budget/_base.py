@@ -379,14 +379,14 @@ class BaseBudgetAllocator(CalibrationMixin, BaseEstimator):
         if is_dask(X):
             self._check_fitted()
             X = check_frame_columns(self, X)
+        else:
+            r, c = self._validated_uplift(X)
         propensity = target_propensity(y, propensity)
         treatment, revenue, cost = unpack_target(y, treatment=treatment, cost=cost)
         if is_dask(X):  # frames converted together; both uplifts from one call per chunk
             X, treatment, revenue, cost, propensity = frames_as_arrays(
                 X, treatment, revenue, cost, propensity)
             r, c = uplift_chunks(self, X)
-        else:
-            r, c = self._validated_uplift(X)
         return value_at_budget(
             r, c, treatment, revenue, cost, self.budget, propensity=propensity,
             control_name=self.control_name, levels=self.levels_,

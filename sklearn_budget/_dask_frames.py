@@ -5,9 +5,9 @@ A Dask DataFrame (or one of its columns) becomes one with a pass that counts
 the rows of each partition. When one call gets several frames (the uplift
 columns of a prediction file, an RCT's treatment, revenue and cost columns,
 a model's features beside its RCT target), :func:`frames_as_arrays` converts
-them together: one pass counts the rows, and since all the arrays are slices
-of one, a source they share (a CSV parsed, features computed) is built once
-per later pass rather than once per column and pass.
+those of one source together: one pass counts the rows, and since all their
+arrays are read off the same partitions, the source (a CSV parsed, features
+computed) is built once per later pass rather than once per column and pass.
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ import numpy as np
 from ._array_checks import is_dask_frame
 
 __all__ = ["frame_to_array", "frames_as_arrays"]
-
-# Integers of larger magnitude would not survive the float64 of a shared array.
-_EXACT_INT = 2 ** 53
-
 
 def _nullable_number(dt):
     import pandas as pd
@@ -55,45 +51,70 @@ def frame_to_array(frame):
 
 
 class _Unaligned(Exception):
-    """Partitions of the frames differ in length, or hold integers float64 cannot keep."""
+    """Partitions of the frames differ in length."""
 
 
-def _numpy_dtype(frame):
-    """The dtype ``frame.to_dask_array()`` would have, or None when it is not a number."""
+def _sources(frame):
+    """Names of the sources (expressions without inputs) ``frame`` is computed from."""
+    expr = getattr(frame, "expr", None)
+    try:
+        return {e._name for e in expr.walk() if not e.dependencies()}
+    except Exception:  # not a dask-expr collection: no common source is assumed
+        return set()
+
+
+def _groups(frames):
+    """Indices of ``frames`` grouped by common sources (frames of one source together)."""
+    groups = []  # [sources, indices]
+    for i, frame in enumerate(frames):
+        mine, members = _sources(frame), [i]
+        for group in [g for g in groups if g[0] & mine]:
+            groups.remove(group)
+            mine, members = mine | group[0], sorted(members + group[1])
+        groups.append([mine, members])
+    return [members for _, members in groups]
+
+
+def _numeric(frame):
+    """Whether ``frame``'s columns are numpy numbers (what the together path handles)."""
     dtypes = list(frame.dtypes) if frame.ndim == 2 else [frame.dtype]
-    if not dtypes or not all(isinstance(d, np.dtype) and d.kind in "biuf" for d in dtypes):
-        return None
-    return np.result_type(*dtypes)
+    return bool(dtypes) and all(isinstance(d, np.dtype) and d.kind in "biuf" for d in dtypes)
 
 
 def _side_by_side(*parts):
-    """One partition of every frame, as the columns of one float64 frame (by position)."""
+    """One partition of every frame as the columns of one frame, by position, each
+    column's dtype kept."""
     import pandas as pd
 
     n = len(parts[0])
-    columns = []
+    columns = {}
     for part in parts:
         if len(part) != n:
             raise _Unaligned
-        values = part.to_numpy().reshape(n, -1)
-        if values.dtype.kind in "iu" and n and np.abs(values).max() >= _EXACT_INT:
-            raise _Unaligned
-        columns.append(values.astype(np.float64))
-    return pd.DataFrame(np.hstack(columns) if columns else np.empty((n, 0)))
+        for column in ([part] if part.ndim == 1 else [part.iloc[:, j]
+                                                      for j in range(part.shape[1])]):
+            columns[len(columns)] = column.to_numpy()
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def _columns(part, start, stop, series):
+    """Columns ``start:stop`` of a partition of the side-by-side frame, as an array."""
+    return part.iloc[:, start].to_numpy() if series else part.iloc[:, start:stop].to_numpy()
 
 
 def frames_as_arrays(*values):
     """``values`` with every Dask DataFrame or Series among them as a Dask array with
     known chunk sizes; the others as they are.
 
-    Frames with numbers only and the same partitions (as many, and the same
-    divisions or none known: columns of one source, typically) are converted
-    together: one pass counts the rows, and each array is a slice of a single
-    one, so their common source is built once per pass of whatever reads them.
-    Their rows are paired by position within each partition, as the arrays'
-    would be. Otherwise (text columns, other partitions, partitions of
-    different lengths found on the way, integers beyond 2**53) each frame is
-    converted on its own (:func:`frame_to_array`).
+    Frames computed from a common source (columns of one file or frame,
+    typically) are converted together when they hold numbers only and have as
+    many partitions with the same divisions (or none known): one pass counts
+    the rows, and each array's chunks are read off the same partitions, so
+    their source is built once per pass of whatever reads them. Rows pair by
+    position within each partition, as the arrays' would; each array has the
+    dtype its frame's ``to_dask_array`` would give. Otherwise (frames of other
+    sources, text columns, other partitions, partitions of different lengths)
+    each frame is converted on its own (:func:`frame_to_array`).
 
     Examples
     --------
@@ -106,39 +127,50 @@ def frames_as_arrays(*values):
     """
     where = [i for i, v in enumerate(values) if is_dask_frame(v)]
     frames = [_plain_numbers(values[i]) for i in where]
+    arrays = [None] * len(frames)
+    for group in _groups(frames):
+        members = [frames[k] for k in group]
+        known = {f.known_divisions for f in members}
+        if (len(members) > 1 and all(_numeric(f) for f in members)
+                and len({f.npartitions for f in members}) == 1
+                and (known == {False} or (known == {True} and len(
+                    {tuple(f.divisions) for f in members}) == 1))):
+            together = _converted_together(members)
+            if together is not None:
+                for k, array in zip(group, together):
+                    arrays[k] = array
     out = list(values)
-    if len(frames) < 2:
-        for i, frame in zip(where, frames):
-            out[i] = frame_to_array(frame)
-        return tuple(out)
-    dtypes = [_numpy_dtype(f) for f in frames]
-    known = {f.known_divisions for f in frames}
-    together = (all(d is not None for d in dtypes)  # (np.dtype(None) is float64)
-                and len({f.npartitions for f in frames}) == 1
-                and (known == {False} or (known == {True}
-                                          and len({tuple(f.divisions) for f in frames}) == 1)))
-    arrays = _converted_together(frames, dtypes) if together else None
     for k, i in enumerate(where):
-        out[i] = frame_to_array(frames[k]) if arrays is None else arrays[k]
+        out[i] = frame_to_array(frames[k]) if arrays[k] is None else arrays[k]
     return tuple(out)
 
 
-def _converted_together(frames, dtypes):
-    """Each frame's array, sliced from one (None when they cannot be paired)."""
+def _converted_together(frames):
+    """Each frame's array, its chunks read off the partitions of one side-by-side frame
+    (None when they cannot be paired)."""
+    import dask
+    import dask.array as da
     import dask.dataframe as dd
-    import pandas as pd
 
     widths = [len(f.columns) if f.ndim == 2 else 1 for f in frames]
-    meta = pd.DataFrame(np.empty((0, sum(widths))))
-    stacked = dd.map_partitions(_side_by_side, *frames, meta=meta, align_dataframes=False,
-                                enforce_metadata=False)
+    meta = _side_by_side(*(f._meta for f in frames))
     try:
-        whole = stacked.to_dask_array().compute_chunk_sizes()
+        stacked = dd.map_partitions(_side_by_side, *frames, meta=meta,
+                                    align_dataframes=False, enforce_metadata=False)
+        parts = stacked.to_delayed()
+        lengths = dask.compute(*[dask.delayed(len)(part) for part in parts])
     except _Unaligned:
         return None
+    except Exception:  # e.g. an optimiser that plans the frames' partitions otherwise:
+        return None  # each frame alone (where a real error in the data shows again)
     arrays, start = [], 0
-    for frame, width, dtype in zip(frames, widths, dtypes):
-        part = (whole[:, start:start + width] if frame.ndim == 2 else whole[:, start])
-        arrays.append(part if dtype == np.float64 else part.astype(dtype))
+    for frame, width in zip(frames, widths):
+        series = frame.ndim == 1
+        probe = _columns(meta, start, start + width, series)
+        chunks = [da.from_delayed(dask.delayed(_columns)(part, start, start + width, series),
+                                  shape=(n,) + probe.shape[1:], dtype=probe.dtype,
+                                  meta=probe)
+                  for part, n in zip(parts, lengths)]
+        arrays.append(da.concatenate(chunks) if len(chunks) > 1 else chunks[0])
         start += width
     return arrays

@@ -164,7 +164,9 @@ def test_nan_prediction_names_the_users_row(fitted, data):
 def test_total_budget_predicts_each_chunk_three_times(fitted, data, monkeypatch):
     """The solver's two passes and the labels: revenue and cost come from one model call."""
     d, _ = data
-    X = np.tile(d.X, (13, 1))  # 26,000 users: above the size solved without a subsample
+    # 26,000 users: above the size solved without a subsample; no two alike (copies tie,
+    # and tied candidates can take the solver's completion one more pass)
+    X = np.tile(d.X, (13, 1)) + np.random.default_rng(0).normal(scale=1e-3, size=(26_000, 1))
     calls = []
     predict = type(fitted)._predict_uplift
     monkeypatch.setattr(type(fitted), "_predict_uplift",

@@ -413,12 +413,12 @@ def test_columns_of_one_dask_dataframe_are_built_once_per_pass(rct, fitted):
     assert len(builds) == 3 * 4
 
 
-def test_dask_dataframes_that_cannot_be_converted_together_are_converted_one_by_one(
-        monkeypatch):
-    """Partitions of different lengths, other partitions, text, and integers float64 cannot
-    keep: each frame alone. Either way rows pair by position and dtypes are kept."""
+def test_dask_dataframes_converted_together_or_one_by_one(monkeypatch, tmp_path):
+    """Frames of one source with numbers only and the same partitions go together; others
+    (other sources, other partitions, text, partitions of other lengths) one by one. Either
+    way rows pair by position and dtypes are kept."""
     dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
-    from sklearn_budget import _dask_frames
+    from sklearn_budget import _dask_frames, allocate_at_multiplier
     from sklearn_budget._dask_frames import frames_as_arrays
 
     n = 1_000
@@ -428,29 +428,50 @@ def test_dask_dataframes_that_cannot_be_converted_together_are_converted_one_by_
     together = []
     convert = _dask_frames._converted_together
     monkeypatch.setattr(_dask_frames, "_converted_together",
-                        lambda *args: together.append(convert(*args) is not None) or convert(*args))
+                        lambda frames: together.append(convert(frames) is not None)
+                        or convert(frames))
     four = dd.from_pandas(a, npartitions=4)
-    cases = {  # name: (first, second, converted together without / with "big")
-        "same partitions": (four, four, [True, False]),
-        "other lengths": (four.clear_divisions(),
-                          dd.concat([dd.from_pandas(a.iloc[:100], npartitions=1),
-                                     dd.from_pandas(a.iloc[100:], npartitions=3)]
-                                    ).clear_divisions(), [False, False]),
-        "other counts": (four, dd.from_pandas(a, npartitions=3), []),
+    other = dd.concat([dd.from_pandas(a.iloc[:100], npartitions=1),  # another source
+                       dd.from_pandas(a.iloc[100:], npartitions=3)])
+    cases = {  # name: (first, second, calls of the together path and their outcome):
+        # the frames of each source together (first's three, second's two)
+        "one source": (four, four, [True]),
+        "one source, no divisions": (four.clear_divisions(), four.clear_divisions(), [True]),
+        "other sources": (four.clear_divisions(), other.clear_divisions(), [True, True]),
+        "other partitions": (four, dd.from_pandas(a, npartitions=3), [True, True]),
     }
     for name, (first, second, expected_together) in cases.items():
         together.clear()
-        for big in (False, True):
-            out = frames_as_arrays(first["t"], second["f32"], first["flag"],
-                                   second[["t", "f32"]], *([first["big"]] if big else []),
-                                   np.arange(3))
-            np.testing.assert_array_equal(out[-1], np.arange(3))
-            for got, column in zip(out[:-1], ("t", "f32", "flag", ["t", "f32"], "big")):
-                expected = a[column].to_numpy()
-                assert got.dtype == expected.dtype, name
-                np.testing.assert_array_equal(got.compute(), expected, err_msg=name)
+        out = frames_as_arrays(first["t"], second["f32"], first["flag"], second[["t", "f32"]],
+                               first["big"], np.arange(3))
+        np.testing.assert_array_equal(out[-1], np.arange(3))
+        for got, column in zip(out[:-1], ("t", "f32", "flag", ["t", "f32"], "big")):
+            expected = a[column].to_numpy()
+            assert got.dtype == expected.dtype, name
+            np.testing.assert_array_equal(got.compute(), expected, err_msg=name)
         assert together == expected_together, name
+    # one source, partitions of other lengths (filtered differently): found, one by one
+    together.clear()
+    t, f32 = frames_as_arrays(four["t"], four[four["f32"] > 10]["f32"])
+    assert together == [False] and t.shape == (n,) and f32.shape == ((a.f32 > 10).sum(),)
+    # a partition a filter emptied
+    some = four[four["f32"] > 100]
+    np.testing.assert_array_equal(
+        allocate_at_multiplier(some[["f32"]], some[["t"]], 1.0).compute(),
+        allocate_at_multiplier(a.loc[a.f32 > 100, ["f32"]], a.loc[a.f32 > 100, ["t"]], 1.0))
+    # text: one by one, and the checks name it
     t, text = frames_as_arrays(four["t"], four["text"])
     assert text.dtype == object and list(text.compute()[:2]) == ["a", "b"]
     with pytest.raises(TypeError, match="`revenue` must be numeric"):
         expected_outcome(four["t"], four["t"], four["text"], four["t"])
+    # a Parquet file read by row groups beside a frame of another source with as many
+    # partitions (the optimiser plans the file's otherwise): "Missing dependency" before
+    pytest.importorskip("pyarrow", reason="pyarrow is not installed: pip install '.[parquet]'")
+    for i in range(3):
+        a.iloc[300 * i:300 * (i + 1), :3].to_parquet(tmp_path / f"part{i}.parquet",
+                                                     row_group_size=100)
+    file = dd.read_parquet(tmp_path, split_row_groups=True)
+    same = dd.from_pandas(a.iloc[:900], npartitions=file.npartitions).clear_divisions()
+    np.testing.assert_array_equal(
+        allocate_at_multiplier(file[["f32"]], same[["t"]], 1.0).compute(),
+        allocate_at_multiplier(a[["f32"]].iloc[:900], a[["t"]].iloc[:900], 1.0))
