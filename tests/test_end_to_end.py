@@ -406,6 +406,22 @@ def test_auto_warmup_is_two_phases_and_never_worse_than_phase_one(data, y, seed)
         np.testing.assert_allclose(auto.predict(data.X), rw0.predict(data.X), rtol=1e-5,
                                    atol=1e-5)
     assert rw0.goal_phase_kept_ is None and rw0.goal_phase_win_rate_ is None
+    assert rw0.goal_phase_mean_gain_ is None
+
+
+def test_the_gate_says_which_condition_rejected_the_goal_phase(capsys):
+    # a review's fit: rejected with a win rate of 0.56 printed as "(needs 0.5)"; the
+    # mean bootstrap difference (negative), the condition that failed, was nowhere
+    from sklearn_budget.datasets import make_marketing_rct
+
+    d = make_marketing_rct(n_samples=3000, random_state=0)
+    est = EndToEndBudgetAllocator(budget=1.0, max_epochs=3, hidden_layer_sizes=(16,),
+                                  random_state=0, n_threads=1, verbose=1).fit(
+        d.X, rct_target(d.treatment, d.revenue, d.cost))
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("Goal phase ")]
+    assert est.goal_phase_win_rate_ >= est.goal_phase_acceptance  # (this fit's case)
+    assert not est.goal_phase_kept_ and est.goal_phase_mean_gain_ < 0
+    assert f"mean gain {est.goal_phase_mean_gain_:.4g} (needs > 0)" in line[0]
 
 
 def test_auto_warmup_acceptance_level_decides(data, y):
@@ -1609,8 +1625,9 @@ def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
     lrs = est.net_.history[:, "event_lr"]
     phase1 = est.warmup_epochs_
     np.testing.assert_allclose(lrs[:phase1], 1e-3 * 0.5 ** np.arange(phase1))
-    # phase 2 continues the schedule from goal_phase_lr (lr / 10), not from phase 1's lr
-    assert len(lrs) > phase1 and lrs[phase1] <= 1e-4 and lrs[phase1] < lrs[phase1 - 1]
+    # phase 2 restarts the schedule from goal_phase_lr (lr / 10), not from phase 1's lr
+    assert len(lrs) > phase1
+    np.testing.assert_allclose(lrs[phase1:], 1e-4 * 0.5 ** np.arange(len(lrs) - phase1))
     assert (tmp_path / "params.pt").is_file() and (tmp_path / "history.json").is_file()
     # the estimator's callbacks are templates: fits use clones, clone() and pickle work
     assert not hasattr(est.callbacks[0], "lr_scheduler_")  # the template stays unused
@@ -1626,14 +1643,33 @@ def test_skorch_callbacks_lr_schedule_and_checkpoint(data, y, tmp_path):
                                   est.predict(data.X[:20]))
 
 
+def test_a_cosine_schedule_past_its_period_stays_at_most_goal_phase_lr_in_phase_2(data, y):
+    # continued at phase 1's epoch count, torch's recursive cosine scaled goal_phase_lr by
+    # its ratios on the rising half: 365x goal_phase_lr in a review's 30-epoch fit
+    from skorch.callbacks import LRScheduler
+
+    est = make_est(warmup_epochs="auto", max_epochs=5, patience=5, callbacks=[
+        LRScheduler(policy="CosineAnnealingLR", T_max=3)]).fit(data.X, y)
+    lrs = np.asarray(est.net_.history[:, "event_lr"])
+    assert est.warmup_epochs_ > 3 and len(lrs) > est.warmup_epochs_  # phase 1 past T_max
+    phase2 = lrs[est.warmup_epochs_:]
+    assert phase2[0] == pytest.approx(1e-4) and (phase2 <= 1e-4 * (1 + 1e-6)).all()
+
+
 @pytest.mark.parametrize("callbacks, error, match", [
     ("LRScheduler", TypeError, "'callbacks' parameter"),
     ([object()], TypeError, "skorch Callback instances"),
     ([("early_stopping", Callback())], ValueError, "the fit's own"),
     ([("a", Callback()), ("a", Callback())], ValueError, "named 'a'"),
     ([("user_Callback_1", Callback()), Callback()], ValueError, "named 'user_Callback_1'"),
+    # pickling the net mid-fit failed after the first epoch on the fit's closures
+    ("checkpoint_pickle", ValueError, r"pickles the whole net during the fit \(f_pickle="),
 ])
-def test_bad_callbacks(data, y, callbacks, error, match):
+def test_bad_callbacks(data, y, callbacks, error, match, tmp_path):
+    if callbacks == "checkpoint_pickle":
+        from skorch.callbacks import Checkpoint
+
+        callbacks = [Checkpoint(dirname=str(tmp_path), f_pickle="net.pkl")]
     with pytest.raises((error, InvalidParameterError), match=match):
         make_est(callbacks=callbacks).fit(data.X, y)
 

@@ -238,9 +238,11 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         T_max=30)``) or checkpoints (``skorch.callbacks.Checkpoint(
         dirname=...)``, by default when ``valid_loss`` improves). Each fit
         uses fresh clones of them. They run after the validation scores
-        (``valid_loss``, ``valid_goal``), before early stopping. A schedule
-        spans both phases of ``warmup_epochs="auto"``: phase 2 continues its
-        epoch count from ``goal_phase_lr`` (the optimizer's ``initial_lr``).
+        (``valid_loss``, ``valid_goal``), before early stopping. With
+        ``warmup_epochs="auto"`` an ``LRScheduler`` restarts in the goal
+        phase: from its first epoch, at ``goal_phase_lr`` (unless it was
+        given ``last_epoch``); schedules of absolute rates (``CyclicLR``,
+        ``OneCycleLR``) set their own there too.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU.
     n_threads : int or None, default=None
@@ -278,8 +280,8 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         deployed network is phase 1's); see ``goal_phase_acceptance``. None
         when there is no goal phase to judge: a fixed warm-up,
         ``reg_weight=0`` or ``early_stopping=False`` (so are
-        ``phase1_best_epoch_``, ``goal_phase_best_epoch_`` and
-        ``goal_phase_win_rate_``).
+        ``phase1_best_epoch_``, ``goal_phase_best_epoch_``,
+        ``goal_phase_win_rate_`` and ``goal_phase_mean_gain_``).
     best_epoch_ : int
         The epoch (numbered as in ``net_.history``, from 1) whose weights
         the deployed network has: the one early stopping restored (phase 1's
@@ -297,6 +299,9 @@ class EndToEndBudgetAllocator(TrainingMixin, ScaledNetworkMixin, BaseBudgetAlloc
         Share of those resamples in which the goal phase's network had the
         higher validation goal (0 when its best epoch did not even beat
         phase 1 on the full validation data).
+    goal_phase_mean_gain_ : float or None
+        Their mean difference of the validation goal (EOM revenue per user);
+        the gate also needs it > 0. None where no resample was drawn.
     goal_batch_size_ : int or None
         The goal batch size used (``goal_batch_size`` with ``"auto"``
         resolved for the number of fitting users).

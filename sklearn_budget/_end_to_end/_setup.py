@@ -219,6 +219,12 @@ def check_callbacks(callbacks, reserved):
                              f"(taken: {', '.join(reserved)}).")
         if name in names:
             raise ValueError(f"Two callbacks are named {name!r}; names must be distinct.")
+        if getattr(callback, "f_pickle", None):  # skorch's Checkpoint, TrainEndCheckpoint
+            raise ValueError(
+                f"The callback {name!r} pickles the whole net during the fit "
+                f"(f_pickle={callback.f_pickle!r}), which then holds the fit's own callbacks "
+                "and data and cannot be pickled. Checkpoint the parameters (f_params, the "
+                "default) and pickle the fitted estimator after fit (joblib.dump(model, ...)).")
         names.append(name)
 
 

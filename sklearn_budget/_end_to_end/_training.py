@@ -14,7 +14,7 @@ import copy
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
+from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from sklearn.model_selection import train_test_split
@@ -79,6 +79,7 @@ class TrainingMixin(SetupMixin):
             lambda pred, rct: self._goal_of(pred, rct, self.budget),
             folds, self._goal_bootstrap_samples, seed)
         self.goal_phase_win_rate_ = float(np.mean(diffs > 0)) if len(diffs) else 0.0
+        self.goal_phase_mean_gain_ = float(np.mean(diffs)) if len(diffs) else None
         return bool(len(diffs) and diffs.mean() > 0
                     and self.goal_phase_win_rate_ >= self.goal_phase_acceptance)
 
@@ -91,6 +92,7 @@ class TrainingMixin(SetupMixin):
         each half's pick judged on the other half); sets
         ``goal_phase_win_rate_``.
         """
+        self.goal_phase_mean_gain_ = None
         if not len(phase2_goals) or float(np.max(phase2_goals)) <= phase1_goal:
             self.goal_phase_win_rate_ = 0.0
             return False
@@ -170,8 +172,13 @@ class TrainingMixin(SetupMixin):
                   + ("on the picking half " if self.goal_phase_validation == "split" else "")
                   + f"{phase1_goal:.4g}.", flush=True)
         for group in net.optimizer_.param_groups:
-            # initial_lr: where a user's LR schedule (re)starts in phase 2
+            # initial_lr: where a user's LR schedule restarts in phase 2
             group["lr"] = group["initial_lr"] = goal_lr
+        for _, callback in net.callbacks_:
+            # from its first epoch: continued at phase 1's count, torch's recursive forms
+            # scaled goal_lr by the schedule's ratios there (a cosine past T_max: 365x)
+            if isinstance(callback, LRScheduler) and "last_epoch" not in vars(callback):
+                callback.last_epoch = -1
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         frozen = _freeze_for_goal_phase(net.module_, self.goal_phase_params)
@@ -197,9 +204,11 @@ class TrainingMixin(SetupMixin):
                  + ". Lower goal_phase_lr.", UserWarning)
         if self.verbose:
             best = float(np.max(phase2)) if len(phase2) else float("nan")
+            gain = self.goal_phase_mean_gain_
             print(f"Goal phase {'kept' if kept else 'rejected (phase 1 deployed)'}: best "
                   f"validation goal {best:.4g} vs {phase1_goal:.4g}, bootstrap win rate "
-                  f"{self.goal_phase_win_rate_:.2f} (needs {self.goal_phase_acceptance:g}).",
+                  f"{self.goal_phase_win_rate_:.2f} (needs {self.goal_phase_acceptance:g})"
+                  + ("" if gain is None else f", mean gain {gain:.4g} (needs > 0)") + ".",
                   flush=True)
         self.warmup_epochs_ = phase1_epochs
         self.goal_phase_kept_ = kept
@@ -371,7 +380,7 @@ class TrainingMixin(SetupMixin):
             self.phase1_best_epoch_ = None
             self.goal_phase_best_epoch_ = None
             self.best_epoch_ = self._restored_epoch()
-            self.goal_phase_win_rate_ = None
+            self.goal_phase_win_rate_ = self.goal_phase_mean_gain_ = None
             self._check_converged(train_dict["x"])  # (two phases: checked after phase 1)
             epochs, warmup = len(self.net_.history), self._fixed_warmup()
             if self.reg_weight > 0 and epochs <= warmup < self.max_epochs:
