@@ -13,7 +13,9 @@ the memory:
   labels, with the id column read again.
 
 Every user error (a file that is missing, empty, unreadable or not a model, a
-blank or non-numeric feature cell, an output that cannot be written) is a
+blank or non-numeric feature cell, or one a pipeline's own steps refuse (a
+pipeline fitted on a DataFrame gets the columns as read, for its encoders and
+imputers), an output that cannot be written) is a
 :class:`CLIError`: one line, exit status 2. The model, the output and the
 first chunk are checked before any scoring; a bad cell in a later chunk
 stops the run with no output written.
@@ -68,6 +70,8 @@ def _feature_reader(model, columns, id_column, chunk_rows):
         if missing:
             raise CLIError(f"Input is missing the model's feature column(s) {missing}.")
         names = list(features)
+        if len(getattr(model, "steps", ())) > 1:  # a pipeline's own steps read the columns
+            return lambda frame, start: frame[names]  # (text to encode, blanks to impute)
         return lambda frame, start: _numeric(frame[names], start, chunk_rows)
     drop = [id_column] if id_column in columns else []
     n_in = getattr(model, "n_features_in_", len(columns) - len(drop))
@@ -100,7 +104,7 @@ def _uplift(model, X, start, path):
     final = getattr(model, "_final_estimator", model)
     try:
         if hasattr(final, "_validated_uplift"):
-            Xt = model._transformed(X) if final is not model else X
+            Xt = _transformed(model, X, start, path) if final is not model else X
             # rows counted from 1 as data rows of the file
             r, c = final._validated_uplift(Xt, (start + 1, f"the data rows of {str(path)!r}"))
         else:
@@ -108,6 +112,15 @@ def _uplift(model, X, start, path):
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     return np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64)
+
+
+def _transformed(model, X, start, path):
+    """A pipeline's transformer steps applied to a chunk; their errors name its rows."""
+    try:
+        return model._transformed(X)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"The model's transformer steps refused data rows {start + 1} to "
+                       f"{start + len(X)} of {str(path)!r}: {exc}") from None
 
 
 def _deployed(model, budget):

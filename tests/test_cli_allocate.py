@@ -284,3 +284,45 @@ def test_a_date_feature_is_not_read_as_nanoseconds(saved, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "Feature column 'x2' has 1000 blank or non-numeric value(s), the " \
         "first ('2024-05-01 00:00:00') in data row 1" in err
+
+
+def test_a_pipeline_gets_the_columns_as_read_for_its_encoders_and_imputers(tmp_path, capsys):
+    # a text column one-hot encoded and blanks imputed by the pipeline's own steps were
+    # refused as "blank or non-numeric" cells although pipe.allocate(frame) took them
+    import joblib
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from sklearn_budget import rct_target
+    from sklearn_budget.baselines import make_meta_learner
+    from sklearn_budget.pipeline import make_budget_pipeline
+
+    d = make_marketing_rct(n_samples=1500, random_state=0)
+    frame = pd.DataFrame(d.X[:, :3], columns=["a", "b", "c"]).assign(
+        region=np.random.default_rng(0).choice(["north", "south", "east"], 1500))
+    frame.loc[::7, "b"] = np.nan
+    steps = make_column_transformer(
+        (OneHotEncoder(sparse_output=False, handle_unknown="ignore"), ["region"]),
+        (SimpleImputer(), ["a", "b", "c"]))
+    pipe = make_budget_pipeline(steps, TwoStageBudgetAllocator(
+        make_meta_learner("T", Ridge()), budget=0.5)).fit(
+        frame, rct_target(d.treatment, d.revenue, d.cost))
+    joblib.dump(pipe, tmp_path / "model.joblib")
+    users = frame.iloc[:300].copy()
+    users.insert(0, "id", np.arange(300))
+    users.to_csv(tmp_path / "users.csv", index=False)
+    args = ["allocate", "--model", str(tmp_path / "model.joblib"), "--input",
+            str(tmp_path / "users.csv"), "--output", str(tmp_path / "o.csv"), "--quiet",
+            "--chunk-rows", "64"]
+    assert main(args) == 0
+    np.testing.assert_array_equal(pd.read_csv(tmp_path / "o.csv").treatment,
+                                  pipe.allocate(users.drop(columns="id")))
+    users = users.astype({"c": object})
+    users.loc[150, "c"] = "unknown"  # a cell the imputer cannot read: the chunk's rows named
+    users.to_csv(tmp_path / "users.csv", index=False)
+    assert main(args) == 2
+    assert ("The model's transformer steps refused data rows 129 to 192"
+            in capsys.readouterr().err)
