@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ._solver import solve_budget_allocation
+from ._labels import _plain
+from ._solver import allocate_at_multiplier, solve_budget_allocation
 from ._validation import check_both_sides, check_budget
 from ._warnings import warn
 from .metrics import cost_curve
@@ -56,6 +57,21 @@ class CalibrationMixin:
         )
         self._calibrated_budget = check_budget(self.budget)
         self.multiplier_ = self._multiplier_for(self._calibrated_budget)
+        if self._calibration_rct is not None:
+            self._warn_if_few_matched(r_cal, c_cal, rct_cal)
+
+    def _warn_if_few_matched(self, r, c, rct, few=30, share=0.05):
+        """Warn when the calibrated policy gives a level to many users but the slice has
+        only a handful of that arm's users (its spend is then estimated from those)."""
+        policy = np.bincount(allocate_at_multiplier(r, c, self.multiplier_),
+                             minlength=len(self.levels_) + 1) / r.shape[0]
+        users = np.bincount(rct.arm, minlength=len(self.levels_) + 1)
+        for k in np.flatnonzero((policy[1:] >= share) & (users[1:] < few)) + 1:
+            warn(f"The calibrated policy gives level {_plain([self.levels_[k - 1]])[0]!r} to "
+                 f"{policy[k]:.0%} of the calibration users, but only {users[k]} of them were "
+                 "assigned that level in the RCT: the deployed spend rests on those few and "
+                 "may be far from the budget. Collect more users of that level, hold out "
+                 "more (calibration_size), or use calibration='predicted'.", UserWarning)
 
     def _deployed_multiplier(self, budget=None):
         """``multiplier_``, or the multiplier re-read for another ``budget`` per user
@@ -77,6 +93,8 @@ class CalibrationMixin:
             return read_multiplier(self.calibration_curve_, budget, r, c,
                                    self._calibration_rct, estimate)
         r, c = self._calibration_uplift
+        # above every user's largest cost any policy fits (and budget x n cannot overflow)
+        budget = min(budget, max(float(np.max(c, initial=0.0)), 0.0))
         return float(solve_budget_allocation(r, c, budget_per_user=budget).multiplier)
 
     def _warn_if_unreachable(self, budget, r, c):
