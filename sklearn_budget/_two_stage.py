@@ -60,8 +60,8 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
     :class:`~sklearn_budget.EndToEndBudgetAllocator`: stage 1 fits a revenue
     and a cost uplift model with any uplift learner (causalml meta-learners
     such as ``BaseTRegressor``, ``BaseXRegressor``, ``BaseRRegressor``,
-    ``BaseDRRegressor``, ``BaseSRegressor``, their classifier twins, or any
-    object with the same contract); stage 2 assigns each user the level
+    ``BaseDRRegressor``, ``BaseSRegressor``, their classifier twins for a
+    0/1 outcome, or any object with the same contract); stage 2 assigns each user the level
     maximising ``r_hat - multiplier * c_hat``
     (:func:`~sklearn_budget.allocate_at_multiplier`), with the multiplier
     calibrated so that the budget is met.
