@@ -34,16 +34,22 @@ def gathered(X):
 
 
 def check_frame_columns(obj, X):
-    """``X``, checked: a Dask DataFrame must have the columns the fitted ``obj`` was
-    fitted on, in that order (as scikit-learn asks of a pandas one)."""
+    """``X``, checked now against the fitted ``obj``: a Dask DataFrame must have the
+    columns it was fitted on, in that order (as scikit-learn asks of a pandas one), or
+    as many when it was fitted without names; a Dask array as many features."""
     check_is_fitted(obj)
     names = getattr(obj, "feature_names_in_", None)
-    if is_dask_frame(X) and names is not None and (
-            [str(c) for c in X.columns] != [str(n) for n in names]):
+    n_features = getattr(obj, "n_features_in_", None)
+    if not is_dask_frame(X):
+        return check_dask_rows(X, n_features, type(obj).__name__) if is_dask(X) else X
+    if names is not None and [str(c) for c in X.columns] != [str(n) for n in names]:
         raise ValueError(
             f"X has the columns {[str(c) for c in X.columns][:10]}, but "
             f"{type(obj).__name__} was fitted on {[str(n) for n in names][:10]}: select "
             "those, in that order (X[list(model.feature_names_in_)]).")
+    if names is None and n_features is not None and len(X.columns) != n_features:
+        raise ValueError(f"X has {len(X.columns)} features, but {type(obj).__name__} was "
+                         f"fitted with {n_features} features.")
     return X
 
 

@@ -50,10 +50,6 @@ def frame_to_array(frame):
         return _plain_numbers(frame).to_dask_array().compute_chunk_sizes()
 
 
-class _Unaligned(Exception):
-    """Partitions of the frames differ in length."""
-
-
 def _sources(frame):
     """Names of the sources (expressions without inputs) ``frame`` is computed from."""
     expr = getattr(frame, "expr", None)
@@ -87,14 +83,22 @@ def _side_by_side(*parts):
     import pandas as pd
 
     n = len(parts[0])
+    if any(len(part) != n for part in parts):  # marked, not raised: a raise inside a task
+        return _UNALIGNED  # is logged as an error by a distributed worker
     columns = {}
     for part in parts:
-        if len(part) != n:
-            raise _Unaligned
         for column in ([part] if part.ndim == 1 else [part.iloc[:, j]
                                                       for j in range(part.shape[1])]):
             columns[len(columns)] = column.to_numpy()
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+# the partition of frames whose partitions differ in length (no frame: its rows are -1)
+_UNALIGNED = None
+
+
+def _rows(part):
+    return -1 if part is _UNALIGNED else len(part)
 
 
 def _columns(part, start, stop, series):
@@ -158,11 +162,11 @@ def _converted_together(frames):
         stacked = dd.map_partitions(_side_by_side, *frames, meta=meta,
                                     align_dataframes=False, enforce_metadata=False)
         parts = stacked.to_delayed()
-        lengths = dask.compute(*[dask.delayed(len)(part) for part in parts])
-    except _Unaligned:
-        return None
+        lengths = dask.compute(*[dask.delayed(_rows)(part) for part in parts])
     except Exception:  # e.g. an optimiser that plans the frames' partitions otherwise:
         return None  # each frame alone (where a real error in the data shows again)
+    if min(lengths, default=0) < 0:
+        return None
     arrays, start = [], 0
     for frame, width in zip(frames, widths):
         series = frame.ndim == 1

@@ -34,15 +34,13 @@ Method (exact Lagrangian + greedy completion):
    LP-efficient upgrades (the upper hull of their options seen from their
    choice, a tie jumping to its farthest option) are taken best revenue per
    cost first while they fit, then each user may take the one option that
-   still fits best (where tied users, identical copies, fill the band, the
-   budget they leave, up to one copy's cost, then goes to every upgrade that
-   still fits, band or not: one more pass, only then). This is the classical
-   LP rounding: the result is feasible and within one user's revenue step of
-   the integer optimum, that is within ``max_i max_k r[i, k]`` when no cost
-   uplift is negative (with negative costs, within the largest difference
-   between two arms' revenues of one user). It does not depend on the
-   subsample (``random_state``), except that among levels whose scores tie
-   at ``lam*`` only up to rounding a user may get either.
+   still fits best. This is the classical LP rounding: the result is feasible
+   and within one user's revenue step of the integer optimum, that is within
+   ``max_i max_k r[i, k]`` when no cost uplift is negative (with negative
+   costs, within the largest difference between two arms' revenues of one
+   user). It does not depend on the subsample (``random_state``), except that
+   among levels whose scores tie at ``lam*`` only up to rounding a user may
+   get either.
 
 Speed: a pass over the data works on blocks of a few thousand users in reused
 buffers, transposed to (K, rows) for numpy so that the max over levels is a

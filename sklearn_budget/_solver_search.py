@@ -31,35 +31,6 @@ _FULL_GREEDY_SIZE = 20_000
 _GREEDY_BAND = 2.0**-10
 
 
-def _has_duplicates(gain, extra):
-    """Whether two candidates have the same gain and extra cost (tied users)."""
-    if gain.shape[0] < 2:
-        return False
-    order = np.lexsort((extra, gain))
-    g, e = gain[order], extra[order]
-    return bool(((g[1:] == g[:-1]) & (e[1:] == e[:-1])).any())
-
-
-def _few_copies(user, level, gain, extra, left):
-    """The candidates less the copies beyond those the budget ``left`` could pay for.
-
-    Identical candidates (same level, gain and extra cost ``e``: copies of one
-    user) are interchangeable, and at most ``left / e`` of them fit; the first
-    ``floor(left / e) + 1`` of each are kept (all where ``e <= 0``).
-    """
-    m = user.shape[0]
-    if m < 2:
-        return user, level, gain, extra
-    order = np.lexsort((extra, gain, level))  # stable: copies in candidate order
-    lv, g, e = level[order], gain[order], extra[order]
-    new = np.ones(m, dtype=bool)
-    new[1:] = (lv[1:] != lv[:-1]) | (g[1:] != g[:-1]) | (e[1:] != e[:-1])
-    pos = np.arange(m)
-    rank = pos - np.maximum.accumulate(np.where(new, pos, 0))
-    keep = np.sort(order[(e <= 0) | (rank * e <= left)])
-    return user[keep], level[keep], gain[keep], extra[keep]
-
-
 class _Solver(_SubsampleBracket):
     """State of one solve: the bracket, the settled users and the active ones.
 
@@ -279,10 +250,7 @@ class _Solver(_SubsampleBracket):
         blocked pass over all users (no copies). Which of them to take is
         decided by :func:`~sklearn_budget._solver_greedy.complete_greedily`
         (each user's chain of LP-efficient upgrades, best revenue per cost
-        first). Tied candidates in the band (copies of one user) can leave
-        up to one copy's cost while a cheaper upgrade below the band fits:
-        then the upgrades of every user that fit what is left are the
-        candidates of a second round (one more pass).
+        first).
         """
         ops = self.ops
         left = self.budget - self.spend
@@ -306,21 +274,6 @@ class _Solver(_SubsampleBracket):
         if not parts:
             return
         user, level, gain, extra = (np.concatenate([p[i] for p in parts]) for i in range(4))
-        self._take_upgrades(user, level, gain, extra, left)
-        # Tied users in the band (identical copies: the same gain for the same extra
-        # cost) can leave up to one copy's cost unspent, more than any upgrade the band
-        # holds may cost, while cheaper upgrades below the band fit: then every upgrade
-        # that fits the budget left is a candidate (one more pass). Without ties the
-        # band's candidates are distinct and this never runs.
-        left = self.budget - self.spend
-        if lam_ref > 0 and left > 0 and _has_duplicates(gain, extra):
-            parts = [p for p in self._all_upgrades(left, 0.0) if p is not None]
-            if parts:
-                self._take_upgrades(*_few_copies(*(np.concatenate([p[i] for p in parts])
-                                                   for i in range(4)), left), left)
-
-    def _take_upgrades(self, user, level, gain, extra, left):
-        """Take the upgrades :func:`complete_greedily` picks among the candidates."""
         users, arms, spent, gained = complete_greedily(user, level, gain, extra, self.k, left)
         if users.shape[0]:
             self.spend += spent

@@ -1654,6 +1654,11 @@ def test_a_cosine_schedule_past_its_period_stays_at_most_goal_phase_lr_in_phase_
     assert est.warmup_epochs_ > 3 and len(lrs) > est.warmup_epochs_  # phase 1 past T_max
     phase2 = lrs[est.warmup_epochs_:]
     assert phase2[0] == pytest.approx(1e-4) and (phase2 <= 1e-4 * (1 + 1e-6)).all()
+    # a schedule without an epoch count goes on as it is (the first version of the restart
+    # passed it last_epoch: "ReduceLROnPlateau.__init__() got an unexpected keyword")
+    plateau = make_est(warmup_epochs="auto", max_epochs=4, patience=2, callbacks=[
+        LRScheduler(policy="ReduceLROnPlateau", monitor="valid_loss")]).fit(data.X, y)
+    assert len(plateau.net_.history) > plateau.warmup_epochs_
 
 
 @pytest.mark.parametrize("callbacks, error, match", [

@@ -269,6 +269,17 @@ def test_score_with_a_dask_dataframe_target(rct, fitted):
         assert model.score(features, frame) == pytest.approx(model.score(d.X, y), rel=1e-12)
 
 
+def test_score_on_dask_checks_the_features_before_the_target(rct, fitted):
+    # converting X with the target's columns had moved y's checks first on Dask
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
+    d, _, _ = rct
+    est, _, _ = fitted
+    bad_y = pd.DataFrame({"revenue": d.revenue, "cost": d.cost})  # no treatment
+    for X in (_dask(d.X[:, :5], 3_000), dd.from_pandas(pd.DataFrame(d.X[:, :5]), npartitions=3)):
+        with pytest.raises(ValueError, match="X has 5 features, but TwoStageBudgetAllocator"):
+            est.score(X, bad_y)
+
+
 def test_mt_aucc_reads_chunks_and_aucc_says_it_cannot(rct):
     from sklearn_budget.metrics import aucc, mt_aucc
 

@@ -1,6 +1,5 @@
 """Budget solver: feasibility, optimality against an exact integer program, inputs."""
 
-import math
 import numpy as np
 import pytest
 import torch
@@ -462,27 +461,3 @@ def test_tied_groups_with_no_breakpoint_between_them_fill_the_budget():
     assert sol.dual_bound - sol.value <= r.max() - r.min()  # the MCKP bound
     assert sol.value > 102_500
     assert sol.dual_bound - sol.value < 1.0  # the dual read at the LP's multiplier too
-
-from sklearn_budget import solve_budget_allocation
-
-
-def test_tied_groups_leftover_spent_below_the_greedy_band():
-    # 10,000 copies of user A (one level: revenue 2, cost 1, ratio 2) and 20,000 of user B
-    # (revenue 0.19, cost 0.1, ratio 1.9). lam* = 2: half of the A's are upgraded, and
-    # 0.55 is left, where 5 B upgrades (ratio 1.9, outside the band below lam*) fit.
-    n_a, n_b = 10_000, 20_000
-    r = np.repeat([[2.0], [0.19]], [n_a, n_b], axis=0)
-    c = np.repeat([[1.0], [0.1]], [n_a, n_b], axis=0)
-    perm = np.random.default_rng(0).permutation(n_a + n_b)
-    r, c = r[perm], c[perm]
-    budget = 0.5 * n_a + 0.55
-    sol = solve_budget_allocation(r, c, budget)
-    a = np.asarray(sol.assignment)
-    assert sol.multiplier == 2.0
-    taken_a = int(((a == 1) & (c[:, 0] == 1.0)).sum())
-    taken_b = int(((a == 1) & (c[:, 0] == 0.1)).sum())
-    assert (taken_a, taken_b) == (n_a // 2, 5)
-    spend = math.fsum(c[a == 1, 0])
-    assert sol.spend <= budget and spend <= budget
-    assert sol.spend == pytest.approx(spend) and budget - sol.spend < 0.1
-    assert sol.value == pytest.approx(math.fsum(r[a == 1, 0])) == pytest.approx(n_a + 0.95)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PrintLog
+from skorch.callbacks import Callback, LRScheduler, PrintLog
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import RandomSampler
 
@@ -13,7 +15,7 @@ from .._solver import solve_budget_allocation
 from ._goal import decide, gain_matrix, marketing_goal, penalised_gains
 
 __all__ = ["BudgetNet", "GoalMultiplier", "GoalPhaseAveraging", "GoalPrintLog",
-           "goal_batch_size_for"]
+           "goal_batch_size_for", "restart_lr_schedules"]
 
 _LOSSES = {"huber": torch.nn.functional.huber_loss, "mse": torch.nn.functional.mse_loss}
 
@@ -273,3 +275,21 @@ class GoalPrintLog(PrintLog):
             self.first_iteration_ = True  # PrintLog prints the header then
             self.columns_ = columns
         super().on_epoch_end(net, **kwargs)
+
+
+def restart_lr_schedules(net):
+    """Start the user's LR schedules (skorch ``LRScheduler``) afresh at the optimizer's
+    ``lr``, for the goal phase: continued at phase 1's epoch count, torch's recursive
+    forms scaled the goal phase's lr by the schedule's ratios there (a cosine past its
+    ``T_max``: 365x in a review's fit). Not a schedule given ``last_epoch``, nor one
+    without an epoch count (``ReduceLROnPlateau``)."""
+    for _, callback in net.callbacks_:
+        if not isinstance(callback, LRScheduler) or "last_epoch" in vars(callback):
+            continue
+        policy = getattr(callback, "policy_", None) or callback.policy
+        try:
+            takes = "last_epoch" in inspect.signature(policy).parameters
+        except (TypeError, ValueError):  # (a string skorch did not resolve)
+            takes = False
+        if takes:
+            callback.last_epoch = -1

@@ -14,7 +14,7 @@ import copy
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler, ProgressBar
+from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from sklearn.model_selection import train_test_split
@@ -24,7 +24,8 @@ from .._validation import check_both_sides
 from .._warnings import warn
 from ._gate import CrossFit, check_halves, halves as _halves, paired_bootstrap_differences
 from ._module import UpliftNetwork
-from ._net import BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for
+from ._net import (BudgetNet, GoalMultiplier, GoalPhaseAveraging, goal_batch_size_for,
+                   restart_lr_schedules)
 from ._scaling import _finite
 from ._setup import (GOAL_PHASE_PARAMS, OPTIMIZERS, TORCH_GLOBAL_STATE, SetupMixin,
                      resolve_device,
@@ -174,11 +175,7 @@ class TrainingMixin(SetupMixin):
         for group in net.optimizer_.param_groups:
             # initial_lr: where a user's LR schedule restarts in phase 2
             group["lr"] = group["initial_lr"] = goal_lr
-        for _, callback in net.callbacks_:
-            # from its first epoch: continued at phase 1's count, torch's recursive forms
-            # scaled goal_lr by the schedule's ratios there (a cosine past T_max: 365x)
-            if isinstance(callback, LRScheduler) and "last_epoch" not in vars(callback):
-                callback.last_epoch = -1
+        restart_lr_schedules(net)
         stopper = dict(net.callbacks_)["early_stopping"]
         stopper.monitor, stopper.lower_is_better = "valid_goal", False
         frozen = _freeze_for_goal_phase(net.module_, self.goal_phase_params)
