@@ -15,7 +15,8 @@ the memory:
 Every user error (a file that is missing, empty, unreadable or not a model, a
 blank or non-numeric feature cell, or one a pipeline's own steps refuse (a
 pipeline fitted on a DataFrame gets the columns as read, for its encoders and
-imputers), an output that cannot be written) is a
+imputers: its error then names the chunk's first such cell), an output that
+cannot be written) is a
 :class:`CLIError`: one line, exit status 2. The model, the output and the
 first chunk are checked before any scoring; a bad cell in a later chunk
 stops the run with no output written.
@@ -102,25 +103,52 @@ def _uplift(model, X, start, path):
     """``(predict(X), predict_cost(X))`` of a chunk from one model call where the model
     allows it; the model's ValueError (NaN predicted) names the user's data row."""
     final = getattr(model, "_final_estimator", model)
+    raw = len(getattr(model, "steps", ())) > 1 and hasattr(X, "columns")  # (columns as read)
     try:
         if hasattr(final, "_validated_uplift"):
-            Xt = _transformed(model, X, start, path) if final is not model else X
+            Xt = model._transformed(X) if final is not model else X
             # rows counted from 1 as data rows of the file
             r, c = final._validated_uplift(Xt, (start + 1, f"the data rows of {str(path)!r}"))
         else:
             r, c = model.predict(X), model.predict_cost(X)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        if not raw:
+            if isinstance(exc, TypeError):
+                raise
+            raise CLIError(str(exc)) from None
+        raise _refused(exc, X, start, path) from None
     return np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64)
 
 
-def _transformed(model, X, start, path):
-    """A pipeline's transformer steps applied to a chunk; their errors name its rows."""
-    try:
-        return model._transformed(X)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(f"The model's transformer steps refused data rows {start + 1} to "
-                       f"{start + len(X)} of {str(path)!r}: {exc}") from None
+def _refused(exc, X, start, path):
+    """The CLIError of a chunk a pipeline refused: the likely cell (a text cell in a column
+    of numbers; a blank one when the pipeline met NaN), else its message, on one line."""
+    rows = f"The model refused data rows {start + 1} to {start + len(X)} of {str(path)!r}"
+    found = _first_bad_cell(X, blanks="NaN" in str(exc))
+    if found is None:
+        return CLIError(f"{rows}: {' '.join(str(exc).split())}")
+    column, row, cell = found
+    return CLIError(f"{rows}: feature column {column!r} has {cell} in data row "
+                    f"{start + row + 1}.")
+
+
+def _first_bad_cell(X, blanks):
+    """``(column, row, cell)`` of the first text cell in a column that holds numbers (a
+    column of text is a pipeline's to encode), or with ``blanks`` of the first blank cell
+    (one it does not impute); None."""
+    import pandas as pd
+
+    for name in X.columns:
+        numbers = pd.to_numeric(X[name], errors="coerce")
+        text = (numbers.isna() & X[name].notna()).to_numpy()
+        if text.any() and numbers.notna().any():
+            row = int(np.flatnonzero(text)[0])
+            return name, row, f"the text {X[name].iloc[row]!r:.40}"
+    for name in X.columns if blanks else ():
+        missing = X[name].isna().to_numpy()
+        if missing.any():
+            return name, int(np.flatnonzero(missing)[0]), "a blank cell"
+    return None
 
 
 def _deployed(model, budget):
@@ -271,7 +299,9 @@ def cmd_allocate(args):
         raise CLIError(f"--id-column {args.id_column!r}: the input has no such column; its "
                        f"columns are {[str(c) for c in first.columns][:12]}.")
     read = _feature_reader(model, list(first.columns), args.id_column, args.chunk_rows)
-    read(first, first_start)  # a bad cell in the first chunk fails before any work
+    X = read(first, first_start)  # a bad cell in the first chunk fails before any work
+    if len(getattr(model, "steps", ())) > 1 and hasattr(X, "columns"):
+        _uplift(model, X, first_start, args.input)  # (the pipeline's own steps read them)
     has_id = args.id_column in first.columns
     if not has_id:
         print(f"sklearn-budget allocate: note: no {args.id_column!r} column in the input; the "

@@ -294,7 +294,7 @@ def test_a_pipeline_gets_the_columns_as_read_for_its_encoders_and_imputers(tmp_p
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from sklearn_budget import rct_target
     from sklearn_budget.baselines import make_meta_learner
@@ -324,5 +324,22 @@ def test_a_pipeline_gets_the_columns_as_read_for_its_encoders_and_imputers(tmp_p
     users.loc[150, "c"] = "unknown"  # a cell the imputer cannot read: the chunk's rows named
     users.to_csv(tmp_path / "users.csv", index=False)
     assert main(args) == 2
-    assert ("The model's transformer steps refused data rows 129 to 192"
-            in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert ("The model refused data rows 129 to 192 of" in err and "feature column 'c' has "
+            "the text 'unknown' in data row 151." in err)
+    # a pipeline whose steps do not impute: a blank cell is named as before (sklearn's
+    # several-line "Input X contains NaN" came instead), in the first chunk before any note
+    scaled = make_budget_pipeline(StandardScaler(), TwoStageBudgetAllocator(
+        make_meta_learner("T", Ridge()), budget=0.5)).fit(
+        frame[["a", "c"]], rct_target(d.treatment, d.revenue, d.cost))
+    joblib.dump(scaled, tmp_path / "model.joblib")
+    users = frame[["a", "c"]].iloc[:300].copy()
+    users.loc[5, "c"] = np.nan
+    users.to_csv(tmp_path / "users.csv", index=False)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"sklearn-budget allocate: error: The model refused data rows 1 to 64 of "
+        f"{str(tmp_path / 'users.csv')!r}: feature column 'c' has a blank cell in data row "
+        "6."]
