@@ -93,8 +93,9 @@ class CalibrationMixin:
             return read_multiplier(self.calibration_curve_, budget, r, c,
                                    self._calibration_rct, estimate)
         r, c = self._calibration_uplift
-        # above every user's largest cost any policy fits (and budget x n cannot overflow)
-        budget = min(budget, max(float(np.max(c, initial=0.0)), 0.0))
+        if budget > max(float(np.max(c, initial=0.0)), 0.0):
+            return 0.0  # above every user's largest cost any policy fits (and a huge
+            # budget x n would overflow; at exactly that cost the sum's rounding decides)
         return float(solve_budget_allocation(r, c, budget_per_user=budget).multiplier)
 
     def _warn_if_unreachable(self, budget, r, c):

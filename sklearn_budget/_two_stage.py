@@ -37,6 +37,18 @@ def _accepts(method, name):
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _sklearn_model(learner):
+    """Whether ``learner`` is a scikit-learn regressor or classifier (a Pipeline or search
+    around one too): its ``fit(**params)`` takes no ``treatment``, unlike a wrapper that
+    forwards causalml's keywords."""
+    from sklearn.base import is_classifier, is_regressor
+
+    try:
+        return is_regressor(learner) or is_classifier(learner)
+    except Exception:  # (objects without scikit-learn's tags)
+        return False
+
+
 def _check_classifier_outcome(learner, outcome, name, cloned):
     """A classifier learner (causalml's ``Base*Classifier``) models a 0/1 outcome: else a
     ValueError naming the learner (the cost learner clones the revenue one by default)."""
@@ -188,7 +200,8 @@ class TwoStageBudgetAllocator(BaseBudgetAllocator):
                     raise TypeError(
                         f"`{name}` holds the class {value.__name__} as its `{key}`; pass an "
                         f"instance, {value.__name__}(...).")
-            if not _names(learner.fit, "treatment"):  # (a **kwargs fit: a plain regressor)
+            if not (_names(learner.fit, "treatment") or (
+                    _accepts(learner.fit, "treatment") and not _sklearn_model(learner))):
                 kind = type(learner).__name__
                 raise TypeError(
                     f"`{name}` must be an uplift learner whose fit takes X, treatment and y "

@@ -503,3 +503,37 @@ def test_calibration_budget_beyond_every_cost_and_a_thin_arm(meta, data, y):
                                          r"but only 5 of them"):
         TwoStageBudgetAllocator(meta.BaseTRegressor(learner=Ridge()), budget=1.0,
                                 random_state=0).fit(data.X[keep], thin)
+
+
+def test_a_wrapper_forwarding_causalmls_keywords_and_a_fixed_cost(meta, data, y):
+    # two regressions of the first version of the checks above (helper hG): a learner whose
+    # fit forwards *args / **kwargs to a causalml learner was refused; and "predicted"
+    # calibration with one predicted cost for everyone (a contact cost of 0.7) capped the
+    # budget at 0.7, where the sum's rounding overspent: multiplier 11.5, a user dropped
+    class Logged:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def get_params(self, deep=False):
+            return {"inner": self.inner}
+
+        def fit(self, *args, **kwargs):
+            return self.inner.fit(*args, **kwargs)
+
+        def predict(self, *args, **kwargs):
+            return self.inner.predict(*args, **kwargs)
+
+    wrapped = TwoStageBudgetAllocator(Logged(meta.BaseTRegressor(learner=Ridge())),
+                                      budget=1.0, random_state=0).fit(data.X, y)
+    plain = TwoStageBudgetAllocator(meta.BaseTRegressor(learner=Ridge()), budget=1.0,
+                                    random_state=0).fit(data.X, y)
+    assert wrapped.multiplier_ == plain.multiplier_
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(3000, 4)), rng.integers(0, 2, 3000)
+    fixed = rct_target(t, rng.gamma(20.0, 1.0, 3000) + 20.0 * t, 0.7 * t)  # all gain
+    from sklearn_budget.baselines import make_meta_learner
+
+    est = TwoStageBudgetAllocator(make_meta_learner("T", random_state=0), budget=1.0,
+                                  calibration="predicted", random_state=0).fit(X, fixed)
+    np.testing.assert_allclose(est.predict_cost(X), 0.7)
+    assert est.multiplier_ == 0.0 and (est.allocate(X) == 1).all()
