@@ -5,7 +5,8 @@ join) is simulated by a ``map_partitions`` step that counts its calls. Its colum
 are passed to one call at a time, as users do: ``frame[r_cols]`` and
 ``frame[c_cols]`` to the solver (then its labels computed), the RCT's columns to
 ``cost_curve`` and ``expected_outcome``, and features beside the target columns to
-an allocator's ``score`` (the array: its slices as ``y``, ``treatment=``, ``cost=``). Reported: builds of each partition per call, against the
+an allocator's ``score`` (the array: its slices as ``y``, ``treatment=``,
+``cost=``). Reported: builds of each partition per call, against the
 same calls on one Dask array of the same data (whose chunks are built once per
 pass) and against the expected minimum (one pass to count the frame's rows, plus
 the call's passes).

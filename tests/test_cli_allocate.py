@@ -293,7 +293,6 @@ def test_a_pipeline_gets_the_columns_as_read_for_its_encoders_and_imputers(tmp_p
     from sklearn.compose import make_column_transformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from sklearn_budget import rct_target
